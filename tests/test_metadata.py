@@ -268,7 +268,7 @@ def test_misspelt_key_is_rejected():
 def test_unquoted_boolean_category_is_rejected():
     raw = _minimal()
     raw["features"][1]["categories"] = {True: "Works", False: "Does not work"}
-    _raises(raw, "features.1.categories", "valid string")
+    _raises(raw, "feature 'Colour' > categories", "quote them")
 
 
 def test_bad_file_error_names_the_file(tmp_path):
