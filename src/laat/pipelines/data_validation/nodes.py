@@ -1,0 +1,22 @@
+"""Thin nodes over `laat.schema`: report first (always persisted), then a gate that stops the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from laat.datasets import parse_metadata
+from laat.schema import DataValidationError, format_report, validation_report
+
+
+def check_dataset(raw: pd.DataFrame, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Validate every row and column lazily; the report is saved even when the data is bad."""
+    return validation_report(raw, parse_metadata(metadata))
+
+
+def require_valid(raw: pd.DataFrame, report: dict[str, Any]) -> pd.DataFrame:
+    """Pass the data on only if its report passed, so nothing downstream sees bad rows."""
+    if report["status"] != "passed":
+        raise DataValidationError(format_report(report), report)
+    return raw
