@@ -1,0 +1,60 @@
+"""Train/test splits of the LAAT protocol, each derived from (seed, k, repetition).
+
+Deriving every split from its own key, rather than from a shared global RNG, keeps the
+splits paired across methods: LAAT and every baseline see exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) for k in key])
+
+
+def few_shot_split(y: np.ndarray, k: int, seed: int = 69, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """k training rows per class (drawn by a permutation within each class); the rest is test.
+
+    Returns sorted positional indices (train, test).
+    """
+    y = np.asarray(y)
+    if k < 1:
+        raise ValueError(f"k (rows per class) must be >= 1, got {k}")
+    rng = _rng(seed, k, repetition)
+    train = []
+    for cls in np.unique(y):
+        members = np.flatnonzero(y == cls)
+        if len(members) <= k:
+            raise ValueError(f"class {cls!r} has {len(members)} rows; k={k} per class leaves none for testing")
+        train.append(rng.permutation(members)[:k])
+    train_idx = np.sort(np.concatenate(train))
+    test_idx = np.setdiff1d(np.arange(len(y)), train_idx)
+    return train_idx, test_idx
+
+
+def fraction_split(n: int, test_fraction: float, seed: int = 69, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random (unstratified) split, as in the skew protocol's 80/20."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    perm = _rng(seed, repetition).permutation(n)
+    n_test = max(1, int(round(n * test_fraction)))
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def skewed_split(df: pd.DataFrame, condition: str, test_fraction: float = 0.2, seed: int = 69,
+                 repetition: int = 0, keep_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction split, then drop from *train only* the rows matching `condition`.
+
+    `keep_fraction` (the paper's δ) keeps that share of the matching rows; the paper uses 0.
+    The test rows are untouched so the damage to the affected group stays measurable.
+    """
+    train_idx, test_idx = fraction_split(len(df), test_fraction, seed, repetition)
+    try:
+        matches = df.iloc[train_idx].eval(condition).to_numpy(dtype=bool)
+    except Exception as exc:
+        raise ValueError(f"skew condition {condition!r} cannot be evaluated on columns {list(df.columns)}: {exc}") from exc
+    hit = train_idx[matches]
+    keep = _rng(seed, repetition, 1).permutation(hit)[: int(round(len(hit) * keep_fraction))]
+    return np.sort(np.concatenate([train_idx[~matches], keep])), test_idx
