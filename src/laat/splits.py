@@ -27,7 +27,7 @@ def few_shot_split(y: np.ndarray, k: int, seed: int = 69, repetition: int = 0) -
     for cls in np.unique(y):
         members = np.flatnonzero(y == cls)
         if len(members) <= k:
-            raise ValueError(f"class {cls.item() if hasattr(cls, 'item') else cls!r} has {len(members)} rows; k={k} per class leaves none for testing")
+            raise ValueError(f"class {cls} has {len(members)} rows; k={k} per class leaves none for testing")
         train.append(rng.permutation(members)[:k])
     train_idx = np.sort(np.concatenate(train))
     test_idx = np.setdiff1d(np.arange(len(y)), train_idx)
