@@ -1,0 +1,145 @@
+"""The Prior object: validation, JSON/YAML round trips, expert edits, oracle and random builders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from laat.datasets import encode, labels, load_dataset, load_metadata
+from laat.priors import Prior, PriorError, as_prior, oracle_prior, oracle_prior_from_frame, random_prior
+
+
+def make(**kw) -> Prior:
+    base = dict(features=["a", "b", "c"], mean=[7.4, -1.0, 0.0], spread=[0.5, 0.0, 1.0], source="llm",
+                provenance={"model": "m", "strategy": "direct", "prompt": "long text"},
+                samples=[[7.0, -1.0, 1.0], [7.8, -1.0, -1.0]])
+    base.update(kw)
+    return Prior(**base)
+
+
+def test_views_and_interface():
+    p = make()
+    assert p.scores() == {"a": 7.4, "b": -1.0, "c": 0.0}
+    assert p.spreads() == {"a": 0.5, "b": 0.0, "c": 1.0}
+    assert Prior(["x"], [3]).spread == [0.0]
+    assert len(p) == 3 and p.label == "llm"
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"source": "gpt"}, "source 'gpt' is not one of"),
+    ({"mean": [11, 0, 0]}, "score for 'a' is 11.0, outside"),
+    ({"mean": [float("nan"), 0, 0]}, "score for 'a' is nan"),
+    ({"mean": [1, 2]}, "mean has 2 values for 3 features"),
+    ({"features": ["a", "a", "c"]}, "more than once: ['a']"),
+    ({"spread": [-1, 0, 0]}, "spread for 'a' is -1.0"),
+    ({"samples": [[1, 2]]}, "sample 0 has 2 values"),
+])
+def test_invalid_priors_fail_with_the_culprit_named(kw, msg):
+    with pytest.raises(PriorError, match=msg.replace("(", r"\(").replace("[", r"\[")):
+        make(**kw)
+
+
+def test_check_and_align_by_name():
+    p = make()
+    q = p.aligned(["c", "a", "b"])
+    assert q.mean == [0.0, 7.4, -1.0] and q.samples[0] == [1.0, 7.0, -1.0]
+    with pytest.raises(PriorError, match=r"missing \['d'\], unknown \['c'\]"):
+        p.check_features(["a", "b", "d"])
+
+
+def test_json_round_trip(tmp_path):
+    p = make()
+    q = Prior.load_json(p.save_json(tmp_path / "p.json"))
+    assert q == p
+    assert as_prior(p.to_dict()) == p
+
+
+def test_json_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"source": "llm", "features": ["a"]}')
+    with pytest.raises(PriorError, match=r"bad.json: prior is missing keys \['mean'\]"):
+        Prior.load_json(bad)
+    with pytest.raises(PriorError, match="no prior file"):
+        Prior.load_json(tmp_path / "absent.json")
+
+
+def test_yaml_round_trip_keeps_the_source_when_unedited(tmp_path):
+    p = make()
+    text = p.to_yaml()
+    assert "source: llm" in text and "Glucose" not in text and "long text" not in text
+    q = Prior.load_yaml(p.save_yaml(tmp_path / "p.yml"))
+    assert q.source == "llm" and q.mean == p.mean and q.spread == p.spread
+    assert not q.provenance.get("edited")
+
+
+def test_edited_yaml_becomes_an_edited_expert_prior(tmp_path):
+    p = make()
+    path = p.save_yaml(tmp_path / "p.yml")
+    path.write_text(path.read_text().replace("a: 7.4", "a: 9"))
+    q = Prior.load_yaml(path)
+    assert q.scores()["a"] == 9.0
+    assert q.source == "expert" and q.provenance["edited"] is True and q.provenance["edited_from"] == "llm"
+    assert q.label == "expert-edited"
+    assert q.provenance["draft_provenance"]["model"] == "m"
+
+
+def test_hand_written_yaml_is_expert_and_cannot_claim_llm():
+    q = Prior.from_yaml("scores:\n  a: 3\n  b: -2\n")
+    assert q.source == "expert" and q.mean == [3.0, -2.0]
+    with pytest.raises(PriorError, match="must have source 'expert', not 'llm'"):
+        Prior.from_yaml("source: llm\nscores:\n  a: 3\n")
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("scores:\n  a: high\n", "score for 'a' is 'high'"),
+    ("scores:\n  a: 12\n", "score for 'a' is 12.0, outside"),
+    ("a: 1\n", "expected a mapping with a `scores:`"),
+    ("scores: [1, 2\n", "not valid YAML"),
+    ("scores:\n  a: 1\nspread:\n  b: 1\n", "`spread` names features not in `scores`"),
+])
+def test_bad_yaml_is_reported(text, msg):
+    with pytest.raises(PriorError, match=msg.replace("[", r"\[")):
+        Prior.from_yaml(text, origin="x.yml")
+
+
+def test_shipped_expert_prior_matches_diabetes():
+    meta = load_metadata("diabetes")
+    p = Prior.load("conf/base/priors/diabetes.yml")
+    assert p.source == "expert"
+    p.check_features(meta.encoded_columns)
+    assert p.scores()["Glucose"] == max(p.mean)
+
+
+def test_random_prior_is_seeded_integer_and_labelled():
+    feats = [f"f{i}" for i in range(20)]
+    a, b, c = random_prior(feats, 1), random_prior(feats, 1), random_prior(feats, 2)
+    assert a.mean == b.mean and a.mean != c.mean
+    assert a.source == "random" and "RANDOM" in a.provenance["note"]
+    assert all(float(m).is_integer() and -10 <= m <= 10 for m in a.mean)
+
+
+def test_oracle_recovers_signs_and_scale_on_synthetic_data():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"up": rng.uniform(0, 5, 2000), "down": rng.uniform(-1, 1, 2000),
+                      "noise": rng.normal(size=2000)})
+    logit = 1.5 * X["up"] - 4 * X["down"] - 3.5
+    y = (rng.uniform(size=2000) < 1 / (1 + np.exp(-logit))).astype(int)
+    p = oracle_prior(X, y)
+    s = p.scores()
+    assert s["up"] > 3 and s["down"] == -10.0 and abs(s["noise"]) < 1.5
+    assert p.source == "oracle" and "upper bound for evaluation only" in p.provenance["note"]
+
+
+def test_oracle_on_diabetes_ranks_glucose_first_and_handles_missing_values():
+    meta = load_metadata("diabetes")
+    df = load_dataset(meta)
+    p = oracle_prior_from_frame(df, meta)
+    assert p.features == meta.encoded_columns and max(p.scores(), key=p.scores().get) == "Glucose"
+    X = encode(df, meta)
+    X.iloc[:10, 1] = np.nan
+    assert oracle_prior(X, labels(df, meta), meta).source == "oracle"
+    with pytest.raises(PriorError, match="both classes"):
+        oracle_prior(X, np.zeros(len(X)), meta)
+    with pytest.raises(PriorError, match="768 rows but 5 labels"):
+        oracle_prior(X, np.ones(5), meta)
