@@ -1,0 +1,76 @@
+"""Content-addressed on-disk cache of raw LLM responses.
+
+Each LLM call is stored under the sha256 of everything that determines its answer (model
+identity, endpoint kind, strategy, the full request including prompt and sampling
+parameters, sample index and attempt). Writes are atomic (temp file in the same directory,
+then `os.replace`), so a run killed mid-elicitation leaves only complete entries and keeps
+every sample already paid for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+def cache_key(payload: dict[str, Any]) -> str:
+    canon = json.dumps({"v": CACHE_VERSION, **payload}, sort_keys=True, separators=(",", ":"),
+                       ensure_ascii=False, default=str)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """JSON files at ``<root>/<key[:2]>/<key>.json``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        p = self.path(key)
+        try:
+            with p.open(encoding="utf-8") as fh:
+                entry = json.load(fh)
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError) as exc:
+            # Only possible if something outside this module damaged the file: treat as a miss.
+            log.warning("ignoring unreadable LLM cache entry %s (%s)", p, exc)
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            log.warning("ignoring LLM cache entry %s: key mismatch", p)
+            return None
+        return entry
+
+    def put(self, key: str, entry: dict[str, Any]) -> Path:
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps({**entry, "key": key}, ensure_ascii=False, indent=1, default=str)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key[:8]}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return p
+
+    def entries(self) -> list[Path]:
+        return sorted(self.root.glob("*/*.json")) if self.root.exists() else []

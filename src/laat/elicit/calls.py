@@ -1,0 +1,151 @@
+"""One chat request through cache, retries and accounting.
+
+Strategies only say *what* to ask; `CallContext.chat` decides whether the answer is
+already on disk (zero HTTP requests) or must be paid for, stores it atomically before
+returning, and keeps the token/latency tally and the record of prompts and raw answers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from laat.elicit.cache import ResponseCache, cache_key
+from laat.elicit.client import RetryPolicy, call_with_retries, response_dict
+from laat.elicit.prompts import text_hash
+
+
+class Endpoint(Protocol):
+    kind: str          # "local" or "openai"
+    label: str         # safe to log: no secrets
+    model: str         # name sent in requests
+
+    def model_id(self, model: str) -> str: ...   # identity used in cache keys
+    def client(self): ...                         # an openai.OpenAI; may start a server
+    def close(self) -> None: ...
+
+
+class AnswerInvalid(Exception):
+    """An answer that cannot be used; the strategy re-asks (bounded) or gives up."""
+
+
+@dataclass
+class Reply:
+    content: str
+    finish_reason: str | None
+    logprobs: dict | None
+    usage: dict
+    latency_s: float
+    cached: bool
+    raw: dict
+
+
+@dataclass
+class Tally:
+    calls: int = 0
+    cached_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    fresh_tokens_in: int = 0
+    fresh_tokens_out: int = 0
+    fresh_latency_s: float = 0.0
+    cached_latency_s: float = 0.0
+
+    @property
+    def fresh_calls(self) -> int:
+        return self.calls - self.cached_calls
+
+
+@dataclass
+class CallContext:
+    endpoint: Endpoint
+    cache: ResponseCache
+    strategy: str
+    policy: RetryPolicy
+    refresh: bool = False
+    tally: Tally = field(default_factory=Tally)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    prompts: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def chat(self, prompt: str, *, step: str, sample: int, attempt: int, temperature: float,
+             max_tokens: int, seed: int, response_format: dict | None = None,
+             top_logprobs: int | None = None, model: str | None = None) -> Reply:
+        model = model or self.endpoint.model
+        request: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "seed": seed,
+        }
+        if response_format is not None:
+            request["response_format"] = response_format
+        if top_logprobs:
+            request["logprobs"] = True
+            request["top_logprobs"] = top_logprobs
+        payload = {"model_id": self.endpoint.model_id(model), "endpoint_kind": self.endpoint.kind,
+                   "strategy": self.strategy, "step": step, "sample": sample, "attempt": attempt,
+                   "request": {k: v for k, v in request.items() if k != "model"}}
+        key = cache_key(payload)
+        entry = None if self.refresh else self.cache.get(key)
+        cached = entry is not None
+        if entry is None:
+            client = self.endpoint.client()
+            what = (f"{self.endpoint.label} model {model!r}: {self.strategy}/{step} "
+                    f"sample {sample} attempt {attempt}")
+            t0 = time.perf_counter()
+            resp = call_with_retries(lambda: client.chat.completions.create(**request),
+                                     policy=self.policy, what=what)
+            latency = time.perf_counter() - t0
+            raw = response_dict(resp)
+            entry = {"key_payload": payload, "response": raw, "usage": raw.get("usage") or {},
+                     "latency_s": latency,
+                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            self.cache.put(key, entry)
+        try:
+            reply = _reply(entry, cached)
+        except AnswerInvalid:
+            # Paid for even though unusable: count it before the strategy re-asks.
+            self._account(Reply("", None, None, dict(entry.get("usage") or {}),
+                                float(entry.get("latency_s") or 0.0), cached, {}), key, prompt, step, sample, attempt)
+            raise
+        self._account(reply, key, prompt, step, sample, attempt)
+        return reply
+
+    def _account(self, reply: Reply, key: str, prompt: str, step: str, sample: int, attempt: int) -> None:
+        pin = int(reply.usage.get("prompt_tokens") or 0)
+        pout = int(reply.usage.get("completion_tokens") or 0)
+        phash = text_hash(prompt)
+        with self._lock:
+            t = self.tally
+            t.calls += 1
+            t.tokens_in += pin
+            t.tokens_out += pout
+            if reply.cached:
+                t.cached_calls += 1
+                t.cached_latency_s += reply.latency_s
+            else:
+                t.fresh_tokens_in += pin
+                t.fresh_tokens_out += pout
+                t.fresh_latency_s += reply.latency_s
+            self.prompts.setdefault(phash, prompt)
+            self.calls.append({"step": step, "sample": sample, "attempt": attempt, "cache_key": key,
+                               "cached": reply.cached, "prompt_sha256": phash, "response": reply.content,
+                               "finish_reason": reply.finish_reason, "usage": reply.usage,
+                               "latency_s": round(reply.latency_s, 4)})
+
+
+def _reply(entry: dict[str, Any], cached: bool) -> Reply:
+    raw = entry.get("response") or {}
+    choices = raw.get("choices") or []
+    if not choices:
+        raise AnswerInvalid("the response has no choices")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    return Reply(content=message.get("content") or "", finish_reason=choice.get("finish_reason"),
+                 logprobs=choice.get("logprobs"), usage=dict(entry.get("usage") or {}),
+                 latency_s=float(entry.get("latency_s") or 0.0), cached=cached, raw=raw)

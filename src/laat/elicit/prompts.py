@@ -1,0 +1,147 @@
+"""Prompt texts and JSON schemas for eliciting feature-importance scores.
+
+Every prompt is built from the dataset metadata only (zero-shot, no data rows), lists the
+one-hot columns in `meta.encoded_columns` order and asks about `meta.positive_class`, so
+the prompt, the training matrix and the prior share one feature layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+SCORE_LO, SCORE_HI = -10, 10
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _feature_lines(descriptions: dict[str, str], order: Sequence[str] | None = None) -> str:
+    names = list(order) if order is not None else list(descriptions)
+    return "\n".join(f"{i}. {n}: {descriptions[n]}" for i, n in enumerate(names, 1))
+
+
+_RULES = (
+    "Rules:\n"
+    f"- Give exactly one integer score from {SCORE_LO} to {SCORE_HI} to every feature.\n"
+    "- A positive score means that increasing the feature raises the probability of the class; "
+    "a negative score means that increasing it lowers that probability. "
+    "The larger the magnitude, the stronger the effect; 0 means no effect.\n"
+    "- Score every feature listed; do not skip, merge or rename any."
+)
+
+
+def laat_prompt(meta) -> str:
+    """The paper's single user message: role, rules, task, features, class, reason step by step."""
+    return (
+        "You are an expert who assigns feature-importance scores for a classification task.\n\n"
+        f"{_RULES}\n\n"
+        f"Task: {meta.task}\n\n"
+        f"Features:\n{_feature_lines(meta.encoded_descriptions())}\n\n"
+        f'Give the importance score of every feature for the class "{meta.positive_class}".\n'
+        "Reason step by step about each feature first, then give the score of every feature, "
+        "in the order listed."
+    )
+
+
+def direct_prompt(meta) -> str:
+    """Same content as the LAAT prompt, but the answer is the JSON object itself."""
+    return (
+        "You are an expert who assigns feature-importance scores for a classification task.\n\n"
+        f"{_RULES}\n\n"
+        f"Task: {meta.task}\n\n"
+        f"Features:\n{_feature_lines(meta.encoded_descriptions())}\n\n"
+        f'Give the importance score of every feature for the class "{meta.positive_class}".\n'
+        "Answer with a JSON object mapping each feature name to its integer score."
+    )
+
+
+def parse_prompt(features: Sequence[str], reasoning: str) -> str:
+    """Second step of reason-then-parse: turn free text into scores by feature name."""
+    names = "\n".join(f"- {f}" for f in features)
+    return (
+        "Below is an expert's analysis of feature importance. Extract the final integer score "
+        f"({SCORE_LO} to {SCORE_HI}) the analysis gives to each feature in this list:\n{names}\n\n"
+        "Use exactly these feature names. If the analysis gives no score for a feature, use 0.\n\n"
+        f"Analysis:\n{reasoning}"
+    )
+
+
+def context_block(meta, order: Sequence[str] | None = None) -> str:
+    """Task and feature list shared by the per-feature strategies (a cacheable prefix)."""
+    return (f"Task: {meta.task}\n\n"
+            f"Features:\n{_feature_lines(meta.encoded_descriptions(), order)}\n\n")
+
+
+def per_feature_prompt(meta, feature: str) -> str:
+    return (
+        "You are an expert who judges how single features affect a classification.\n\n"
+        + context_block(meta)
+        + f'Consider only the feature "{feature}" ({meta.encoded_descriptions()[feature]}).\n'
+        f"Give one integer from {SCORE_LO} to {SCORE_HI}: positive if increasing it makes the class "
+        f'"{meta.positive_class}" more likely, negative if less likely, larger magnitude for a '
+        "stronger effect, 0 for no effect."
+    )
+
+
+# Paraphrases of the yes/no question: sample i uses variant i % len, so repeated samples
+# average over wording instead of repeating one deterministic answer.
+YES_NO_VARIANTS = (
+    'Does a higher value of "{name}" ({desc}) make the answer "{cls}" more likely? Answer Yes or No.',
+    'Would an increase in "{name}" ({desc}) raise the probability that the answer is "{cls}"? '
+    "Answer Yes or No.",
+    'Answer Yes or No: is "{name}" ({desc}) positively associated with the answer "{cls}"?',
+)
+
+
+def yes_no_prompt(meta, feature: str, variant: int = 0) -> str:
+    q = YES_NO_VARIANTS[variant % len(YES_NO_VARIANTS)]
+    return (f"Task: {meta.task}\n\n"
+            + q.format(name=feature, desc=meta.encoded_descriptions()[feature], cls=meta.positive_class))
+
+
+def elimination_prompt(meta, order: Sequence[str], chosen: Sequence[str]) -> str:
+    """One elimination step: pick the most important feature not yet chosen."""
+    already = ", ".join(chosen) if chosen else "none yet"
+    return (
+        "You are an expert who ranks features by how important they are for a classification.\n\n"
+        + context_block(meta, order)
+        + f"Already ranked as more important: {already}.\n"
+        f'Of the features not ranked yet, which ONE matters most for predicting the answer '
+        f'"{meta.positive_class}"? Answer with its exact name.'
+    )
+
+
+# ---- schemas --------------------------------------------------------------------------------
+
+def _schema(name: str, schema: dict) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
+
+
+def scores_schema(features: Sequence[str]) -> dict:
+    """Every feature required exactly once, integer within bounds, nothing else allowed."""
+    return _schema("feature_scores", {
+        "type": "object",
+        "properties": {f: {"type": "integer", "minimum": SCORE_LO, "maximum": SCORE_HI} for f in features},
+        "required": list(features),
+        "additionalProperties": False,
+    })
+
+
+def single_score_schema() -> dict:
+    return _schema("feature_score", {
+        "type": "object",
+        "properties": {"score": {"type": "integer", "minimum": SCORE_LO, "maximum": SCORE_HI}},
+        "required": ["score"],
+        "additionalProperties": False,
+    })
+
+
+def choice_schema(options: Sequence[str]) -> dict:
+    return _schema("feature_choice", {
+        "type": "object",
+        "properties": {"feature": {"type": "string", "enum": list(options)}},
+        "required": ["feature"],
+        "additionalProperties": False,
+    })

@@ -1,0 +1,247 @@
+"""Ways of turning LLM answers into one score vector per sample.
+
+Each strategy is ``fn(ctx, meta, settings, sample) -> SampleResult`` with scores in
+`meta.encoded_columns` order. Answers are matched to features by name and validated
+(every feature exactly once, no unknown names, integers in range); an invalid answer is
+re-asked with a new seed at most ``settings.max_invalid`` times, then the sample fails
+with an error listing every reason.
+
+- ``reason_then_parse``: the paper's flow (free-text reasoning, then a schema-constrained parse).
+- ``direct``: one schema-constrained JSON object of all scores.
+- ``per_feature``: one short question per feature, answer constrained to one integer.
+- ``yes_no``: one 1-token Yes/No question per feature; score from P(Yes) vs P(No) log-probs.
+- ``elimination``: repeatedly ask for the most important remaining feature (enum schema),
+  rank -> magnitude; signs from the Yes/No log-probs. Small models do best with these
+  two, because each answer is a single, tightly constrained choice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from laat.elicit import prompts as P
+from laat.elicit.calls import AnswerInvalid, CallContext
+from laat.elicit.errors import InvalidAnswerError
+
+
+@dataclass
+class SampleResult:
+    scores: list[float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- validation --------------------------------------------------------------------------
+
+def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise AnswerInvalid(f"features given more than once: {dupes}")
+    return dict(pairs)
+
+
+def _load_json_object(content: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(content, object_pairs_hook=_pairs_no_duplicates)
+    except json.JSONDecodeError as exc:
+        snippet = content if len(content) <= 80 else content[:40] + " ... " + content[-30:]
+        raise AnswerInvalid(f"not valid JSON ({exc.msg} at char {exc.pos}): {snippet!r}") from None
+    if not isinstance(obj, dict):
+        raise AnswerInvalid(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _as_int_score(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AnswerInvalid(f"score of {name!r} is {value!r}, not an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise AnswerInvalid(f"score of {name!r} is {value}, not an integer")
+    if not P.SCORE_LO <= value <= P.SCORE_HI:
+        raise AnswerInvalid(f"score of {name!r} is {value}, outside [{P.SCORE_LO}, {P.SCORE_HI}]")
+    return int(value)
+
+
+def parse_scores(content: str, features: Sequence[str]) -> list[float]:
+    """Scores by name from a JSON object; every feature exactly once, nothing unknown."""
+    obj = _load_json_object(content)
+    missing = [f for f in features if f not in obj]
+    unknown = [k for k in obj if k not in set(features)]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing features {missing}")
+        if unknown:
+            parts.append(f"unknown features {unknown}")
+        raise AnswerInvalid("; ".join(parts))
+    return [float(_as_int_score(f, obj[f])) for f in features]
+
+
+def reask(fn: Callable[[int], Any], max_invalid: int, what: str) -> Any:
+    """Call ``fn(attempt)`` until it returns; each AnswerInvalid costs one of the re-asks."""
+    reasons: list[str] = []
+    for attempt in range(max_invalid + 1):
+        try:
+            return fn(attempt)
+        except AnswerInvalid as exc:
+            reasons.append(f"attempt {attempt}: {exc}")
+    raise InvalidAnswerError(f"{what}: {len(reasons)} invalid answers, giving up. " + " | ".join(reasons))
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+def _seed(settings, sample: int, attempt: int, offset: int = 0) -> int:
+    return int(settings.seed) + 1009 * sample + 7919 * attempt + offset
+
+
+def _scores_budget(settings, features: Sequence[str]) -> int:
+    if settings.max_tokens:
+        return settings.max_tokens
+    return 64 + sum(len(f) // 2 + 10 for f in features)
+
+
+def _what(ctx: CallContext, meta, sample: int, extra: str = "") -> str:
+    return f"{ctx.strategy} on {meta.name!r}, sample {sample}{extra}"
+
+
+# ---- strategies ----------------------------------------------------------------------------
+
+def direct(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
+    features = meta.encoded_columns
+    prompt = P.direct_prompt(meta)
+
+    def attempt(a: int) -> list[float]:
+        r = ctx.chat(prompt, step="scores", sample=sample, attempt=a, temperature=settings.temperature,
+                     max_tokens=_scores_budget(settings, features), seed=_seed(settings, sample, a),
+                     response_format=P.scores_schema(features))
+        return parse_scores(r.content, features)
+
+    return SampleResult(reask(attempt, settings.max_invalid, _what(ctx, meta, sample)))
+
+
+def reason_then_parse(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
+    features = meta.encoded_columns
+    prompt = P.laat_prompt(meta)
+
+    def attempt(a: int) -> list[float]:
+        r1 = ctx.chat(prompt, step="reason", sample=sample, attempt=a, temperature=settings.temperature,
+                      max_tokens=settings.reasoning_max_tokens, seed=_seed(settings, sample, a))
+        text = r1.content.strip()
+        if not text:
+            raise AnswerInvalid("empty reasoning")
+        r2 = ctx.chat(P.parse_prompt(features, text), step="parse", sample=sample, attempt=a,
+                      temperature=0.0, max_tokens=_scores_budget(settings, features),
+                      seed=_seed(settings, sample, a), response_format=P.scores_schema(features),
+                      model=settings.parse_model)
+        return parse_scores(r2.content, features)
+
+    return SampleResult(reask(attempt, settings.max_invalid, _what(ctx, meta, sample)))
+
+
+def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
+    scores = []
+    for j, f in enumerate(meta.encoded_columns):
+        prompt = P.per_feature_prompt(meta, f)
+
+        def attempt(a: int, prompt=prompt, f=f, j=j) -> float:
+            r = ctx.chat(prompt, step=f"feature:{f}", sample=sample, attempt=a,
+                         temperature=settings.temperature, max_tokens=16,
+                         seed=_seed(settings, sample, a, j), response_format=P.single_score_schema())
+            obj = _load_json_object(r.content)
+            if set(obj) != {"score"}:
+                raise AnswerInvalid(f"expected exactly the key 'score', got {sorted(obj)}")
+            return float(_as_int_score(f, obj["score"]))
+
+        scores.append(reask(attempt, settings.max_invalid, _what(ctx, meta, sample, f", feature {f!r}")))
+    return SampleResult(scores)
+
+
+YES_TOKENS = {"yes"}
+NO_TOKENS = {"no"}
+
+
+def _yes_probability(reply) -> tuple[float, float]:
+    """Total probability of Yes-like and No-like first tokens among the top log-probs."""
+    content = (reply.logprobs or {}).get("content") or []
+    if not content or not content[0].get("top_logprobs"):
+        raise InvalidAnswerError("the endpoint returned no log-probabilities; strategy 'yes_no' "
+                                 "(and elimination signs) need `logprobs`/`top_logprobs` support")
+    p_yes = p_no = 0.0
+    for cand in content[0]["top_logprobs"]:
+        tok = str(cand.get("token", "")).strip().lower()
+        p = math.exp(float(cand.get("logprob", -math.inf)))
+        if tok in YES_TOKENS:
+            p_yes += p
+        elif tok in NO_TOKENS:
+            p_no += p
+    return p_yes, p_no
+
+
+def _yes_no_scores(ctx: CallContext, meta, settings, sample: int) -> tuple[list[float], dict[str, Any]]:
+    scores, probs = [], {}
+    for j, f in enumerate(meta.encoded_columns):
+        r = ctx.chat(P.yes_no_prompt(meta, f, variant=sample), step=f"yes_no:{f}", sample=sample, attempt=0,
+                     temperature=0.0, max_tokens=1, seed=_seed(settings, sample, 0, j), top_logprobs=20)
+        p_yes, p_no = _yes_probability(r)
+        # Neither token among the top 20: no evidence either way, score 0.
+        p = p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
+        probs[f] = {"p_yes": round(p_yes, 6), "p_no": round(p_no, 6)}
+        scores.append(round(10.0 * (2.0 * p - 1.0), 4))
+    return scores, probs
+
+
+def yes_no(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
+    scores, probs = _yes_no_scores(ctx, meta, settings, sample)
+    return SampleResult(scores, {"yes_no": probs, "variant": sample % len(P.YES_NO_VARIANTS)})
+
+
+def elimination(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
+    features = list(meta.encoded_columns)
+    d = len(features)
+    # A fresh listing order per sample, so a model that just picks by position averages out.
+    order = [features[i] for i in np.random.default_rng([settings.seed, sample]).permutation(d)]
+    steps = min(d - 1, settings.max_rank_steps or d - 1)
+    chosen: list[str] = []
+    for k in range(steps):
+        remaining = [f for f in order if f not in chosen]
+        prompt = P.elimination_prompt(meta, order, chosen)
+
+        def attempt(a: int, prompt=prompt, remaining=remaining, k=k) -> str:
+            r = ctx.chat(prompt, step=f"rank:{k}", sample=sample, attempt=a, temperature=settings.temperature,
+                         max_tokens=16 + max(len(f) for f in remaining), seed=_seed(settings, sample, a, k),
+                         response_format=P.choice_schema(remaining))
+            obj = _load_json_object(r.content)
+            pick = obj.get("feature")
+            if set(obj) != {"feature"} or pick not in remaining:
+                raise AnswerInvalid(f"expected {{'feature': one of the {len(remaining)} unranked features}}, "
+                                    f"got {r.content!r}")
+            return pick
+
+        chosen.append(reask(attempt, settings.max_invalid, _what(ctx, meta, sample, f", rank step {k}")))
+    if steps == d - 1:
+        chosen += [f for f in order if f not in chosen]
+    # Rank r (0 = most important) -> magnitude 10 (d - r) / d; unranked features share rank `steps`.
+    rank = {f: chosen.index(f) if f in chosen else steps for f in features}
+    magnitude = [10.0 * (d - rank[f]) / d for f in features]
+    details: dict[str, Any] = {"ranking": chosen, "order_shown": order}
+    if settings.elimination_signs:
+        yn, probs = _yes_no_scores(ctx, meta, settings, sample)
+        signs = [1.0 if s >= 0 else -1.0 for s in yn]
+        details["yes_no"] = probs
+    else:
+        signs = [1.0] * d
+    return SampleResult([round(s * m, 4) for s, m in zip(signs, magnitude)], details)
+
+
+STRATEGIES: dict[str, Callable[..., SampleResult]] = {
+    "reason_then_parse": reason_then_parse,
+    "direct": direct,
+    "per_feature": per_feature,
+    "yes_no": yes_no,
+    "elimination": elimination,
+}

@@ -1,0 +1,167 @@
+"""A fault-injecting OpenAI-compatible HTTP server on 127.0.0.1 (real sockets, stdlib only).
+
+Well-formed answers follow the request's JSON schema deterministically (sha256 of the
+property name mapped into [minimum, maximum]; enum choices by hash), so the whole client,
+cache, retry and validation path runs without a model. A script of faults is consumed one
+per chat request; when it runs out, every answer is well-formed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULTS = {"ok", "429", "500", "503", "400", "timeout", "truncated_body", "truncated_json", "missing",
+          "extra", "renamed", "out_of_range", "duplicate", "not_integer", "no_logprobs", "no_choices"}
+
+
+def _h(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def answer_for_schema(schema: dict) -> dict:
+    out = {}
+    for name, spec in schema.get("properties", {}).items():
+        if "enum" in spec:
+            opts = spec["enum"]
+            out[name] = opts[_h("|".join(opts)) % len(opts)]
+        elif spec.get("type") == "integer":
+            lo, hi = int(spec.get("minimum", -10)), int(spec.get("maximum", 10))
+            out[name] = lo + _h(name) % (hi - lo + 1)
+        else:
+            out[name] = "x"
+    return out
+
+
+class FakeLLM:
+    def __init__(self, script: list[str] | None = None, hang_s: float = 3.0):
+        for f in script or []:
+            assert f in FAULTS, f
+        self.script = deque(script or [])
+        self.hang_s = hang_s
+        self.requests: list[dict] = []
+        self.served: list[str] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    # -- lifecycle --
+    def __enter__(self) -> FakeLLM:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def n_chat(self) -> int:
+        return len(self.requests)
+
+    def push(self, *faults: str) -> None:
+        with self._lock:
+            self.script.extend(faults)
+
+    def _next(self, body: dict) -> str:
+        with self._lock:
+            self.requests.append(body)
+            fault = self.script.popleft() if self.script else "ok"
+            self.served.append(fault)
+            return fault
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeLLM
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+    def _send(self, status: int, obj: dict, truncate: bool = False) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if truncate:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2] if truncate else data)
+        if truncate:
+            self.wfile.flush()
+            self.close_connection = True
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/health":
+            self._send(200, {"status": "ok"})
+        elif self.path.rstrip("/") == "/v1/models":
+            self._send(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        else:
+            self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send(404, {"error": {"message": "not found"}})
+            return
+        fault = self.fake._next(body)
+        if fault in {"429", "500", "503", "400"}:
+            self._send(int(fault), {"error": {"message": f"injected {fault}", "type": "injected", "code": fault}})
+            return
+        if fault == "timeout":
+            time.sleep(self.fake.hang_s)
+        self._send(200, self._completion(body, fault), truncate=(fault == "truncated_body"))
+
+    def _completion(self, body: dict, fault: str) -> dict:
+        prompt = body["messages"][-1]["content"]
+        logprobs = None
+        finish = "stop"
+        rf = body.get("response_format")
+        if rf and rf.get("type") == "json_schema":
+            obj = answer_for_schema(rf["json_schema"]["schema"])
+            keys = list(obj)
+            if fault == "missing":
+                obj.pop(keys[0])
+            elif fault == "extra":
+                obj["NotAFeature"] = 1
+            elif fault == "renamed":
+                obj[keys[0].lower() + "_renamed"] = obj.pop(keys[0])
+            elif fault == "out_of_range":
+                obj[keys[0]] = 42
+            elif fault == "not_integer":
+                obj[keys[0]] = 2.5
+            content = json.dumps(obj)
+            if fault == "duplicate":
+                content = content[:-1] + f', "{keys[0]}": 0}}'
+            if fault == "truncated_json":
+                content, finish = content[: len(content) // 2], "length"
+        elif body.get("logprobs"):
+            p_yes = 0.05 + 0.9 * (_h(prompt) % 1000) / 1000
+            content = "Yes" if p_yes >= 0.5 else "No"
+            top = [{"token": "Yes", "logprob": math.log(p_yes * 0.9)},
+                   {"token": "No", "logprob": math.log((1 - p_yes) * 0.9)},
+                   {"token": "The", "logprob": math.log(0.1)}]
+            top.sort(key=lambda t: -t["logprob"])
+            if fault != "no_logprobs":
+                logprobs = {"content": [{"token": content, "logprob": top[0]["logprob"], "top_logprobs": top}]}
+        else:
+            content = "Step by step: every feature matters a little. " * 3
+        choice = {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
+        if logprobs:
+            choice["logprobs"] = logprobs
+        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body.get("model", "fake"),
+                "choices": [] if fault == "no_choices" else [choice],
+                "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(content.split()),
+                          "total_tokens": len(prompt.split()) + len(content.split())}}

@@ -1,0 +1,126 @@
+"""Prompt content/order and every strategy's plumbing (fake endpoint over real sockets)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from laat.elicit import STRATEGIES, run_elicitation
+from laat.elicit import prompts as P
+from laat.elicit.settings import ElicitationSettings
+
+
+def test_laat_prompt_follows_the_paper_layout(toy_meta):
+    text = P.laat_prompt(toy_meta)
+    assert text.startswith("You are an expert who assigns feature-importance scores")
+    assert "from -10 to 10" in text and "increasing the feature raises the probability" in text
+    assert "Task: Will the loan be repaid?" in text
+    lines = re.findall(r"^(\d+)\. ([^:]+): (.*)$", text, flags=re.M)
+    assert [(int(i), n) for i, n, _ in lines] == list(enumerate(toy_meta.encoded_columns, 1))
+    assert [n for _, n, _ in lines] == ["Income", "Debt", "Housing_own", "Housing_rent"]
+    assert ("3", "Housing_own", "Owns a home") in lines
+    assert "Housing:" not in text  # the raw categorical column is not listed
+    assert 'for the class "yes"' in text and "Reason step by step" in text
+    assert "No rows" not in text and "Repaid" not in text  # zero-shot: no data, no target column
+
+
+def test_scores_schema_requires_each_feature_with_bounds(toy_meta):
+    rf = P.scores_schema(toy_meta.encoded_columns)
+    schema = rf["json_schema"]["schema"]
+    assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True
+    assert schema["required"] == toy_meta.encoded_columns and schema["additionalProperties"] is False
+    assert all(v == {"type": "integer", "minimum": -10, "maximum": 10} for v in schema["properties"].values())
+
+
+def test_choice_schema_is_an_enum_of_remaining(toy_meta):
+    schema = P.choice_schema(["Debt", "Income"])["json_schema"]["schema"]
+    assert schema["properties"]["feature"]["enum"] == ["Debt", "Income"]
+
+
+def test_parse_prompt_lists_names_and_carries_the_reasoning():
+    text = P.parse_prompt(["a", "b"], "a is key: 9. b: -2.")
+    assert "- a\n- b" in text and text.endswith("a is key: 9. b: -2.")
+
+
+def test_auto_strategy_depends_on_source():
+    local = ElicitationSettings(source="local").resolved_strategy()
+    hosted = ElicitationSettings(source="openai", model="m").resolved_strategy()
+    assert local in STRATEGIES and hosted == "reason_then_parse"
+
+
+def test_openai_source_needs_a_model():
+    with pytest.raises(ValueError, match="needs `model`"):
+        ElicitationSettings(source="openai")
+
+
+@pytest.mark.parametrize("strategy, calls_per_sample", [
+    ("direct", 1), ("reason_then_parse", 2), ("per_feature", 4), ("yes_no", 4), ("elimination", 3 + 4),
+])
+def test_every_strategy_gives_a_valid_prior(fake_llm, fake_settings, toy_meta, strategy, calls_per_sample):
+    with fake_llm() as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy=strategy, n_samples=2))
+    p = e.prior
+    assert p.features == toy_meta.encoded_columns
+    assert all(-10 <= m <= 10 for m in p.mean)
+    assert len(p.samples) == 2 and np.allclose(np.mean(p.samples, axis=0), p.mean)
+    assert srv.n_chat == 2 * calls_per_sample == p.provenance["calls"]
+    assert p.provenance["strategy"] == strategy and len(p.provenance["prompt_hash"]) == 64
+    assert set(e.record["prompts"]) == {c["prompt_sha256"] for c in e.record["calls"]}
+    for req in srv.requests:
+        assert req["max_tokens"] >= 1 and "n" not in req  # xllamacpp rejects n > 1
+        if strategy in ("direct", "per_feature") or (strategy == "reason_then_parse" and "response_format" in req):
+            assert req["response_format"]["type"] == "json_schema"
+
+
+def test_samples_use_distinct_seeds_and_sampling_temperature(fake_llm, fake_settings, toy_meta):
+    with fake_llm() as srv:
+        run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="direct", n_samples=3, temperature=0.7))
+    assert len({r["seed"] for r in srv.requests}) == 3
+    assert {r["temperature"] for r in srv.requests} == {0.7}
+
+
+def test_reason_then_parse_parses_at_temperature_zero(fake_llm, fake_settings, toy_meta):
+    with fake_llm() as srv:
+        run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="reason_then_parse", n_samples=1,
+                                                parse_model="parser-model"))
+    reason, parse = sorted(srv.requests, key=lambda r: "response_format" in r)
+    assert "response_format" not in reason and reason["temperature"] == 0.7
+    assert parse["temperature"] == 0.0 and parse["model"] == "parser-model"
+    assert parse["messages"][0]["content"].endswith("Step by step: every feature matters a little.")
+
+
+def test_yes_no_score_follows_the_logprobs(fake_llm, fake_settings, toy_meta):
+    import math
+
+    with fake_llm() as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=1))
+    probs = e.record["samples"][0]["yes_no"]
+    for f, score in e.prior.scores().items():
+        py, pn = probs[f]["p_yes"], probs[f]["p_no"]
+        assert math.isclose(score, 10 * (2 * py / (py + pn) - 1), abs_tol=1e-3)
+
+
+def test_elimination_ranks_every_feature_once(fake_llm, fake_settings, toy_meta):
+    with fake_llm() as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="elimination", n_samples=2,
+                                                    elimination_signs=False))
+    for s in e.record["samples"]:
+        assert sorted(s["ranking"]) == sorted(toy_meta.encoded_columns)
+        mags = {f: abs(v) for f, v in zip(toy_meta.encoded_columns, s["scores"])}
+        assert [mags[f] for f in s["ranking"]] == sorted(mags.values(), reverse=True)
+    # Each sample lists the features in its own shuffled order.
+    assert e.record["samples"][0]["order_shown"] != e.record["samples"][1]["order_shown"]
+    assert all(v > 0 for v in e.prior.mean)
+
+
+def test_elimination_top_k_stops_early(fake_llm, fake_settings, toy_meta):
+    with fake_llm() as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="elimination", n_samples=1,
+                                                    elimination_signs=False, max_rank_steps=1))
+    assert srv.n_chat == 1
+    ranked = e.record["samples"][0]["ranking"]
+    assert len(ranked) == 1
+    scores = e.prior.scores()
+    assert scores[ranked[0]] == 10.0 and sorted(set(scores.values())) == [7.5, 10.0]
