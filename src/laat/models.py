@@ -1,0 +1,753 @@
+"""Logistic regression and a one-hidden-layer MLP, trained as R stacked copies at once.
+
+LAAT's few-shot protocol fits thousands of tiny models (2-20 rows, <= 144 features). At
+that size every PyTorch op costs far more in dispatch than in arithmetic, so the cost is
+the number of ops per step, not FLOPs. Hence:
+
+- R independent models live in stacked tensors (``W`` is ``(R, d, out)``) and train in
+  one loop with ``bmm``; Adam is element-wise, so one Adam over the stack equals R Adams.
+- The default ``grad_impl="analytic"`` writes the gradients of BCE + gamma * L_att in
+  closed form (for LR the input gradient *is* w; for the ReLU MLP it is
+  ``W1 (w2 * mean relu-mask)``, the mask having zero derivative, exactly as autograd
+  treats it). ``grad_impl="autograd"`` computes the same loss with `laat.attribution`
+  (double back-prop); the tests check both give the same gradients and fits.
+- Ragged inputs (different row counts or widths) are zero-padded: padded rows get weight
+  0 and padded features are masked, which is also how feature suppression works: a
+  masked feature's input column is zeroed and its first-layer weights start and stay at
+  exactly 0, so its attribution is exactly 0 for LR and MLP alike.
+
+A single fit is the R = 1 case of the same code (`laat.estimator.LAATClassifier`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from laat.attribution import EPS, attribution_loss, laat_loss
+
+ModelKind = Literal["lr", "mlp"]
+GradImpl = Literal["analytic", "autograd"]
+MODELS = ("lr", "mlp")
+ATTRIBUTION_KINDS = ("grad", "input_x_grad")
+GRAD_IMPLS = ("analytic", "autograd")
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+# ---- the fitted object ---------------------------------------------------------------------
+
+
+@dataclass
+class StackedModel:
+    """R trained models of one kind; parameters stacked on axis 0.
+
+    ``n_features[r]`` is model r's true width (inputs may be padded to ``d_pad``).
+    ``history`` (epochs, R, 2) holds the per-epoch mean BCE and attribution loss when
+    training recorded it.
+    """
+
+    kind: str
+    params: dict[str, Tensor]
+    n_features: list[int]
+    hidden: int | None = None
+    history: Tensor | None = None
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def n_models(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    @property
+    def d_pad(self) -> int:
+        return self.params["W" if self.kind == "lr" else "W1"].shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(iter(self.params.values())).dtype
+
+    def _inputs(self, X) -> Tensor:
+        x = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X, dtype=self.dtype)
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.n_models, -1, -1)
+        if x.dim() != 3 or x.shape[0] != self.n_models:
+            raise ValueError(f"expected inputs (n, d) or ({self.n_models}, n, d), got {tuple(x.shape)}")
+        if x.shape[-1] > self.d_pad:
+            raise ValueError(f"inputs have {x.shape[-1]} features, models were fitted on {self.d_pad}")
+        if x.shape[-1] < self.d_pad:
+            x = torch.nn.functional.pad(x, (0, self.d_pad - x.shape[-1]))
+        return x
+
+    def logits(self, X) -> Tensor:
+        """Logits (R, n) for inputs (n, d) shared by all models, or (R, n, d)."""
+        return _forward(self.kind, self.params, self._inputs(X))
+
+    def predict_proba(self, X) -> Tensor:
+        """P(class 1), shape (R, n)."""
+        return torch.sigmoid(self.logits(X))
+
+    def input_gradients(self, X) -> Tensor:
+        """Per-row input gradient of the logit, (R, n, d_pad), in closed form."""
+        return _input_gradients(self.kind, self.params, self._inputs(X))
+
+    def mean_input_gradient(self, X, row_weight: Tensor | None = None) -> Tensor:
+        """Batch-mean input gradient (R, d_pad): the global attribution LAAT aligns."""
+        x = self._inputs(X)
+        w = _uniform_rows(x) if row_weight is None else torch.as_tensor(row_weight, dtype=x.dtype)
+        return (_input_gradients(self.kind, self.params, x) * w.unsqueeze(-1)).sum(dim=1)
+
+    def select(self, index: int | Sequence[int]) -> StackedModel:
+        idx = [index] if isinstance(index, int) else list(index)
+        return StackedModel(
+            kind=self.kind,
+            params={k: v[idx].clone() for k, v in self.params.items()},
+            n_features=[self.n_features[i] for i in idx],
+            hidden=self.hidden,
+            history=None if self.history is None else self.history[:, idx].clone(),
+            seeds=[self.seeds[i] for i in idx] if self.seeds else [],
+        )
+
+    def to_module(self, r: int = 0) -> nn.Module:
+        """Model r as an ordinary ``nn.Linear`` / ``nn.Sequential`` (e.g. for export)."""
+        d = self.n_features[r]
+        p = {k: v[r].detach() for k, v in self.params.items()}
+        with torch.no_grad():
+            if self.kind == "lr":
+                m = nn.Linear(d, 1).to(self.dtype)
+                m.weight.copy_(p["W"][:d, :].T)
+                m.bias.copy_(p["b"][0])
+                return m
+            lin1, lin2 = nn.Linear(d, self.hidden).to(self.dtype), nn.Linear(self.hidden, 1).to(self.dtype)
+            lin1.weight.copy_(p["W1"][:d, :].T)
+            lin1.bias.copy_(p["b1"][0])
+            lin2.weight.copy_(p["W2"].T)
+            lin2.bias.copy_(p["b2"][0])
+            return nn.Sequential(lin1, nn.ReLU(), lin2)
+
+
+# ---- forward and closed-form input gradients ---------------------------------------------
+
+
+def _forward(kind: str, p: dict[str, Tensor], x: Tensor) -> Tensor:
+    if kind == "lr":
+        return torch.baddbmm(p["b"], x, p["W"]).squeeze(-1)
+    h = torch.relu(torch.baddbmm(p["b1"], x, p["W1"]))
+    return torch.baddbmm(p["b2"], h, p["W2"]).squeeze(-1)
+
+
+def _input_gradients(kind: str, p: dict[str, Tensor], x: Tensor) -> Tensor:
+    if kind == "lr":
+        return p["W"].transpose(1, 2).expand(-1, x.shape[1], -1)
+    mask = (torch.baddbmm(p["b1"], x, p["W1"]) > 0).to(x.dtype)
+    return torch.bmm(mask * p["W2"].transpose(1, 2), p["W1"].transpose(1, 2))
+
+
+def _uniform_rows(x: Tensor) -> Tensor:
+    return torch.full(x.shape[:2], 1.0 / x.shape[1], dtype=x.dtype)
+
+
+# ---- initialisation ------------------------------------------------------------------------
+
+
+def _layout(kind: str, R: int, d: int, hidden: int) -> list[tuple[str, tuple[int, ...]]]:
+    if kind == "lr":
+        return [("W", (R, d, 1)), ("b", (R, 1, 1))]
+    return [("W1", (R, d, hidden)), ("b1", (R, 1, hidden)), ("W2", (R, hidden, 1)), ("b2", (R, 1, 1))]
+
+
+def _linear_init(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Exactly ``nn.Linear(fan_in, fan_out)``'s default init, drawn from ``g``."""
+    w = torch.empty(fan_out, fan_in)
+    nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+    b = torch.empty(fan_out).uniform_(-bound, bound, generator=g)
+    return w, b
+
+
+def init_params(
+    kind: str,
+    n_features: Sequence[int],
+    seeds: Sequence[int],
+    hidden: int = 100,
+    d_pad: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[dict[str, Tensor], list[torch.Generator]]:
+    """PyTorch default Linear init for each model, seeded per model; returns generators too.
+
+    Model r with seed s gets the same numbers as ``torch.manual_seed(s); nn.Linear(d, ...)``
+    (LR), or the two Linear layers of the MLP created in order. The generator continues
+    into mini-batch shuffling, so a batched fit equals R single fits.
+    """
+    R = len(seeds)
+    d_pad = max(n_features) if d_pad is None else d_pad
+    params = {k: torch.zeros(shape, dtype=dtype) for k, shape in _layout(kind, R, d_pad, hidden)}
+    gens = []
+    for r, (seed, d) in enumerate(zip(seeds, n_features)):
+        g = torch.Generator().manual_seed(int(seed))
+        gens.append(g)
+        if kind == "lr":
+            w, b = _linear_init(d, 1, g)
+            params["W"][r, :d, 0] = w[0]
+            params["b"][r, 0, 0] = b[0]
+        else:
+            w1, b1 = _linear_init(d, hidden, g)
+            w2, b2 = _linear_init(hidden, 1, g)
+            params["W1"][r, :d, :] = w1.T
+            params["b1"][r, 0, :] = b1
+            params["W2"][r, :, 0] = w2[0]
+            params["b2"][r, 0, 0] = b2[0]
+    return params, gens
+
+
+# ---- input handling ------------------------------------------------------------------------
+
+
+def pad_stack(arrays, name: str, ndim: int, dtype=torch.float32) -> tuple[Tensor, list[int], list[int]]:
+    """Stack a 3-D array or a list of 2-D arrays (ndim=2; or 1-D with ndim=1) with zero padding.
+
+    Returns (tensor, rows per item, width per item). Widths are [] for ndim=1.
+    """
+    if torch.is_tensor(arrays) or isinstance(arrays, np.ndarray):
+        t = torch.as_tensor(np.asarray(arrays) if isinstance(arrays, np.ndarray) else arrays, dtype=dtype)
+        if t.dim() != ndim + 1:
+            raise ValueError(f"{name} must be {ndim + 1}-D (one {ndim}-D array per model) or a list, "
+                             f"got shape {tuple(t.shape)}")
+        rows = [t.shape[1]] * t.shape[0]
+        return t, rows, ([t.shape[2]] * t.shape[0] if ndim == 2 else [])
+    items = [torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, dtype=dtype) for a in arrays]
+    if not items:
+        raise ValueError(f"{name} is empty: need at least one model's data")
+    for i, a in enumerate(items):
+        if a.dim() != ndim:
+            raise ValueError(f"{name}[{i}] must be {ndim}-D, got shape {tuple(a.shape)}")
+    rows = [a.shape[0] for a in items]
+    widths = [a.shape[1] for a in items] if ndim == 2 else []
+    shape = (len(items), max(rows)) + ((max(widths),) if ndim == 2 else ())
+    out = torch.zeros(shape, dtype=dtype)
+    for i, a in enumerate(items):
+        if ndim == 2:
+            out[i, : a.shape[0], : a.shape[1]] = a
+        else:
+            out[i, : a.shape[0]] = a
+    return out, rows, widths
+
+
+def _per_model_vector(value, name: str, R: int, widths: list[int], d_pad: int, dtype, fill=0.0) -> Tensor:
+    """(d,) shared, (R, d) or a list of per-model vectors -> (R, d_pad)."""
+    if isinstance(value, (list, tuple)) and value and not np.isscalar(value[0]):
+        items = [torch.as_tensor(np.asarray(v), dtype=dtype) for v in value]
+        if len(items) != R:
+            raise ValueError(f"{name} has {len(items)} vectors for {R} models")
+    else:
+        t = torch.as_tensor(np.asarray(value.detach() if torch.is_tensor(value) else value), dtype=dtype)
+        if t.dim() == 1:
+            items = [t] * R
+        elif t.dim() == 2 and t.shape[0] == R:
+            items = list(t)
+        else:
+            raise ValueError(f"{name} must be (d,), ({R}, d) or a list of vectors, got shape {tuple(t.shape)}")
+    out = torch.full((R, d_pad), fill, dtype=dtype)
+    for r, (v, d) in enumerate(zip(items, widths)):
+        if v.dim() != 1 or v.shape[0] < d or (v.shape[0] > d and bool((v[d:] != fill).any())):
+            raise ValueError(f"{name} for model {r} has {tuple(v.shape)} entries, the model has {d} features")
+        out[r, :d] = v[:d]
+    return out
+
+
+# ---- Adam over stacked tensors -------------------------------------------------------------
+
+
+_FUSED_ADAM = getattr(torch, "_fused_adam_", None)
+
+
+class _Adam:
+    """torch.optim.Adam's update on a fixed list of tensors, without its per-step overhead.
+
+    Uses the fused CPU kernel that ``torch.optim.Adam(fused=True)`` calls (one op for all
+    tensors), else the single-tensor update written out. Both are tested against
+    torch.optim.Adam.
+    """
+
+    def __init__(self, params: list[Tensor], grads: list[Tensor], lr: float, weight_decay: float,
+                 fused: bool | None = None):
+        self.params, self.grads, self.lr, self.wd = params, grads, lr, weight_decay
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.fused = (_FUSED_ADAM is not None) if fused is None else fused
+        self.step_t = torch.zeros((), dtype=torch.float32)
+        self.t = 0
+
+    def step(self) -> None:
+        b1, b2 = ADAM_BETAS
+        self.t += 1
+        if self.fused:
+            self.step_t.add_(1)
+            _FUSED_ADAM(self.params, self.grads, self.m, self.v, [], [self.step_t] * len(self.params),
+                        amsgrad=False, lr=self.lr, beta1=b1, beta2=b2, weight_decay=self.wd,
+                        eps=ADAM_EPS, maximize=False)
+            return
+        bc1, bc2_sqrt = 1 - b1 ** self.t, (1 - b2 ** self.t) ** 0.5
+        for p, g, m, v in zip(self.params, self.grads, self.m, self.v):
+            if self.wd:
+                g = g.add(p, alpha=self.wd)
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            p.addcdiv_(m, (v.sqrt() / bc2_sqrt).add_(ADAM_EPS), value=-self.lr / bc1)
+
+
+# ---- the training programs -----------------------------------------------------------------
+
+
+@dataclass
+class _Statics:
+    """Per-group constants of the attribution term (R models of the group)."""
+
+    kind: str
+    attribution: str
+    t_hat: Tensor  # (R, d) normalised, masked target
+    gamma: Tensor  # (R,)
+    n_feat: Tensor  # (R,) true widths
+    scale: Tensor  # (R,) = 2 * gamma / d
+    confidence: Tensor | None  # (R, d)
+    active: bool  # any gamma > 0
+
+    @property
+    def fast(self) -> bool:
+        """Cosine closed form applies: 'grad' attribution without confidence weights."""
+        return self.active and self.attribution == "grad" and self.confidence is None
+
+    @property
+    def c_scale(self) -> Tensor:
+        c = self.scale.unsqueeze(-1)
+        return c if self.confidence is None else c * self.confidence
+
+
+def _normalized_mse_grad(v: Tensor, ref_hat: Tensor, c_scale: Tensor, dim: int = -1) -> Tensor:
+    """d/dv of sum(c_scale/2 * (normalize(v) - ref_hat)^2) along ``dim`` (general form)."""
+    nrm = torch.linalg.vector_norm(v, dim=dim, keepdim=True)
+    nc = nrm.clamp_min(EPS)
+    vh = v / nc
+    u = (vh - ref_hat) * c_scale
+    proj = (vh * u).sum(dim=dim, keepdim=True) * (nrm > EPS)
+    return (u - vh * proj) / nc
+
+
+def _row_ref(x: Tensor, t_hat: Tensor) -> Tensor:
+    """normalize(t * x_i) per row: the input x gradient variant's per-row target."""
+    ref = x * t_hat
+    return ref / torch.linalg.vector_norm(ref, dim=-1, keepdim=True).clamp_min(EPS)
+
+
+class _LRProgram:
+    """Stacked logistic regressions with closed-form gradients.
+
+    Rows live on axis 0 of ``X`` (rows, R, d), after two head rows holding w itself and the
+    target: one multiply-sum then yields the logits *and* |w|^2, <t, w>, and one more
+    yields the BCE gradient plus the attribution gradient (2/d)|w|^-3 (<t,w> w - |w|^2 t)
+    of L_att = (2 - 2cos(w, t))/d. That keeps the regulariser at ~3 extra tiny ops.
+    """
+
+    def __init__(self, p: dict[str, Tensor], st: _Statics, capacity: int):
+        R, d = p["W"].shape[:2]
+        dt = p["W"].dtype
+        self.st, self.R, self.d = st, R, d
+        self.X = torch.zeros(2 + capacity, R, d, dtype=dt)
+        self.X[0] = p["W"][..., 0]
+        self.X[1] = st.t_hat
+        self.w, self.b = self.X[0], p["b"].reshape(R).clone()
+        self.gw, self.gb = torch.zeros(R, d, dtype=dt), torch.zeros(R, dtype=dt)
+        self.D = torch.zeros(2 + capacity, R, dtype=dt)
+        self.Y = torch.zeros(capacity, R, dtype=dt)
+        self.RW = torch.zeros(capacity, R, dtype=dt)
+        self.expo = torch.tensor([[-1.5], [-0.5]], dtype=dt)
+        zero = torch.zeros(R, dtype=dt)
+        self.c1 = torch.stack([st.scale, zero])  # (2, R)
+        self.c0 = torch.stack([zero, -st.scale])
+        self.params, self.grads = [self.w, self.b], [self.gw, self.gb]
+        self.n = 0
+
+    def load(self, x: Tensor, y: Tensor, rw: Tensor) -> None:
+        """Batch in standard layout: x (R, n, d), y and row weights (R, n)."""
+        n = x.shape[1]
+        if n != self.n:  # views are fixed per batch size: slicing costs as much as an op here
+            self.n = n
+            self.Xn, self.Dn = self.X[:2 + n], self.D[:2 + n]
+            self.xs, self.Dd, self.Dh = self.X[2:2 + n], self.D[2:2 + n], self.D[:2]
+            self.Dn3, self.Dd3 = self.Dn.unsqueeze(-1), self.Dd.unsqueeze(-1)
+            self.Yn, self.RWn = self.Y[:n], self.RW[:n]
+            self.F = torch.empty(2 + n, self.R, dtype=self.X.dtype)
+            self.F0, self.F1, self.Fd = self.F[0:1], self.F[1:2], self.F[2:]
+            self.Fplain = torch.empty(n, self.R, dtype=self.X.dtype)
+        self.xs.copy_(x.transpose(0, 1))
+        self.Yn.copy_(y.T)
+        self.RWn.copy_(rw.T)
+        if self.st.active and self.st.attribution == "input_x_grad":
+            self.ref = _row_ref(self.xs, self.st.t_hat)
+
+    def batch(self) -> tuple[Tensor, Tensor, Tensor]:
+        return self.xs.transpose(0, 1), self.Yn.T, self.RWn.T
+
+    def std_params(self) -> dict[str, Tensor]:
+        return {"W": self.w.unsqueeze(-1), "b": self.b.view(self.R, 1, 1)}
+
+    def set_grads(self, g: dict[str, Tensor]) -> None:
+        self.gw.copy_(g["W"][..., 0])
+        self.gb.copy_(g["b"].reshape(self.R))
+
+    def analytic_grads(self) -> None:
+        st = self.st
+        if st.fast:
+            # F rows: |w|^2, <t,w>, then the logits; D rows: coefficients of w and t, then BCE deltas.
+            torch.sum(torch.mul(self.Xn, self.w), -1, out=self.F)
+            torch.sigmoid(self.Fd.add_(self.b), out=self.Dd).sub_(self.Yn).mul_(self.RWn)
+            torch.mul(self.F0.pow(self.expo), torch.addcmul(self.c0, self.F1, self.c1), out=self.Dh)
+            torch.sum(torch.mul(self.Xn, self.Dn3), 0, out=self.gw)
+            torch.sum(self.Dd, 0, out=self.gb)
+            return
+        xs = self.xs
+        torch.sum(torch.mul(xs, self.w), -1, out=self.Fplain)
+        torch.sigmoid(self.Fplain.add_(self.b), out=self.Dd).sub_(self.Yn).mul_(self.RWn)
+        torch.sum(torch.mul(xs, self.Dd3), 0, out=self.gw)
+        torch.sum(self.Dd, 0, out=self.gb)
+        if not st.active:
+            return
+        if st.attribution == "grad":
+            self.gw.add_(_normalized_mse_grad(self.w, st.t_hat, st.c_scale))
+        else:
+            dA = _normalized_mse_grad(xs * self.w, self.ref, st.c_scale * self.RWn.unsqueeze(-1))
+            self.gw.add_((xs * dA).sum(0))
+
+
+class _MLPProgram:
+    """Stacked ReLU MLPs with closed-form gradients.
+
+    The attribution is g = W1 (w2 * mbar), mbar the row-weighted mean ReLU mask; the mask
+    is piecewise constant in theta, so d g/d theta only flows through W1 and w2 (autograd's
+    double back-prop gives the same). Vector-shaped products use multiply-sum: batched
+    matrix-vector bmm is several times slower on CPU.
+    """
+
+    def __init__(self, p: dict[str, Tensor], st: _Statics, capacity: int):
+        R, d, H = p["W1"].shape
+        dt = p["W1"].dtype
+        self.st, self.R, self.d, self.H = st, R, d, H
+        self.W1 = p["W1"].clone()
+        self.b1 = p["b1"].clone()
+        self.W2 = p["W2"].reshape(R, 1, H).clone()
+        self.b2 = p["b2"].reshape(R, 1).clone()
+        self.params = [self.W1, self.b1, self.W2, self.b2]
+        self.grads = [torch.zeros_like(t) for t in self.params]
+        self.gW1, self.gb1, self.gW2, self.gb2 = self.grads
+        self.T2 = torch.zeros(R, 2, d, dtype=dt)  # [g | t_hat] for the cosine closed form
+        self.T2[:, 1] = st.t_hat
+        self.expo = torch.tensor([[-1.5, -0.5]], dtype=dt)
+        zero = torch.zeros(R, dtype=dt)
+        self.c1 = torch.stack([st.scale, zero], dim=1)  # (R, 2)
+        self.c0 = torch.stack([zero, -st.scale], dim=1)
+
+    def load(self, x: Tensor, y: Tensor, rw: Tensor) -> None:
+        self.x, self.xT = x, x.transpose(1, 2).contiguous()
+        self.y, self.rw = y, rw
+        if self.st.active and self.st.attribution == "input_x_grad":
+            self.ref = _row_ref(x, self.st.t_hat.unsqueeze(1))
+
+    def batch(self) -> tuple[Tensor, Tensor, Tensor]:
+        return self.x, self.y, self.rw
+
+    def std_params(self) -> dict[str, Tensor]:
+        return {"W1": self.W1, "b1": self.b1, "W2": self.W2.view(self.R, self.H, 1),
+                "b2": self.b2.view(self.R, 1, 1)}
+
+    def set_grads(self, g: dict[str, Tensor]) -> None:
+        self.gW1.copy_(g["W1"])
+        self.gb1.copy_(g["b1"])
+        self.gW2.copy_(g["W2"].reshape(self.R, 1, self.H))
+        self.gb2.copy_(g["b2"].reshape(self.R, 1))
+
+    def _cos_grad(self, g: Tensor) -> Tensor:
+        """gamma * dL_att/dg, g (R, d), via the cosine closed form."""
+        self.T2[:, 0].copy_(g)
+        S = (self.T2 * g.unsqueeze(1)).sum(-1)  # (R, 2) = [|g|^2, <t, g>]
+        coef = S[:, :1].clamp_min(EPS * EPS).pow(self.expo).mul_(torch.addcmul(self.c0, S[:, 1:], self.c1))
+        return (coef.unsqueeze(-1) * self.T2).sum(1)
+
+    def analytic_grads(self) -> None:
+        st, x, xT, W1, W2 = self.st, self.x, self.xT, self.W1, self.W2
+        rw3 = self.rw.unsqueeze(-1)
+        z = torch.baddbmm(self.b1, x, W1)
+        mask = (z > 0).to(z.dtype)
+        h = z.mul_(mask)
+        delta = torch.sigmoid((h * W2).sum(-1).add_(self.b2)).sub_(self.y).mul_(self.rw)
+        d3 = delta.unsqueeze(-1)
+        torch.sum(h * d3, 1, keepdim=True, out=self.gW2)
+        torch.sum(delta, 1, keepdim=True, out=self.gb2)
+        dz = (d3 * W2).mul_(mask)
+        torch.sum(dz, 1, keepdim=True, out=self.gb1)
+        if not st.active:
+            torch.bmm(xT, dz, out=self.gW1)
+            return
+        if st.attribution == "grad":
+            mbar = torch.sum(mask * rw3, 1, keepdim=True)  # (R, 1, H)
+            vv = W2 * mbar
+            g = (W1 * vv).sum(-1)  # (R, d) global attribution
+            q = self._cos_grad(g) if st.fast else _normalized_mse_grad(g, st.t_hat, st.c_scale)
+            torch.baddbmm(q.unsqueeze(-1) * vv, xT, dz, out=self.gW1)
+            self.gW2.addcmul_(mbar, (W1 * q.unsqueeze(-1)).sum(1, keepdim=True))
+            return
+        Gm = mask * W2  # (R, n, H): m_i * w2
+        G = torch.bmm(Gm, W1.transpose(1, 2))  # per-row input gradients (R, n, d)
+        dG = x * _normalized_mse_grad(x * G, self.ref, st.c_scale.unsqueeze(1) * rw3)
+        torch.baddbmm(torch.bmm(dG.transpose(1, 2), Gm), xT, dz, out=self.gW1)
+        self.gW2.add_((torch.bmm(dG, W1) * mask).sum(1, keepdim=True))
+
+
+def _autograd_grads(prog, st: _Statics) -> dict[str, Tensor]:
+    """The same gradient through `laat.attribution.laat_loss` (double back-prop)."""
+    x, y, rw = prog.batch()
+    with torch.enable_grad():
+        p = {k: v.detach().clone().requires_grad_(True) for k, v in prog.std_params().items()}
+        total, _, _ = laat_loss(
+            lambda inp: _forward(st.kind, p, inp), x, y,
+            st.t_hat if st.active else None, st.gamma if st.active else 0.0,
+            attribution=st.attribution, confidence=st.confidence, row_weight=rw, n_features=st.n_feat,
+        )
+        grads = torch.autograd.grad(total.sum(), list(p.values()))
+    return dict(zip(p, grads))
+
+
+def _loss_values(prog, st: _Statics) -> Tensor:
+    """(R, 2): row-weighted mean BCE and attribution loss at the current parameters."""
+    x, y, rw = prog.batch()
+    p = prog.std_params()
+    f = _forward(st.kind, p, x)
+    bce = (torch.nn.functional.binary_cross_entropy_with_logits(f, y, reduction="none") * rw).sum(dim=1)
+    G = _input_gradients(st.kind, p, x)
+    if st.attribution == "grad":
+        att = attribution_loss((G * rw.unsqueeze(-1)).sum(dim=1), st.t_hat, confidence=st.confidence,
+                               n_features=st.n_feat)
+    else:
+        att = attribution_loss(x * G, st.t_hat, kind="input_x_grad", x=x, confidence=st.confidence,
+                               row_weight=rw, n_features=st.n_feat)
+    return torch.stack([bce, att], dim=1)
+
+
+def _normalise_rows(sw: Tensor) -> Tensor:
+    return sw / sw.sum(dim=1, keepdim=True).clamp_min(torch.finfo(sw.dtype).tiny)
+
+
+def _train_group(params: dict[str, Tensor], gens, x, y, sw, st: _Statics, *, lr, epochs, batch_size,
+                 weight_decay, grad_impl, record_history, fused_adam=None) -> Tensor | None:
+    """Train one group's models; returns history. Full batch unless rows > batch_size."""
+    R, n, d = x.shape
+    full = batch_size is None or n <= batch_size
+    prog_cls = _LRProgram if st.kind == "lr" else _MLPProgram
+    prog = prog_cls(params, st, n if full else batch_size)
+    opt = _Adam(prog.params, prog.grads, lr, weight_decay, fused=fused_adam)
+    hist = torch.zeros(epochs, R, 2, dtype=x.dtype) if record_history else None
+    if full:
+        prog.load(x, y, _normalise_rows(sw))
+    for epoch in range(epochs):
+        if full:
+            starts, perm = [0], None
+        else:
+            perm = torch.stack([torch.randperm(n, generator=g) for g in gens])
+            starts = range(0, n, batch_size)
+        for s in starts:
+            if perm is not None:
+                idx = perm[:, s:s + batch_size]
+                prog.load(torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, d)),
+                          torch.gather(y, 1, idx), _normalise_rows(torch.gather(sw, 1, idx)))
+            if hist is not None:
+                with torch.no_grad():
+                    hist[epoch] += _loss_values(prog, st) / len(starts)
+            if grad_impl == "analytic":
+                prog.analytic_grads()
+            else:
+                prog.set_grads(_autograd_grads(prog, st))
+            opt.step()
+    for k, v in prog.std_params().items():
+        params[k].copy_(v.reshape(params[k].shape))
+    return hist
+
+
+def fit_many(
+    X,
+    y,
+    target=None,
+    *,
+    model: ModelKind = "lr",
+    gamma: float | Sequence[float] = 100.0,
+    attribution: str = "grad",
+    hidden: int = 100,
+    lr: float = 1e-2,
+    epochs: int = 200,
+    batch_size: int | None = 128,
+    weight_decay: float = 0.0,
+    seeds: int | Sequence[int] = 0,
+    confidence=None,
+    feature_mask=None,
+    sample_weight=None,
+    grad_impl: GradImpl = "analytic",
+    record_history: bool = False,
+    dtype: torch.dtype = torch.float32,
+    fused_adam: bool | None = None,
+) -> StackedModel:
+    """Train R independent LAAT models in one batched program.
+
+    Args:
+        X: (R, n, d) array/tensor, or a list of R arrays (n_r, d_r) (zero-padded here).
+            Already preprocessed (one-hot, Min-Max scaled on the training rows).
+        y: (R, n) or a list of R vectors of 0/1 labels.
+        target: the transformed prior t per feature (any positive scale; see
+            `laat.attribution.normalized_target`): (d,) shared, (R, d) or a list.
+            May be None only when every gamma is 0.
+        gamma: attribution weight, one value or one per model (e.g. a gamma grid on the
+            same data, trained as one batch).
+        seeds: one seed per model, or an int s meaning s, s+1, ..., s+R-1.
+        confidence: per-feature weights >= 0 of the attribution MSE, shaped like target.
+        feature_mask: True = feature usable; False = removed (input zeroed, weights held at
+            exactly 0, target 0), shaped like target.
+        sample_weight: like y; weights of the BCE mean and of the batch-mean attribution.
+        batch_size: full batch when a model has <= batch_size rows (the paper's 128 is
+            full-batch in few-shot); otherwise shuffled mini-batches, models grouped by
+            row count. None = always full batch.
+        grad_impl: "analytic" (closed form, fast) or "autograd" (double back-prop).
+        record_history: keep per-epoch mean BCE and attribution loss in ``.history``.
+        fused_adam: None = PyTorch's fused CPU Adam kernel when available; False = the
+            written-out update (same numbers to rounding).
+
+    Returns a `StackedModel` whose model r equals a fit of that model alone (same seed).
+    """
+    _check_choice("model", model, MODELS)
+    _check_choice("attribution", attribution, ATTRIBUTION_KINDS)
+    _check_choice("grad_impl", grad_impl, GRAD_IMPLS)
+    _check_positive_int("epochs", epochs)
+    if model == "mlp":
+        _check_positive_int("hidden", hidden)
+    if batch_size is not None:
+        _check_positive_int("batch_size", batch_size)
+    _check_number("lr", lr, positive=True)
+    _check_number("weight_decay", weight_decay)
+
+    x, rows, widths = pad_stack(X, "X", 2, dtype)
+    R, n_pad, d_pad = x.shape
+    yt, y_rows, _ = pad_stack(y, "y", 1, dtype)
+    if yt.shape[0] != R or y_rows != rows:
+        raise ValueError(f"y has row counts {y_rows}, X has {rows}")
+    if not bool(((yt == 0) | (yt == 1)).all()):
+        raise ValueError("y must contain only 0/1 labels")
+    yt = torch.nn.functional.pad(yt, (0, n_pad - yt.shape[1]))
+    if sample_weight is None:
+        sw = torch.zeros(R, n_pad, dtype=dtype)
+        for r, n in enumerate(rows):
+            sw[r, :n] = 1.0
+    else:
+        sw, sw_rows, _ = pad_stack(sample_weight, "sample_weight", 1, dtype)
+        if sw.shape[0] != R or sw_rows != rows:
+            raise ValueError(f"sample_weight has row counts {sw_rows}, X has {rows}")
+        if not bool(torch.isfinite(sw).all()) or bool((sw < 0).any()):
+            raise ValueError("sample_weight must be finite and >= 0")
+        sw = torch.nn.functional.pad(sw, (0, n_pad - sw.shape[1]))
+        empty = [r for r in range(R) if float(sw[r].sum()) <= 0]
+        if empty:
+            raise ValueError(f"sample_weight sums to 0 for models {empty}")
+
+    gam = torch.as_tensor(np.broadcast_to(np.asarray(gamma, dtype=np.float64), (R,)).copy(), dtype=dtype)
+    if not bool(torch.isfinite(gam).all()) or bool((gam < 0).any()):
+        raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+    active = bool((gam > 0).any())
+
+    seed_list = list(range(int(seeds), int(seeds) + R)) if np.isscalar(seeds) else [int(s) for s in seeds]
+    if len(seed_list) != R:
+        raise ValueError(f"got {len(seed_list)} seeds for {R} models")
+
+    mask = torch.ones(R, d_pad, dtype=torch.bool)
+    for r, d in enumerate(widths):
+        mask[r, d:] = False
+    if feature_mask is not None:
+        fm = _per_model_vector(feature_mask, "feature_mask", R, widths, d_pad, torch.float64, fill=0.0) != 0
+        mask &= fm
+    dead = [r for r in range(R) if not bool(mask[r].any())]
+    if dead:
+        raise ValueError(f"models {dead} have every feature masked: nothing left to fit")
+    x = x * mask.unsqueeze(1).to(dtype)
+
+    if target is None:
+        if active:
+            raise ValueError("target is None but gamma > 0: the attribution term needs a prior target")
+        t_hat = torch.zeros(R, d_pad, dtype=dtype)
+    else:
+        t = _per_model_vector(target, "target", R, widths, d_pad, torch.float64)
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError("target must be finite (use attribution.normalized_target for small tau)")
+        t = t * mask
+        t_hat = (t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(EPS)).to(dtype)
+    conf = None
+    if confidence is not None:
+        conf = _per_model_vector(confidence, "confidence", R, widths, d_pad, dtype, fill=0.0)
+        if not bool(torch.isfinite(conf).all()) or bool((conf < 0).any()):
+            raise ValueError("confidence weights must be finite and >= 0")
+
+    params, gens = init_params(model, widths, seed_list, hidden, d_pad, dtype)
+    for k in ("W", "W1"):
+        if k in params:
+            params[k].mul_(mask.unsqueeze(-1).to(dtype))
+
+    n_feat = torch.as_tensor(widths, dtype=dtype)
+    scale = 2.0 * gam / n_feat
+
+    hist = torch.zeros(epochs, R, 2, dtype=dtype) if record_history else None
+    for idx, n_rows in _groups(rows, batch_size):
+        sel = torch.as_tensor(idx)
+        st = _Statics(
+            kind=model, attribution=attribution, t_hat=t_hat[sel], gamma=gam[sel], n_feat=n_feat[sel],
+            scale=scale[sel], confidence=None if conf is None else conf[sel], active=active,
+        )
+        sub = {k: v[sel].clone() for k, v in params.items()}
+        h = _train_group(
+            sub, [gens[i] for i in idx], x[sel, :n_rows], yt[sel, :n_rows], sw[sel, :n_rows], st,
+            lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
+            grad_impl=grad_impl, record_history=record_history, fused_adam=fused_adam,
+        )
+        for k in params:
+            params[k][sel] = sub[k]
+        if hist is not None:
+            hist[:, sel] = h
+    return StackedModel(kind=model, params=params, n_features=list(widths),
+                        hidden=hidden if model == "mlp" else None, history=hist, seeds=seed_list)
+
+
+def _groups(rows: list[int], batch_size: int | None) -> list[tuple[list[int], int]]:
+    """Full-batch models train together (padded rows); mini-batch models by equal row count."""
+    if batch_size is None or max(rows) <= batch_size:
+        return [(list(range(len(rows))), max(rows))]
+    out: list[tuple[list[int], int]] = []
+    small = [r for r, n in enumerate(rows) if n <= batch_size]
+    if small:
+        out.append((small, max(rows[r] for r in small)))
+    for n in sorted({n for n in rows if n > batch_size}):
+        out.append(([r for r, m in enumerate(rows) if m == n], n))
+    return out
+
+
+def _check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_number(name: str, value, positive: bool = False) -> None:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and np.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
