@@ -73,7 +73,7 @@ class StackedModel:
         return next(iter(self.params.values())).dtype
 
     def _inputs(self, X) -> Tensor:
-        x = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X, dtype=self.dtype)
+        x = _tensor(X, self.dtype)
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.n_models, -1, -1)
         if x.dim() != 3 or x.shape[0] != self.n_models:
@@ -99,7 +99,7 @@ class StackedModel:
     def mean_input_gradient(self, X, row_weight: Tensor | None = None) -> Tensor:
         """Batch-mean input gradient (R, d_pad): the global attribution LAAT aligns."""
         x = self._inputs(X)
-        w = _uniform_rows(x) if row_weight is None else torch.as_tensor(row_weight, dtype=x.dtype)
+        w = _uniform_rows(x) if row_weight is None else _tensor(row_weight, x.dtype)
         return (_input_gradients(self.kind, self.params, x) * w.unsqueeze(-1)).sum(dim=1)
 
     def select(self, index: int | Sequence[int]) -> StackedModel:
@@ -208,19 +208,26 @@ def init_params(
 # ---- input handling ------------------------------------------------------------------------
 
 
+def _tensor(a, dtype) -> Tensor:
+    """Tensor copy of array-likes (read-only numpy arrays included); tensors are cast only."""
+    if torch.is_tensor(a):
+        return a.detach().to(dtype)
+    return torch.tensor(np.asarray(a), dtype=dtype)
+
+
 def pad_stack(arrays, name: str, ndim: int, dtype=torch.float32) -> tuple[Tensor, list[int], list[int]]:
     """Stack a 3-D array or a list of 2-D arrays (ndim=2; or 1-D with ndim=1) with zero padding.
 
     Returns (tensor, rows per item, width per item). Widths are [] for ndim=1.
     """
     if torch.is_tensor(arrays) or isinstance(arrays, np.ndarray):
-        t = torch.as_tensor(np.asarray(arrays) if isinstance(arrays, np.ndarray) else arrays, dtype=dtype)
+        t = _tensor(arrays, dtype)
         if t.dim() != ndim + 1:
             raise ValueError(f"{name} must be {ndim + 1}-D (one {ndim}-D array per model) or a list, "
                              f"got shape {tuple(t.shape)}")
         rows = [t.shape[1]] * t.shape[0]
         return t, rows, ([t.shape[2]] * t.shape[0] if ndim == 2 else [])
-    items = [torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, dtype=dtype) for a in arrays]
+    items = [_tensor(a, dtype) for a in arrays]
     if not items:
         raise ValueError(f"{name} is empty: need at least one model's data")
     for i, a in enumerate(items):
@@ -241,11 +248,11 @@ def pad_stack(arrays, name: str, ndim: int, dtype=torch.float32) -> tuple[Tensor
 def _per_model_vector(value, name: str, R: int, widths: list[int], d_pad: int, dtype, fill=0.0) -> Tensor:
     """(d,) shared, (R, d) or a list of per-model vectors -> (R, d_pad)."""
     if isinstance(value, (list, tuple)) and value and not np.isscalar(value[0]):
-        items = [torch.as_tensor(np.asarray(v), dtype=dtype) for v in value]
+        items = [_tensor(v, dtype) for v in value]
         if len(items) != R:
             raise ValueError(f"{name} has {len(items)} vectors for {R} models")
     else:
-        t = torch.as_tensor(np.asarray(value.detach() if torch.is_tensor(value) else value), dtype=dtype)
+        t = _tensor(value, dtype)
         if t.dim() == 1:
             items = [t] * R
         elif t.dim() == 2 and t.shape[0] == R:

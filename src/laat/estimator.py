@@ -1,0 +1,352 @@
+"""LAATClassifier: the scikit-learn face of LAAT.
+
+``fit`` Min-Max scales the training rows, turns the prior (feature name -> score in
+[-10, 10]) into the target sign(s) * exp(|s|/tau), and trains one model with
+`laat.models.fit_many` (R = 1: the same program the benchmark runs in batches).
+With gamma = 0 it is plain BCE training of the same model.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+CONFIDENCE_MODES = ("none", "spread")
+
+
+class LAATClassifier(ClassifierMixin, BaseEstimator):
+    """Binary classifier trained with BCE + gamma * attribution-matching loss.
+
+    Parameters
+    ----------
+    model : "lr" | "mlp"
+        Logistic regression, or an MLP with one hidden ReLU layer of ``hidden`` units.
+    gamma : float >= 0
+        Weight of the attribution loss (paper: 100). 0 = plain training, no prior needed.
+    tau : float > 0
+        Temperature of the target sign(s) * exp(|s| / tau); 1 reproduces the paper, larger
+        values soften its "top-1-3 features only" sharpness.
+    attribution : "grad" | "input_x_grad"
+        Batch-mean input gradient (paper's final variant) or per-row input x gradient.
+    hidden, lr, epochs, batch_size, weight_decay
+        Model width and Adam settings; defaults are the paper's (lr 1e-2, 200 epochs,
+        batch 128, which is full-batch in few-shot). ``batch_size=None``: always full batch.
+    prior : Prior, Mapping[str, float], pandas Series, or a sequence (by position)
+        Scores per feature name, for the class ``prior_class``. May also be given to ``fit``.
+        Must cover exactly the model's features (``feature_names_in_``; ``x0``, ``x1``...
+        for arrays without names).
+    prior_class : label or None
+        Class the prior's scores refer to; default ``classes_[1]`` (the positive class).
+    confidence : "none" | "spread" | Mapping[str, float]
+        Per-feature weights of the attribution loss: "spread" down-weights features on which
+        the LLM samples disagreed, w = 1 / (1 + spread^2) normalised to mean 1; or explicit
+        weights by name.
+    suppress : sequence of feature names
+        Features whose attribution must be zero (e.g. sensitive attributes). They are
+        removed from the model: first-layer weights stay exactly 0 and their prior is 0.
+    scale : bool
+        Min-Max scale features, fitted on the training rows (paper's preprocessing).
+    grad_impl : "analytic" | "autograd"
+        Closed-form gradients (fast) or double back-prop through `laat.attribution`.
+    random_state : int, RandomState or None
+        Seeds initialisation and shuffling; fits with the same int are bit-identical on CPU.
+    """
+
+    def __init__(
+        self,
+        model: str = "lr",
+        gamma: float = 100.0,
+        tau: float = 1.0,
+        attribution: str = "grad",
+        hidden: int = 100,
+        lr: float = 1e-2,
+        epochs: int = 200,
+        batch_size: int | None = 128,
+        weight_decay: float = 0.0,
+        prior: Any = None,
+        prior_class: Any = None,
+        confidence: str | Mapping[str, float] = "none",
+        suppress: Sequence[str] = (),
+        scale: bool = True,
+        grad_impl: str = "analytic",
+        random_state: int | np.random.RandomState | None = None,
+    ):
+        self.model = model
+        self.gamma = gamma
+        self.tau = tau
+        self.attribution = attribution
+        self.hidden = hidden
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.prior = prior
+        self.prior_class = prior_class
+        self.confidence = confidence
+        self.suppress = suppress
+        self.scale = scale
+        self.grad_impl = grad_impl
+        self.random_state = random_state
+
+    # ---- sklearn plumbing --------------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    # ---- fit ---------------------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None, prior=None) -> LAATClassifier:
+        """Fit on training rows X (DataFrame or array) and binary labels y.
+
+        ``prior`` here overrides the constructor's ``prior`` (handy outside grid search).
+        """
+        from laat.attribution import normalized_target
+        from laat.models import fit_many
+
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type not in ("binary", "multiclass"):
+            raise ValueError(f"Only binary classification is supported. The type of the target is {y_type}.")
+        self.classes_ = np.unique(y)
+        if len(self.classes_) > 2:
+            raise ValueError(
+                "Only binary classification is supported. The type of the target is multiclass "
+                f"({len(self.classes_)} classes: {list(self.classes_)[:10]}); LAAT aligns a single logit."
+            )
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has only one class ({self.classes_[0]!r}); LAAT needs two classes to train")
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if len(np.unique(y[sw > 0])) < 2:
+            raise ValueError("sample_weight leaves a single class with positive weight: need two classes")
+
+        names = self._feature_names()
+        d = len(names)
+        mask = self._suppress_mask(names)
+        prior_in = prior if prior is not None else self.prior
+        scores, spreads = _resolve_prior(prior_in, names)
+        if scores is None and self.gamma > 0:
+            raise ValueError(
+                f"gamma={self.gamma} needs a prior: pass prior={{feature: score}} to the constructor "
+                "or to fit (or set gamma=0 for plain training)"
+            )
+        target = None
+        if scores is not None:
+            if self.prior_class is not None:
+                if self.prior_class not in set(self.classes_.tolist()):
+                    raise ValueError(f"prior_class={self.prior_class!r} is not one of the classes {list(self.classes_)}")
+                if self.prior_class == self.classes_[0]:
+                    scores = -scores  # a score for the negative class is minus one for the positive
+            if not np.any(scores[mask] != 0) and self.gamma > 0:
+                raise ValueError("the prior is zero on every (unsuppressed) feature: nothing to align with")
+            target = normalized_target(scores, self.tau, mask).numpy()
+        conf = self._confidence_weights(names, spreads, mask)
+
+        self.scaler_ = MinMaxScaler().fit(X[sw > 0]) if self.scale else None
+        Xs = self._scaled(X)
+        y01 = (y == self.classes_[1]).astype(np.float32)
+        seed = _seed(self.random_state)
+        self.model_ = fit_many(
+            Xs[None], y01[None], target, model=self.model, gamma=float(self.gamma),
+            attribution=self.attribution, hidden=self.hidden, lr=float(self.lr), epochs=self.epochs,
+            batch_size=self.batch_size, weight_decay=float(self.weight_decay), seeds=[seed],
+            confidence=conf, feature_mask=mask, sample_weight=sw[None].astype(np.float32),
+            grad_impl=self.grad_impl,
+        )
+        self.seed_ = seed
+        self.feature_mask_ = pd.Series(mask, index=names, name="used")
+        self.prior_target_ = None if target is None else pd.Series(target, index=names, name="prior_target")
+        self.feature_attributions_ = pd.Series(
+            _global_attribution(self.model_, Xs, sw), index=names, name="attribution")
+        return self
+
+    # ---- predict -----------------------------------------------------------------------
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logit of ``classes_[1]``, shape (n,)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return _logits64(self.model_, self._scaled(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """[P(classes_[0]), P(classes_[1])] per row."""
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        Xs = self.scaler_.transform(X) if self.scaler_ is not None else X
+        return np.asarray(Xs, dtype=np.float32)
+
+    def _feature_names(self) -> list[str]:
+        if hasattr(self, "feature_names_in_"):
+            return [str(c) for c in self.feature_names_in_]
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def _check_params(self) -> None:
+        from laat.models import ATTRIBUTION_KINDS, GRAD_IMPLS, MODELS
+
+        _choice("model", self.model, MODELS)
+        _choice("attribution", self.attribution, ATTRIBUTION_KINDS)
+        _choice("grad_impl", self.grad_impl, GRAD_IMPLS)
+        _number("gamma", self.gamma, low=0.0)
+        _number("tau", self.tau, low=0.0, strict=True)
+        _number("lr", self.lr, low=0.0, strict=True)
+        _number("weight_decay", self.weight_decay, low=0.0)
+        _integer("epochs", self.epochs)
+        _integer("hidden", self.hidden)
+        if self.batch_size is not None:
+            _integer("batch_size", self.batch_size)
+        if not isinstance(self.scale, (bool, np.bool_)):
+            raise ValueError(f"scale must be True or False, got {self.scale!r}")
+        if isinstance(self.suppress, str):
+            raise ValueError(f"suppress must be a list of feature names, got the string {self.suppress!r}")
+        if not (isinstance(self.confidence, Mapping) or self.confidence in CONFIDENCE_MODES):
+            raise ValueError(f"confidence must be one of {list(CONFIDENCE_MODES)} or a mapping "
+                             f"feature -> weight, got {self.confidence!r}")
+
+    def _suppress_mask(self, names: list[str]) -> np.ndarray:
+        wanted = [str(s) for s in (self.suppress or ())]
+        unknown = [s for s in wanted if s not in names]
+        if unknown:
+            raise ValueError(f"suppress names features the model does not have: {unknown}")
+        mask = np.array([n not in wanted for n in names])
+        if not mask.any():
+            raise ValueError("suppress lists every feature: nothing left to fit")
+        return mask
+
+    def _confidence_weights(self, names, spreads, mask) -> np.ndarray | None:
+        if isinstance(self.confidence, Mapping):
+            w = _by_name(self.confidence, names, "confidence")
+            if np.any(w < 0):
+                bad = [n for n, v in zip(names, w) if v < 0]
+                raise ValueError(f"confidence weights must be >= 0; negative for {bad}")
+        elif self.confidence == "spread":
+            if spreads is None:
+                raise ValueError("confidence='spread' needs a prior with spreads (a Prior object from "
+                                 "several LLM samples); this prior has none")
+            w = 1.0 / (1.0 + spreads ** 2)
+        else:
+            return None
+        if not np.any(w[mask] > 0):
+            raise ValueError("confidence weights are zero on every used feature")
+        return w / w[mask].mean()
+
+
+# ---- module helpers ------------------------------------------------------------------------
+
+
+def _resolve_prior(prior, names: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Scores (and spreads, if the prior has them) aligned to ``names``."""
+    if prior is None:
+        return None, None
+    spreads = None
+    if hasattr(prior, "scores") and callable(prior.scores):
+        scores = _by_name(prior.scores(), names, "prior")
+        if hasattr(prior, "spreads") and callable(prior.spreads):
+            spreads = _by_name(prior.spreads(), names, "prior spreads")
+    elif isinstance(prior, (Mapping, pd.Series)):
+        scores = _by_name(dict(prior.items()), names, "prior")
+    elif isinstance(prior, (Sequence, np.ndarray)) and not isinstance(prior, str):
+        arr = np.asarray(prior, dtype=np.float64)
+        if arr.ndim != 1 or len(arr) != len(names):
+            raise ValueError(f"a positional prior needs one score per feature ({len(names)}), got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"prior scores must be finite; bad for {[n for n, v in zip(names, arr) if not np.isfinite(v)]}")
+        scores = arr
+    else:
+        raise TypeError(f"prior must be a Prior, a mapping feature -> score, a pandas Series or a "
+                        f"sequence of scores; got {type(prior).__name__}")
+    return scores, spreads
+
+
+def _by_name(mapping: Mapping, names: list[str], what: str) -> np.ndarray:
+    keys = [str(k) for k in mapping]
+    missing = [n for n in names if n not in keys]
+    extra = [k for k in keys if k not in names]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)}: {_short(missing)}")
+        if extra:
+            parts.append(f"extra {len(extra)}: {_short(extra)}")
+        raise ValueError(f"{what} must cover exactly the model's {len(names)} features; " + "; ".join(parts))
+    by_key = {str(k): v for k, v in mapping.items()}
+    values = []
+    for n in names:
+        v = by_key[n]
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
+            raise ValueError(f"{what} value for feature {n!r} must be a finite number, got {v!r}")
+        values.append(float(v))
+    return np.asarray(values, dtype=np.float64)
+
+
+def _short(items: list[str], limit: int = 20) -> str:
+    shown = ", ".join(repr(i) for i in items[:limit])
+    return f"[{shown}{', ...' if len(items) > limit else ''}]"
+
+
+def _seed(random_state) -> int:
+    if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be >= 0, got {random_state}")
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _logits64(model, Xs: np.ndarray) -> np.ndarray:
+    """Logits in float64 so that rows are scored independently of batch composition."""
+    import torch
+
+    from laat.models import _forward
+
+    p = {k: v.to(torch.float64) for k, v in model.params.items()}
+    x = torch.tensor(Xs, dtype=torch.float64).unsqueeze(0)
+    with torch.no_grad():
+        return _forward(model.kind, p, x)[0].numpy()
+
+
+def _global_attribution(model, Xs: np.ndarray, sw: np.ndarray) -> np.ndarray:
+    """Normalised batch-mean input gradient on the training rows (comparable to the target)."""
+    import torch
+
+    from laat.attribution import normalize
+
+    rw = torch.tensor(sw / sw.sum(), dtype=model.dtype).unsqueeze(0)
+    with torch.no_grad():
+        g = model.mean_input_gradient(Xs, row_weight=rw)[0]
+    return normalize(g.to(torch.float64)).numpy()
+
+
+def _choice(name, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _number(name, value, low: float, strict: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value) \
+        and (value > low if strict else value >= low)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}")
+
+
+def _integer(name, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
