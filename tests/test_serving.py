@@ -83,6 +83,17 @@ def logged(store, diabetes):
     return out
 
 
+@pytest.fixture(scope="module")
+def laat_model(diabetes):
+    from laat.estimator import LAATClassifier
+    from laat.priors import oracle_prior
+
+    meta, train, _ = diabetes
+    X, y = encode(train, meta), labels(train, meta)
+    prior = oracle_prior(X, y, meta)  # ORACLE prior (fit on these labels): a test fixture, not an LLM prior
+    return LAATClassifier(gamma=100.0, prior=prior, epochs=50, random_state=0).fit(X, y)
+
+
 def _register(model: dict, name: str) -> str:
     return str(mlflow.register_model(model["uri"], name).version)
 
@@ -223,11 +234,13 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_raw_rows(store, diabetes, logged, tmp_path):
-    meta, _, test = diabetes
-    good, name = logged["good"], "diab-served"
-    assert promote_if_better(store["client"], name, _register(good, name), "roc_auc", good["roc_auc"])["promoted"]
-    est = good["est"]
+def test_mlflow_models_serve_answers_raw_rows(store, diabetes, laat_model, tmp_path):
+    """A LAATClassifier (torch inside) served from the registry by a fresh process."""
+    meta, train, test = diabetes
+    est, name = laat_model, "diab-served"
+    info = _log(store, est, meta, train, name)
+    auc = classification_metrics(labels(test, meta), est.predict_proba(encode(test, meta))[:, 1])["roc_auc"]
+    assert promote_if_better(store["client"], name, info.registered_model_version, "roc_auc", auc)["promoted"]
 
     port = _free_port()
     log = tmp_path / "serve.log"
@@ -284,3 +297,15 @@ def test_mlflow_models_serve_answers_raw_rows(store, diabetes, logged, tmp_path)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def test_laat_classifier_round_trips_and_pins_cpu_torch(store, diabetes, laat_model):
+    meta, train, test = diabetes
+    info = _log(store, laat_model, meta, train)
+    reqs = (Path(mlflow.artifacts.download_artifacts(info.model_uri)) / "requirements.txt").read_text().splitlines()
+    torch_version = importlib_metadata.version("torch").split("+")[0]
+    assert f"torch=={torch_version}" in reqs
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in reqs
+    served = mlflow.pyfunc.load_model(info.model_uri)
+    np.testing.assert_allclose(served.predict(test).to_numpy(), laat_model.predict_proba(encode(test, meta)),
+                               rtol=1e-10, atol=1e-12)
