@@ -186,7 +186,8 @@ def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_exam
     model = LAATPyfuncModel(meta.model_dump(mode="json"), estimator)
     example = check_raw_rows(input_example.head(5), meta).reset_index(drop=True)
     output = model.predict(None, example)
-    signature = ModelSignature(inputs=input_schema(meta), outputs=infer_signature(example, output).outputs)
+    # infer from the output alone: inferring from the raw example too warns about int columns
+    signature = ModelSignature(inputs=input_schema(meta), outputs=infer_signature(output).inputs)
     with tempfile.TemporaryDirectory() as tmp:
         # ship the package source without bytecode caches (code_paths copies a folder as is)
         code = shutil.copytree(Path(laat.__file__).resolve().parent, Path(tmp) / "laat",
