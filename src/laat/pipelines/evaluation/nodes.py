@@ -19,7 +19,7 @@ class EvaluationParams(BaseModel):
 
     threshold: float = Field(0.5, gt=0, lt=1, description="P(positive) cut-off for accuracy, F1, fairness")
     champion_metric: str = Field("roc_auc", description="metric the champion alias is decided on")
-    register: bool = Field(True, description="log the servable model and register it as laat-<dataset>")
+    register_model: bool = Field(True, description="log the servable model and register it as laat-<dataset>")
     model_name_prefix: str = "laat-"
     top_features: int = Field(25, ge=1, description="features shown in the attribution plot")
 
@@ -90,14 +90,16 @@ def register_model(model, test_rows: pd.DataFrame, metrics: dict[str, Any], prio
         f"{meta.name}.prior.fingerprint": str(p.provenance.get("fingerprint", "")),
     })
     name = f"{params.model_name_prefix}{meta.name}"
-    if not params.register:
-        return {"registered": False, "model_name": name, "reason": "evaluation.register is false"}
-    if params.champion_metric not in metrics:
+    if not params.register_model:
+        return {"registered": False, "model_name": name, "reason": "evaluation.register_model is false"}
+    # The MLflow metrics dataset hands metrics back prefixed with the dataset name.
+    key = next((k for k in (params.champion_metric, f"{meta.name}.{params.champion_metric}") if k in metrics), None)
+    if key is None:
         raise KeyError(f"champion_metric {params.champion_metric!r} is not among the computed metrics "
                        f"{sorted(metrics)}")
+    value = metrics[key]["value"] if isinstance(metrics[key], dict) else metrics[key]
     info = log_model(model, meta, test_rows, name=f"{meta.name}_model", registered_model_name=name)
-    decision = promote_if_better(MlflowClient(), name, info.registered_model_version,
-                                 params.champion_metric, metrics[params.champion_metric]["value"])
+    decision = promote_if_better(MlflowClient(), name, info.registered_model_version, params.champion_metric, value)
     decision.update(registered=True, model_name=name, model_uri=info.model_uri, prior_source=p.source)
     log.info("%s v%s: %s", name, decision["new_version"], decision["reason"])
     return decision
