@@ -65,8 +65,12 @@ def _fake_key(monkeypatch):
 
 @pytest.fixture(scope="session")
 def local_llm():
-    """The real llama.cpp server with the bundled SmolLM2, shared by the whole session."""
+    """The real llama.cpp server with the bundled SmolLM2, shared by the whole session.
+
+    One thread: test machines share their cores, and llama.cpp's OpenMP threads spin-wait
+    on oversubscribed cores (2-3x slower than one thread when the machine is busy).
+    """
     from laat.elicit.local_server import LocalLLMServer
 
-    with LocalLLMServer(n_ctx=4096, n_threads=2) as server:
+    with LocalLLMServer(n_ctx=2048, n_threads=1) as server:
         yield server

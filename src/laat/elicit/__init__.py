@@ -1,19 +1,37 @@
-"""Eliciting feature-importance priors from LLMs (local llama.cpp or any OpenAI-compatible API)."""
+"""Eliciting feature-importance priors from LLMs (local llama.cpp or any OpenAI-compatible API).
 
-from laat.elicit.errors import ElicitationError, InvalidAnswerError, LLMCallError, LocalServerError
-from laat.elicit.run import Elicitation, build_prior, elicit_prior, run_elicitation
-from laat.elicit.settings import ElicitationSettings
-from laat.elicit.strategies import STRATEGIES
+Exports are resolved lazily: the openai SDK takes seconds to import, and Kedro imports
+every pipeline module (hence `laat.elicit.settings`) at start-up.
+"""
 
-__all__ = [
-    "STRATEGIES",
-    "Elicitation",
-    "ElicitationError",
-    "ElicitationSettings",
-    "InvalidAnswerError",
-    "LLMCallError",
-    "LocalServerError",
-    "build_prior",
-    "elicit_prior",
-    "run_elicitation",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ElicitationError": "laat.elicit.errors",
+    "InvalidAnswerError": "laat.elicit.errors",
+    "LLMCallError": "laat.elicit.errors",
+    "LocalServerError": "laat.elicit.errors",
+    "ElicitationSettings": "laat.elicit.settings",
+    "Elicitation": "laat.elicit.run",
+    "build_prior": "laat.elicit.run",
+    "elicit_prior": "laat.elicit.run",
+    "run_elicitation": "laat.elicit.run",
+    "STRATEGIES": "laat.elicit.strategies",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'laat.elicit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

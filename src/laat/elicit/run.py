@@ -16,7 +16,7 @@ from laat.elicit import prompts as P
 from laat.elicit.cache import ResponseCache
 from laat.elicit.calls import CallContext
 from laat.elicit.client import RetryPolicy, endpoint_label, make_client, resolve_api_key
-from laat.elicit.local_server import MODEL_ALIAS, LocalLLMServer, ServerOptions, resolve_gguf
+from laat.elicit.local_server import BUNDLED_SHA256, MODEL_ALIAS, LocalLLMServer, ServerOptions, resolve_gguf
 from laat.elicit.settings import ElicitationSettings
 from laat.elicit.strategies import STRATEGIES, SampleResult
 from laat.priors import Prior, PriorError, oracle_prior_from_frame, random_prior
@@ -39,6 +39,7 @@ class OpenAIEndpoint:
     """Any OpenAI-compatible endpoint; the key is resolved only when a call is actually made."""
 
     kind = "openai"
+    max_concurrency = 64
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
@@ -71,13 +72,16 @@ class LocalEndpoint:
     """
 
     kind = "local"
+    # One llama.cpp slot: concurrent samples would only queue, and interleaving prompts
+    # with different prefixes defeats the server's prompt cache.
+    max_concurrency = 1
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
         self.path, self.sha256 = resolve_gguf(settings.gguf_path, settings.gguf_sha256)
         self.model = MODEL_ALIAS
         self.label = f"local llama.cpp ({self.path.name})"
-        self.bundled = settings.gguf_path is None
+        self.bundled = self.sha256 == BUNDLED_SHA256
         self._server: LocalLLMServer | None = None
         self._client = None
         self._lock = threading.Lock()
@@ -144,7 +148,7 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     fn = STRATEGIES[strategy]
     t0 = time.perf_counter()
     try:
-        workers = max(1, min(settings.n_samples, settings.concurrency))
+        workers = max(1, min(settings.n_samples, settings.concurrency, endpoint.max_concurrency))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elicit") as pool:
             futures = [pool.submit(fn, ctx, meta, settings, i) for i in range(settings.n_samples)]
             results: list[SampleResult] = [f.result() for f in futures]

@@ -150,7 +150,7 @@ def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
 
         def attempt(a: int, prompt=prompt, f=f, j=j) -> float:
             r = ctx.chat(prompt, step=f"feature:{f}", sample=sample, attempt=a,
-                         temperature=settings.temperature, max_tokens=16,
+                         temperature=settings.temperature, max_tokens=40,
                          seed=_seed(settings, sample, a, j), response_format=P.single_score_schema())
             obj = _load_json_object(r.content)
             if set(obj) != {"score"}:
@@ -213,7 +213,7 @@ def elimination(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
 
         def attempt(a: int, prompt=prompt, remaining=remaining, k=k) -> str:
             r = ctx.chat(prompt, step=f"rank:{k}", sample=sample, attempt=a, temperature=settings.temperature,
-                         max_tokens=16 + max(len(f) for f in remaining), seed=_seed(settings, sample, a, k),
+                         max_tokens=40 + max(len(f) for f in remaining), seed=_seed(settings, sample, a, k),
                          response_format=P.choice_schema(remaining))
             obj = _load_json_object(r.content)
             pick = obj.get("feature")

@@ -88,7 +88,7 @@ def test_catalog_names_prior_files_after_the_source(runtime, expected):
 
 @pytest.mark.llm
 def test_local_source_runs_the_real_server_end_to_end(tmp_path):
-    params = _base_params(source="local", strategy="yes_no", n_samples=1, cache_dir=str(tmp_path / "cache"))
+    params = _base_params(source="local", strategy="yes_no", n_samples=1, n_threads=1, cache_dir=str(tmp_path / "cache"))
     out = _run(params)
     prior = Prior.from_dict(out["prior"])
     assert prior.source == "llm" and prior.provenance["endpoint_kind"] == "local"

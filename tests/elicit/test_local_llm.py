@@ -1,0 +1,85 @@
+"""The real llama.cpp server with the bundled SmolLM2 GGUF, driven through the openai client.
+
+Kept few and small (short answers, diabetes with 8 features): these start a real model on
+two shared cores.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from laat.elicit import ElicitationSettings, LocalServerError, run_elicitation
+from laat.elicit.client import make_client
+from laat.elicit.local_server import (BUNDLED_SHA256, LocalLLMServer, bundled_gguf, resolve_gguf,
+                                      spawn_local_server)
+
+pytestmark = pytest.mark.llm
+
+
+def test_bundled_gguf_is_found_and_verified():
+    path, digest = resolve_gguf()
+    assert path == bundled_gguf() and digest == BUNDLED_SHA256
+
+
+def test_wrong_or_missing_model_file_is_refused(tmp_path):
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"GGUF not really")
+    with pytest.raises(LocalServerError, match="expected b179c952"):
+        resolve_gguf(fake, expected_sha256=BUNDLED_SHA256)
+    with pytest.raises(LocalServerError, match="not found"):
+        resolve_gguf(tmp_path / "absent.gguf")
+
+
+def test_in_process_server_answers_and_stops():
+    server = LocalLLMServer(n_ctx=1024, n_threads=1).start()
+    address = server.address
+    with urllib.request.urlopen(address + "/health", timeout=10) as r:
+        assert json.load(r) == {"status": "ok"}
+    server.stop()
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(address + "/health", timeout=5)
+
+
+def test_cli_server_for_ci(tmp_path):
+    with spawn_local_server(log_path=tmp_path / "llm.log", extra_args=["--ctx", "1024", "--threads", "1"]) as base_url:
+        client = make_client(base_url, "sk-local", timeout=300)
+        resp = client.chat.completions.create(model="anything", max_tokens=2, temperature=0,
+                                              messages=[{"role": "user", "content": "Say OK."}])
+        assert resp.model == "local-default" and resp.usage.completion_tokens >= 1
+        client.close()
+
+
+def test_local_source_elicits_a_prior_end_to_end_and_reruns_for_free(diabetes_meta, tmp_path):
+    settings = ElicitationSettings(source="local", strategy="direct", n_samples=2, n_ctx=2048, n_threads=1,
+                                   gguf_path=str(bundled_gguf()), cache_dir=str(tmp_path / "cache"))
+    e = run_elicitation(diabetes_meta, settings)
+    p = e.prior
+    assert p.source == "llm" and p.features == diabetes_meta.encoded_columns
+    assert all(-10 <= m <= 10 for m in p.mean) and len(p.samples) == 2
+    assert all(float(v).is_integer() for s in p.samples for v in s)
+    prov = p.provenance
+    assert prov["endpoint_kind"] == "local" and prov["gguf_sha256"] == BUNDLED_SHA256
+    assert "small local model prior" in prov["quality_note"]
+    assert prov["fresh_calls"] == 2 and prov["tokens_in"] > 100 and prov["tokens_out"] > 8
+    assert {c["response"].startswith("{") for c in e.record["calls"]} == {True}
+    again = run_elicitation(diabetes_meta, settings)
+    assert again.prior.provenance["fresh_calls"] == 0 and again.prior.mean == p.mean
+
+
+@pytest.mark.parametrize("strategy, extra", [
+    ("reason_then_parse", {"reasoning_max_tokens": 48}),
+    ("per_feature", {}),
+    ("elimination", {"max_rank_steps": 2}),
+])
+def test_each_strategy_works_against_the_real_model(local_llm, diabetes_meta, tmp_path, strategy, extra):
+    # The same server through source "openai": any OpenAI-compatible endpoint takes this path.
+    settings = ElicitationSettings(source="openai", model="local-default", base_url=local_llm.base_url,
+                                   api_key_env="LAAT_TEST_KEY", strategy=strategy, n_samples=1,
+                                   cache_dir=str(tmp_path / "cache"), **extra)
+    p = run_elicitation(diabetes_meta, settings).prior
+    assert p.features == diabetes_meta.encoded_columns and all(-10 <= m <= 10 for m in p.mean)
+    assert p.provenance["strategy"] == strategy and p.provenance["fresh_calls"] >= 1
