@@ -1,0 +1,122 @@
+"""`kedro run` for real: a copy of the project, a real KedroSession, a real sqlite MLflow store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _copy_project(src: Path, dst: Path) -> Path:
+    """Config and raw data copied into `dst`; code and pyproject stay in the real project.
+
+    Kedro resolves relative catalog paths against the project root, so the copied catalogs
+    are pointed at `dst/data`; the run's other relative paths (LLM cache) follow the CWD.
+    """
+    shutil.copytree(src / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials.yml"))
+    for catalog in (dst / "conf" / "base").glob("catalog*.yml"):
+        catalog.write_text(catalog.read_text().replace("filepath: data/", f"filepath: {dst}/data/"))
+    mlflow_yml = dst / "conf" / "base" / "mlflow.yml"
+    mlflow_yml.write_text(mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{dst / 'mlflow.db'}"))
+    (dst / "data" / "01_raw").mkdir(parents=True)
+    shutil.copy(src / "data" / "01_raw" / "diabetes.csv", dst / "data" / "01_raw" / "diabetes.csv")
+    return dst
+
+
+def _run(project: Path, runtime_params: dict | None = None, pipeline: str | None = None):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    root = Path(__file__).resolve().parents[1]
+    bootstrap_project(root)
+    with KedroSession.create(project_path=root, conf_source=str(project / "conf"),
+                             runtime_params=runtime_params or {}) as session:
+        return session.run(pipeline_names=[pipeline] if pipeline else None)
+
+
+@pytest.fixture
+def project(tmp_path, project_root, monkeypatch):
+    path = _copy_project(project_root, tmp_path)
+    monkeypatch.chdir(path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return path
+
+
+def _client(project: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+
+def test_default_run_logs_everything_and_registers_a_servable_model(project):
+    import mlflow
+
+    _run(project)
+
+    client = _client(project)
+    (exp,) = [e for e in client.search_experiments() if e.name == "laat"]
+    (run,) = client.search_runs([exp.experiment_id])
+    metrics, tags, params = run.data.metrics, run.data.tags, run.data.params
+    for name in ["roc_auc", "accuracy", "f1", "log_loss", "brier"]:
+        assert 0.0 <= metrics[f"diabetes.{name}"] <= 1.0 or name == "log_loss"
+    assert any(k.startswith("diabetes.fairness.Age.") for k in metrics), sorted(metrics)
+    assert tags["diabetes.prior.source"] == "llm"
+    assert params["training.estimator.gamma"] == "100.0"
+
+    def artifacts(path=""):
+        out = []
+        for item in client.list_artifacts(run.info.run_id, path):
+            out += artifacts(item.path) if item.is_dir else [item.path]
+        return out
+
+    logged = artifacts()
+    for expected in ["validation/validation_report.json", "plots/prior_vs_learned_attributions.png",
+                     "plots/roc_curve.png", "plots/accuracy_by_group.png", "fairness/fairness_by_group.csv",
+                     "attributions/attributions.csv", "registry/registration.json"]:
+        assert expected in logged, (expected, logged)
+    assert any(p.startswith("prior") and p.endswith(".json") for p in logged), logged
+    assert any(p.endswith(".yml") or p.endswith(".yaml") for p in logged), logged
+
+    version = client.get_model_version_by_alias("laat-diabetes", "champion")
+    assert str(version.version) == "1"
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    served = mlflow.pyfunc.load_model("models:/laat-diabetes@champion")
+    test_rows = pd.read_parquet(project / "data/05_model_input/diabetes/test_rows.parquet")
+    model = pd.read_pickle(project / "data/06_models/diabetes/laat_model.pkl")
+    from laat.datasets import encode, load_metadata
+
+    expected = model.predict_proba(encode(test_rows, load_metadata("diabetes")))[:, 1]
+    got = served.predict(test_rows.drop(columns=["Outcome"]))
+    np.testing.assert_allclose(got["p_yes"].to_numpy(), expected, rtol=1e-6)
+
+
+def test_invalid_data_stops_the_run_and_registers_nothing(project):
+    from laat.schema import DataValidationError
+
+    csv = project / "data/01_raw/diabetes.csv"
+    df = pd.read_csv(csv)
+    df.loc[3, "Outcome"] = "maybe"
+    df.drop(columns=["BMI"]).to_csv(csv, index=False)
+
+    with pytest.raises(DataValidationError) as err:
+        _run(project)
+    assert "'diabetes'" in str(err.value) and "BMI" in str(err.value) and "Outcome" in str(err.value)
+    report = pd.read_json(project / "data/08_reporting/diabetes/validation_report.json", typ="series")
+    assert report["status"] == "failed"
+    assert not (project / "data/05_model_input").exists()
+    assert not (project / "data/06_models").exists()
+    client = _client(project)
+    assert client.search_registered_models() == []
+
+
+def test_wrong_parameter_fails_before_any_work(project):
+    from kedro.validation import ParameterValidationError
+
+    with pytest.raises(ParameterValidationError, match="gamma"):
+        _run(project, runtime_params={"training": {"estimator": {"gamma": -1}}})
+    assert not (project / "data/08_reporting").exists()
