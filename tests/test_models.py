@@ -12,6 +12,15 @@ from laat.attribution import laat_loss, normalized_target
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # Tiny tensors: a second intra-op thread only adds spin-waiting on a shared 2-core box.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def data(R=3, n=9, d=5, seed=0, dtype=F64):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(R, n, d, generator=g, dtype=dtype)
@@ -285,3 +294,18 @@ def test_bucketing_splits_costly_padding_and_keeps_results():
     b = M.fit_many(X, Y, T, model="mlp", hidden=6, epochs=30, bucket=False)
     for r, x in enumerate(X):
         torch.testing.assert_close(a.select(r).logits(x), b.select(r).logits(x), rtol=1e-4, atol=1e-5)
+
+
+def test_minmax_stack_matches_sklearn_per_model():
+    from sklearn.preprocessing import MinMaxScaler
+
+    g = np.random.default_rng(0)
+    train = g.normal(size=(3, 4, 5))
+    train[:, :, 2] = 7.0  # constant on train: only shifted
+    test = g.normal(size=(3, 6, 5))
+    tr, te = M.minmax_stack(train, test)
+    for r in range(3):
+        sk = MinMaxScaler().fit(train[r])
+        np.testing.assert_allclose(tr[r].numpy(), sk.transform(train[r]), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(te[r].numpy(), sk.transform(test[r]), rtol=1e-6, atol=1e-6)
+    assert set(np.unique(tr[:, :, [0, 1, 3, 4]].numpy())) >= {0.0, 1.0}
