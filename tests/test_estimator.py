@@ -262,3 +262,18 @@ def test_autograd_path_gives_the_same_classifier():
     fast = LAATClassifier(model="mlp", prior=PRIOR, epochs=50, random_state=0).fit(X, y)
     slow = LAATClassifier(model="mlp", prior=PRIOR, epochs=50, grad_impl="autograd", random_state=0).fit(X, y)
     np.testing.assert_allclose(fast.decision_function(X), slow.decision_function(X), rtol=1e-3, atol=1e-4)
+
+
+def test_prepared_inputs_train_a_gamma_grid_as_one_batch():
+    """A search over gamma can prepare once and train every candidate in one fit_many call."""
+    X, y = frame()
+    gammas = [0.0, 10.0, 100.0]
+    est = LAATClassifier(model="mlp", prior=PRIOR, random_state=5)
+    inp = est._prepare(X, y)
+    R = len(gammas)
+    batch = fit_many(np.stack([inp.X] * R), np.stack([inp.y] * R), inp.target, gamma=gammas,
+                     seeds=[inp.seed] * R, feature_mask=inp.mask, **est._train_kwargs())
+    for r, g in enumerate(gammas):
+        one = LAATClassifier(model="mlp", prior=PRIOR, gamma=g, random_state=5).fit(X, y)
+        np.testing.assert_allclose(batch.select(r).logits(inp.X)[0].numpy(), one.decision_function(X),
+                                   rtol=1e-4, atol=1e-4)

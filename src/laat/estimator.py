@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,21 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 CONFIDENCE_MODES = ("none", "spread")
+
+
+@dataclass
+class FitInputs:
+    """What training needs, validated and preprocessed (see `LAATClassifier._prepare`)."""
+
+    X: np.ndarray  # (n, d) float32, Min-Max scaled on these rows
+    y: np.ndarray  # (n,) 0/1 float32, 1 = classes_[1]
+    sample_weight: np.ndarray  # (n,) float32
+    names: list[str]  # feature names, in column order
+    mask: np.ndarray  # (d,) False = suppressed
+    scores: np.ndarray | None  # prior scores for classes_[1], None without a prior
+    target: np.ndarray | None  # normalised exp target (tau applied, suppressed features 0)
+    confidence: np.ndarray | None  # per-feature weights of the attribution loss
+    seed: int
 
 
 class LAATClassifier(ClassifierMixin, BaseEstimator):
@@ -111,8 +127,36 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
         ``prior`` here overrides the constructor's ``prior`` (handy outside grid search).
         """
-        from laat.attribution import normalized_target
         from laat.models import fit_many
+
+        inp = self._prepare(X, y, sample_weight, prior)
+        self.model_ = fit_many(
+            inp.X[None], inp.y[None], inp.target, gamma=float(self.gamma), seeds=[inp.seed],
+            confidence=inp.confidence, feature_mask=inp.mask, sample_weight=inp.sample_weight[None],
+            **self._train_kwargs(),
+        )
+        self.seed_ = inp.seed
+        self.feature_mask_ = pd.Series(inp.mask, index=inp.names, name="used")
+        self.prior_target_ = None if inp.target is None else pd.Series(inp.target, index=inp.names,
+                                                                        name="prior_target")
+        self.feature_attributions_ = pd.Series(
+            _global_attribution(self.model_, inp.X, inp.sample_weight), index=inp.names, name="attribution")
+        return self
+
+    def _train_kwargs(self) -> dict[str, Any]:
+        """fit_many settings taken from the parameters (all but gamma, data and seeds)."""
+        return dict(model=self.model, attribution=self.attribution, hidden=self.hidden, lr=float(self.lr),
+                    epochs=self.epochs, batch_size=self.batch_size, weight_decay=float(self.weight_decay),
+                    grad_impl=self.grad_impl)
+
+    def _prepare(self, X, y, sample_weight=None, prior=None) -> FitInputs:
+        """Validate and preprocess everything ``fit`` needs, without training.
+
+        Sets ``classes_``, ``n_features_in_``, ``feature_names_in_`` and ``scaler_``. Kept
+        apart from training so that a search over gamma/tau (or folds) can prepare once and
+        train all candidates as one `fit_many` batch.
+        """
+        from laat.attribution import normalized_target
 
         self._check_params()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
@@ -133,10 +177,8 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("sample_weight leaves a single class with positive weight: need two classes")
 
         names = self._feature_names()
-        d = len(names)
         mask = self._suppress_mask(names)
-        prior_in = prior if prior is not None else self.prior
-        scores, spreads = _resolve_prior(prior_in, names)
+        scores, spreads = _resolve_prior(prior if prior is not None else self.prior, names)
         if scores is None and self.gamma > 0:
             raise ValueError(
                 f"gamma={self.gamma} needs a prior: pass prior={{feature: score}} to the constructor "
@@ -152,25 +194,13 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
             if not np.any(scores[mask] != 0) and self.gamma > 0:
                 raise ValueError("the prior is zero on every (unsuppressed) feature: nothing to align with")
             target = normalized_target(scores, self.tau, mask).numpy()
-        conf = self._confidence_weights(names, spreads, mask)
 
         self.scaler_ = MinMaxScaler().fit(X[sw > 0]) if self.scale else None
-        Xs = self._scaled(X)
-        y01 = (y == self.classes_[1]).astype(np.float32)
-        seed = _seed(self.random_state)
-        self.model_ = fit_many(
-            Xs[None], y01[None], target, model=self.model, gamma=float(self.gamma),
-            attribution=self.attribution, hidden=self.hidden, lr=float(self.lr), epochs=self.epochs,
-            batch_size=self.batch_size, weight_decay=float(self.weight_decay), seeds=[seed],
-            confidence=conf, feature_mask=mask, sample_weight=sw[None].astype(np.float32),
-            grad_impl=self.grad_impl,
+        return FitInputs(
+            X=self._scaled(X), y=(y == self.classes_[1]).astype(np.float32),
+            sample_weight=sw.astype(np.float32), names=names, mask=mask, scores=scores, target=target,
+            confidence=self._confidence_weights(names, spreads, mask), seed=_seed(self.random_state),
         )
-        self.seed_ = seed
-        self.feature_mask_ = pd.Series(mask, index=names, name="used")
-        self.prior_target_ = None if target is None else pd.Series(target, index=names, name="prior_target")
-        self.feature_attributions_ = pd.Series(
-            _global_attribution(self.model_, Xs, sw), index=names, name="attribution")
-        return self
 
     # ---- predict -----------------------------------------------------------------------
 
