@@ -309,3 +309,16 @@ def test_minmax_stack_matches_sklearn_per_model():
         np.testing.assert_allclose(tr[r].numpy(), sk.transform(train[r]), rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(te[r].numpy(), sk.transform(test[r]), rtol=1e-6, atol=1e-6)
     assert set(np.unique(tr[:, :, [0, 1, 3, 4]].numpy())) >= {0.0, 1.0}
+
+
+def test_dead_mlp_gets_finite_gradients():
+    """All ReLUs off: the attribution is the zero vector, and its gradient must stay finite (0)."""
+    x, y = data(R=2, n=5, d=3, dtype=torch.float32)
+    st = statics("mlp", "grad", normalized_target([4, -2, 1]).float().expand(2, 3).clone(), [100.0])
+    params, _ = M.init_params("mlp", [3, 3], [0, 1], hidden=4)
+    params["b1"].fill_(-100.0)
+    prog = M._MLPProgram(params, st, 5)
+    prog.load(x, y, torch.full((2, 5), 0.2))
+    prog.analytic_grads()
+    assert all(bool(torch.isfinite(g).all()) for g in prog.grads)
+    assert float(prog.gW1.abs().sum()) == 0.0

@@ -479,6 +479,7 @@ class _MLPProgram:
         self.S = torch.zeros(R, 1, 2, dtype=dt)
         self.S0, self.S1 = self.S[..., :1], self.S[..., 1:]
         self.coef = torch.zeros(R, 1, 2, dtype=dt)
+        self.S_eps = torch.tensor([[[EPS * EPS, 0.0]]], dtype=dt)
         self.expo = torch.tensor([[-1.5, -0.5]], dtype=dt)
         zero = torch.zeros(R, dtype=dt)
         self.c1 = torch.stack([st.scale, zero], dim=1).unsqueeze(1)  # (R, 1, 2)
@@ -527,9 +528,9 @@ class _MLPProgram:
             g = torch.bmm(vv, W1.transpose(1, 2))  # (R, 1, d) global attribution
             if st.fast:
                 self.Bg.copy_(g)  # (an out= into this strided slice makes bmm loop over models)
-                torch.bmm(g, self.BT, out=self.S)  # [|g|^2, <g, t>]
-                torch.mul(self.S0.clamp_min(EPS * EPS).pow(self.expo), torch.addcmul(self.c0, self.S1, self.c1),
-                          out=self.coef)
+                # [|g|^2 + 1e-24, <g, t>]: the tiny offset keeps |g|^-1.5 finite if every unit is dead
+                torch.baddbmm(self.S_eps, g, self.BT, out=self.S)
+                torch.mul(self.S0.pow(self.expo), torch.addcmul(self.c0, self.S1, self.c1), out=self.coef)
                 q = torch.bmm(self.coef, self.B, out=self.Xq)  # gamma dL/dg as a row
             else:
                 q = self.Xq.copy_(_normalized_mse_grad(g, st.t_hat.unsqueeze(1), st.c_scale.unsqueeze(1)))
