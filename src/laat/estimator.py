@@ -75,6 +75,19 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         Closed-form gradients (fast) or double back-prop through `laat.attribution`.
     random_state : int, RandomState or None
         Seeds initialisation and shuffling; fits with the same int are bit-identical on CPU.
+
+    Attributes
+    ----------
+    classes_, n_features_in_, feature_names_in_ : as in scikit-learn (names only for DataFrames).
+    feature_attributions_ : pandas Series
+        Learned global attribution: the normalised batch-mean input gradient of the logit on
+        the training rows (for LR, the normalised weight vector), whichever ``attribution``
+        was trained. Directly comparable to ``prior_target_``.
+    prior_target_ : pandas Series or None
+        normalize(sign(s) exp(|s|/tau)) with suppressed features at 0; None without a prior.
+    feature_mask_ : pandas Series of bool (False = suppressed).
+    model_ : laat.models.StackedModel with one model; ``model_.to_module()`` gives an nn.Module
+        taking scaled inputs (``scaler_`` is the fitted MinMaxScaler, None if scale=False).
     """
 
     def __init__(
