@@ -1,0 +1,175 @@
+"""Run every cell of a benchmark, in parallel, resumably.
+
+Cells go to joblib workers on the local cores, or, when ``dask_scheduler`` is set, to a
+Dask distributed cluster through joblib's Dask backend. Workers only compute: the main
+process writes each finished cell to ``cache_dir/<dataset>/<hash>.json`` as soon as it
+arrives, so an interrupted sweep resumes where it stopped and a rerun with the same
+configuration computes nothing. The result table is assembled in plan order, so it is
+identical whichever backend ran the cells and in whatever order they finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from laat.benchmark.cells import (CODE_VERSION, Cell, DatasetContext, cell_hash, plan_cells,
+                                  prepare_dataset, run_cell)
+from laat.benchmark.config import BenchmarkConfig
+
+
+@dataclass
+class SweepResult:
+    results: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _cache_path(cfg: BenchmarkConfig, cell: Cell, digest: str) -> Path:
+    return Path(cfg.cache_dir) / cell.dataset / f"{digest}.json"
+
+
+def load_cached(path: Path) -> list[dict[str, Any]] | None:
+    """Rows of a finished cell, or None if absent or unreadable (then it is recomputed)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["rows"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+def store(path: Path, cell: Cell, digest: str, rows: list[dict[str, Any]]) -> None:
+    """Atomic write: a sweep killed mid-write leaves no half file that would pass as done."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"cell": asdict(cell), "hash": digest, "code_version": CODE_VERSION,
+                               "rows": rows}, default=_jsonable), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"cannot store {type(v).__name__} in a cell cache file")
+
+
+def _run_one(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> tuple[Cell, list[dict[str, Any]], float]:
+    t0 = time.perf_counter()
+    rows = run_cell(cell, ctx, cfg)
+    return cell, rows, time.perf_counter() - t0
+
+
+def _execute(todo: list[tuple[Cell, str]], contexts: dict[str, DatasetContext], cfg: BenchmarkConfig,
+             client=None):
+    """Yield (cell, rows, seconds) as cells finish, on joblib (local) or Dask."""
+    from joblib import Parallel, delayed, parallel_config
+
+    tasks = (delayed(_run_one)(cell, contexts[cell.dataset], cfg) for cell, _ in todo)
+    if client is not None or cfg.dask_scheduler:
+        # joblib's Dask backend needs a live Client; the caller's takes precedence.
+        from distributed import Client
+
+        own = None
+        if client is None:
+            own = client = Client(cfg.dask_scheduler)
+        try:
+            with parallel_config(backend="dask", wait_for_workers_timeout=60):
+                yield from Parallel(return_as="generator_unordered")(tasks)
+        finally:
+            if own is not None:
+                own.close()
+        return
+    if cfg.n_jobs == 1 or len(todo) <= 1:
+        for cell, _ in todo:
+            yield _run_one(cell, contexts[cell.dataset], cfg)
+        return
+    yield from Parallel(n_jobs=cfg.n_jobs, return_as="generator_unordered")(tasks)
+
+
+def run_sweep(cfg: BenchmarkConfig, *, llm_prior=None, client=None,
+              contexts: dict[str, DatasetContext] | None = None) -> SweepResult:
+    """Plan, reuse cached cells, compute the rest; returns the long results table and run info.
+
+    ``client``: an existing `distributed.Client` (e.g. on a LocalCluster) instead of
+    ``cfg.dask_scheduler``. ``contexts``: prepared datasets, to skip loading them again.
+    """
+    t_start = time.perf_counter()
+    contexts = dict(contexts or {})
+    for ds in cfg.datasets:
+        if ds not in contexts:
+            contexts[ds] = prepare_dataset(ds, cfg, llm_prior=llm_prior)
+    t_prepared = time.perf_counter()
+    cells, notes = plan_cells(cfg, contexts)
+    digests = {cell: cell_hash(cell, contexts[cell.dataset], cfg) for cell in cells}
+    done: dict[Cell, list[dict[str, Any]]] = {}
+    todo: list[tuple[Cell, str]] = []
+    for cell in cells:
+        rows = load_cached(_cache_path(cfg, cell, digests[cell]))
+        if rows is None:
+            todo.append((cell, digests[cell]))
+        else:
+            done[cell] = rows
+    n_cached = len(done)
+
+    # Expensive cells first, so the tail of the sweep is not one long cell on one core.
+    todo.sort(key=lambda item: _cost_rank(item[0], contexts))
+    cell_seconds: dict[str, float] = {}
+    bar = _progress(cfg, total=len(cells), initial=n_cached)
+    try:
+        for cell, rows, seconds in _execute(todo, contexts, cfg, client):
+            store(_cache_path(cfg, cell, digests[cell]), cell, digests[cell], rows)
+            done[cell] = rows
+            cell_seconds[cell.label] = seconds
+            if bar is not None:
+                bar.set_postfix_str(cell.label, refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    table = pd.DataFrame([{**row, "cell_hash": digests[cell]} for cell in cells for row in done[cell]])
+    if not table.empty:
+        table = table.sort_values(["dataset", "protocol", "k", "method", "prior_source", "repetition"],
+                                  kind="stable").reset_index(drop=True)
+    wall = time.perf_counter() - t_start
+    info = {
+        "code_version": CODE_VERSION,
+        "cells_total": len(cells), "cells_cached": n_cached, "cells_computed": len(todo),
+        "rows": int(len(table)),
+        "wall_seconds": round(wall, 3), "prepare_seconds": round(t_prepared - t_start, 3),
+        "compute_seconds_sum": round(sum(cell_seconds.values()), 3),
+        "backend": "dask" if (client is not None or cfg.dask_scheduler) else
+                   ("sequential" if cfg.n_jobs == 1 else f"joblib(n_jobs={cfg.n_jobs})"),
+        "notes": notes,
+        "priors": {ds: {base: _prior_info(p) for base, p in ctx.priors.items()} for ds, ctx in contexts.items()
+                   if ds in cfg.datasets},
+        "slowest_cells": dict(sorted(cell_seconds.items(), key=lambda kv: -kv[1])[:10]),
+    }
+    return SweepResult(table, info)
+
+
+def _prior_info(prior) -> dict[str, Any]:
+    keep = ("source_kind", "model", "strategy", "n_samples", "prompt_hash", "calls", "fresh_calls",
+            "cached_calls", "quality_note", "note", "path", "edited")
+    return {"source": prior.source, **{k: prior.provenance[k] for k in keep if k in prior.provenance}}
+
+
+def _cost_rank(cell: Cell, contexts: dict[str, DatasetContext]) -> tuple:
+    heavy = {"mlp": 0, "hgb": 1, "rf": 2, "xgb": 3}
+    n = len(contexts[cell.dataset].y)
+    rows = n * 0.8 if cell.protocol == "skew" else cell.k
+    return (heavy.get(cell.method, 9), -rows, cell)
+
+
+def _progress(cfg: BenchmarkConfig, total: int, initial: int):
+    if not cfg.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="benchmark cells", unit="cell", dynamic_ncols=True)
