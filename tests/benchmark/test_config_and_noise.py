@@ -1,0 +1,53 @@
+"""Config parsing fails with a message naming the bad value; noisy priors are seeded and exact."""
+
+import numpy as np
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from laat.benchmark.config import BenchmarkConfig, PriorSpec
+from laat.benchmark.noise import flip_signs, randomise_entries
+
+
+def test_prior_spec_round_trip():
+    spec = PriorSpec.parse("oracle_noise:0.25")
+    assert (spec.base, spec.noise, spec.flip, spec.kind) == ("oracle", 0.25, False, "oracle")
+    assert PriorSpec.parse("llm_local_flip").kind == "llm"
+    assert PriorSpec.parse("oracle_noise:0.5_flip").name == "oracle_noise:0.5_flip"
+
+
+@pytest.mark.parametrize("bad", ["gpt4", "oracle_noise:1.5", "oracle_noise:x", "random_flipped"])
+def test_bad_prior_source_is_named(bad):
+    with pytest.raises(ValidationError, match="prior source"):
+        BenchmarkConfig(prior_sources=[bad])
+
+
+def test_unknown_method_and_grid_model_are_named():
+    with pytest.raises(ValidationError, match="catboost"):
+        BenchmarkConfig(methods=["laat_lr", "catboost"])
+    with pytest.raises(ValidationError, match="svm"):
+        BenchmarkConfig(baselines={"grids": {"svm": {"C": [1]}}})
+
+
+def test_shipped_parameters_validate():
+    with open("conf/base/parameters_benchmark.yml", encoding="utf-8") as fh:
+        cfg = BenchmarkConfig(**yaml.safe_load(fh)["benchmark"])
+    assert cfg.shots == [1, 5, 10] and cfg.repetitions == 20 and cfg.seed == 69
+    assert len(cfg.datasets) == 7 and {"llm_local", "oracle", "random"} <= set(cfg.prior_sources)
+
+
+def test_randomise_entries_redraws_exactly_the_ratio():
+    s = np.full(20, 100.0)  # outside [-10, 10], so every re-drawn entry is visible
+    out = randomise_entries(s, 0.25, np.random.default_rng(1))
+    changed = out != 100.0
+    assert changed.sum() == 5
+    assert np.all((out[changed] >= -10) & (out[changed] <= 10) & (out[changed] == np.round(out[changed])))
+    np.testing.assert_array_equal(out, randomise_entries(s, 0.25, np.random.default_rng(1)))
+    np.testing.assert_array_equal(randomise_entries(s, 0.0, np.random.default_rng(1)), s)
+    assert (randomise_entries(s, 1.0, np.random.default_rng(1)) != 100.0).all()
+    with pytest.raises(ValueError, match="ratio"):
+        randomise_entries(s, 1.2, np.random.default_rng(1))
+
+
+def test_flip_keeps_magnitudes():
+    np.testing.assert_array_equal(flip_signs([3.0, -2.0, 0.0]), [-3.0, 2.0, 0.0])
