@@ -174,7 +174,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: the ops are tiny, a 2nd thread only spins)")
-    ap.add_argument("--repeat", type=int, default=3, help="timings are the best of this many runs")
+    ap.add_argument("--repeat", type=int, default=5, help="timings are the best of this many runs")
     ap.add_argument("--sample-reps", type=int, default=2,
                     help="repetitions per cell timed one-by-one (core and estimator paths)")
     args = ap.parse_args()
