@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from laat.attribution import batch_mean_gradient, laat_loss, normalized_target
+from laat.attribution import laat_loss, normalized_target
 from laat.datasets import encode, labels, load_dataset, load_metadata
 from laat.estimator import LAATClassifier
 from laat.models import fit_many, minmax_stack

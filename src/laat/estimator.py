@@ -201,7 +201,8 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         if scores is not None:
             if self.prior_class is not None:
                 if self.prior_class not in set(self.classes_.tolist()):
-                    raise ValueError(f"prior_class={self.prior_class!r} is not one of the classes {list(self.classes_)}")
+                    raise ValueError(f"prior_class={self.prior_class!r} is not one of the classes "
+                                     f"{list(self.classes_)}")
                 if self.prior_class == self.classes_[0]:
                     scores = -scores  # a score for the negative class is minus one for the positive
             if not np.any(scores[mask] != 0) and self.gamma > 0:
@@ -312,7 +313,8 @@ def _resolve_prior(prior, names: list[str]) -> tuple[np.ndarray | None, np.ndarr
         if arr.ndim != 1 or len(arr) != len(names):
             raise ValueError(f"a positional prior needs one score per feature ({len(names)}), got shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"prior scores must be finite; bad for {[n for n, v in zip(names, arr) if not np.isfinite(v)]}")
+            bad = [n for n, v in zip(names, arr) if not np.isfinite(v)]
+            raise ValueError(f"prior scores must be finite; bad for {bad}")
         scores = arr
     else:
         raise TypeError(f"prior must be a Prior, a mapping feature -> score, a pandas Series or a "
