@@ -61,7 +61,10 @@ def _jsonable(v):
 
 def _run_one(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> tuple[Cell, list[dict[str, Any]], float]:
     t0 = time.perf_counter()
-    rows = run_cell(cell, ctx, cfg)
+    try:
+        rows = run_cell(cell, ctx, cfg)
+    except Exception as exc:  # name the cell: a bare traceback from a worker does not
+        raise RuntimeError(f"benchmark cell {cell.label} failed: {type(exc).__name__}: {exc}") from exc
     return cell, rows, time.perf_counter() - t0
 
 
