@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from laat.datasets import parse_metadata
 from laat.elicit import prompts as P
 from laat.elicit.cache import ResponseCache
 from laat.elicit.calls import CallContext
@@ -137,7 +138,11 @@ def _cost(tokens_in: int, tokens_out: int, s: ElicitationSettings) -> float | No
 
 
 def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrides) -> Elicitation:
-    """Elicit an LLM prior for ``meta`` (source ``local`` or ``openai``) with its full record."""
+    """Elicit an LLM prior for ``meta`` (source ``local`` or ``openai``) with its full record.
+
+    ``meta`` is a DatasetMeta or its dict form; ``overrides`` are ElicitationSettings fields.
+    """
+    meta = parse_metadata(meta)
     settings = (settings or ElicitationSettings()).model_copy(update=overrides)
     settings = ElicitationSettings.model_validate(settings.model_dump())
     strategy = settings.resolved_strategy()
@@ -221,6 +226,7 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
 
     ``data`` (the validated raw DataFrame) is needed only for the oracle.
     """
+    meta = parse_metadata(meta)
     settings = (settings or ElicitationSettings()).model_copy(update=overrides)
     settings = ElicitationSettings.model_validate(settings.model_dump())
     src = settings.source
