@@ -3,7 +3,8 @@
 ``fit`` Min-Max scales the training rows, turns the prior (feature name -> score in
 [-10, 10]) into the target sign(s) * exp(|s|/tau), and trains one model with
 `laat.models.fit_many` (R = 1: the same program the benchmark runs in batches).
-With gamma = 0 it is plain BCE training of the same model.
+With gamma = 0 it is plain BCE training of the same model. With ``trust="auto"`` the
+training rows first decide how much to follow the prior (`laat.trust`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 CONFIDENCE_MODES = ("none", "spread")
+TRUST_MODES = ("off", "auto")
 
 
 @dataclass
@@ -48,9 +50,19 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         Logistic regression, or an MLP with one hidden ReLU layer of ``hidden`` units.
     gamma : float >= 0
         Weight of the attribution loss (paper: 100). 0 = plain training, no prior needed.
+        With ``trust="auto"``: the weight used when the prior is followed (the top of the
+        cross-validation grid).
     tau : float > 0
         Temperature of the target sign(s) * exp(|s| / tau); 1 reproduces the paper, larger
-        values soften its "top-1-3 features only" sharpness.
+        values soften its "top-1-3 features only" sharpness. Ignored with ``trust="auto"``,
+        which chooses it.
+    trust : "off" | "auto"
+        "off" (default, the paper): always follow the prior at ``gamma``/``tau``. "auto":
+        decide from the training rows how much to follow it (`laat.trust`): a prior whose
+        signs do not agree with the data beyond chance is ignored (gamma = 0); one that does
+        is followed, with gamma and tau cross-validated once the smaller class has 10 rows.
+        **Use "auto" whenever you do not know how good your prior is** (an LLM's, a quick
+        expert guess): a wrong prior at fixed gamma can push ROC AUC far below chance.
     attribution : "grad" | "input_x_grad"
         Batch-mean input gradient (paper's final variant) or per-row input x gradient.
     hidden, lr, epochs, batch_size, weight_decay
@@ -86,6 +98,11 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
     prior_target_ : pandas Series or None
         normalize(sign(s) exp(|s|/tau)) with suppressed features at 0; None without a prior.
     feature_mask_ : pandas Series of bool (False = suppressed).
+    trust_ : dict
+        The gamma and tau actually used and why: ``mode``, ``gamma``, ``tau``, ``followed``,
+        ``reason`` (a sentence), and with ``trust="auto"`` also ``regime``, ``agreement``
+        (sign-flip p-value of the prior against the class differences), ``alpha`` and the
+        cross-validated AUC per candidate (``candidates``). JSON-serialisable.
     model_ : laat.models.StackedModel with one model; ``model_.to_module()`` gives an nn.Module
         taking scaled inputs (``scaler_`` is the fitted MinMaxScaler, None if scale=False).
     """
@@ -95,6 +112,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         model: str = "lr",
         gamma: float = 100.0,
         tau: float = 1.0,
+        trust: str = "off",
         attribution: str = "grad",
         hidden: int = 100,
         lr: float = 1e-2,
@@ -112,6 +130,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         self.model = model
         self.gamma = gamma
         self.tau = tau
+        self.trust = trust
         self.attribution = attribution
         self.hidden = hidden
         self.lr = lr
@@ -143,8 +162,15 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         from laat.models import fit_many
 
         inp = self._prepare(X, y, sample_weight, prior)
+        gamma = float(self.gamma)
+        if self.trust == "auto":
+            inp, gamma = self._apply_trust(inp)
+        else:
+            from laat.trust import off_decision
+
+            self.trust_ = off_decision(gamma, float(self.tau))
         self.model_ = fit_many(
-            inp.X[None], inp.y[None], inp.target, gamma=float(self.gamma), seeds=[inp.seed],
+            inp.X[None], inp.y[None], inp.target, gamma=gamma, seeds=[inp.seed],
             confidence=inp.confidence, feature_mask=inp.mask, sample_weight=inp.sample_weight[None],
             **self._train_kwargs(),
         )
@@ -155,6 +181,23 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         self.feature_attributions_ = pd.Series(
             _global_attribution(self.model_, inp.X, inp.sample_weight), index=inp.names, name="attribution")
         return self
+
+    def _apply_trust(self, inp: FitInputs) -> tuple[FitInputs, float]:
+        """Decide gamma and tau from the training rows; sets ``trust_``."""
+        from laat.attribution import normalized_target
+        from laat.trust import TrustProblem, decide
+
+        if inp.scores is None or self.gamma == 0:
+            self.trust_ = {"mode": "auto", "gamma": 0.0, "tau": float(self.tau), "followed": False,
+                           "reason": "gamma = 0 was requested: the prior is not used, so there is nothing "
+                                     "to trust"}
+            return inp, 0.0
+        decision = decide(TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=float(self.gamma),
+                                       seed=inp.seed, sample_weight=inp.sample_weight, mask=inp.mask,
+                                       confidence=inp.confidence), self._train_kwargs())
+        self.trust_ = decision.to_dict()
+        inp.target = normalized_target(inp.scores, decision.tau, inp.mask).numpy()
+        return inp, decision.gamma
 
     def _train_kwargs(self) -> dict[str, Any]:
         """fit_many settings taken from the parameters (all but gamma, data and seeds)."""
@@ -252,6 +295,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         _choice("grad_impl", self.grad_impl, GRAD_IMPLS)
         _number("gamma", self.gamma, low=0.0)
         _number("tau", self.tau, low=0.0, strict=True)
+        _choice("trust", self.trust, TRUST_MODES)
         _number("lr", self.lr, low=0.0, strict=True)
         _number("weight_decay", self.weight_decay, low=0.0)
         _integer("epochs", self.epochs)
