@@ -1,7 +1,8 @@
-"""Thin nodes: split rows, fit `LAATClassifier` on the metadata-defined encoding."""
+"""Thin nodes: split rows, check the prior against them, fit `LAATClassifier`, report trust."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import pandas as pd
@@ -10,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from laat.datasets import encode, labels, parse_metadata
 from laat.priors import Prior
 from laat.splits import few_shot_split, fraction_split
+
+log = logging.getLogger(__name__)
 
 
 class SplitParams(BaseModel):
@@ -28,6 +31,9 @@ class EstimatorParams(BaseModel):
     model: Literal["lr", "mlp"] = "lr"
     gamma: float = Field(100.0, ge=0, description="weight of the attribution term; 0 = plain training")
     tau: float = Field(1.0, gt=0, description="target temperature: sign(s)*exp(|s|/tau)")
+    trust: Literal["auto", "off"] = Field(
+        "auto", description="auto: the training rows decide how much to follow the prior (laat.trust); "
+                            "off: always follow it at gamma/tau (the paper)")
     attribution: Literal["grad", "input_x_grad"] = "grad"
     hidden: int = Field(100, ge=1)
     lr: float = Field(1e-2, gt=0)
@@ -38,11 +44,21 @@ class EstimatorParams(BaseModel):
     random_state: int = 0
 
 
+class DiagnosticParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: float = Field(0.05, gt=0, lt=1, description="flag a feature when the data contradicts its prior "
+                                                       "sign at this significance level")
+    n_permutations: int = Field(2000, ge=100)
+    top_features: int = Field(25, ge=1, description="features shown in the plot (flagged ones always)")
+
+
 class TrainingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     split: SplitParams = SplitParams()
     estimator: EstimatorParams = EstimatorParams()
+    diagnostic: DiagnosticParams = DiagnosticParams()
 
 
 def split_rows(validated: pd.DataFrame, metadata: dict[str, Any],
@@ -65,7 +81,39 @@ def fit_model(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: dict[st
     meta = parse_metadata(metadata)
     model = LAATClassifier(**params.estimator.model_dump())
     model.fit(encode(train_rows, meta), labels(train_rows, meta), prior=Prior.from_dict(prior))
+    log.info("%s: trust=%s gamma=%g tau=%g: %s", meta.name, model.trust_["mode"], model.trust_["gamma"],
+             model.trust_["tau"], model.trust_["reason"])
     return model
+
+
+def report_trust(model) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fitted model's trust decision (JSON) and its key numbers as MLflow metrics."""
+    decision = dict(model.trust_)
+    values = {"trust.gamma": decision["gamma"], "trust.tau": decision["tau"],
+              "trust.followed": float(decision["followed"])}
+    p = (decision.get("agreement") or {}).get("p_value")
+    if p is not None:
+        values["trust.p_value"] = p
+    return decision, {k: {"value": float(v), "step": 0} for k, v in values.items()}
+
+
+def diagnose_prior(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: dict[str, Any],
+                   params: TrainingParams):
+    """Per-feature agreement of the prior with the training rows: table, plot and summary metrics."""
+    from laat.diagnostics import diagnostic_metrics, plot_prior_diagnostic, prior_diagnostic
+
+    meta = parse_metadata(metadata)
+    p = Prior.from_dict(prior)
+    d = params.diagnostic
+    table, summary = prior_diagnostic(encode(train_rows, meta), labels(train_rows, meta), p, level=d.level,
+                                      n_permutations=d.n_permutations, seed=params.split.seed)
+    if summary["flagged"]:
+        log.warning("%s: the training rows confidently contradict the %s prior on %s", meta.name, p.label,
+                    summary["flagged"])
+    fig = plot_prior_diagnostic(table, summary, prior_label=f"{p.label} prior", title=f"{meta.name}: prior check",
+                                top_n=d.top_features)
+    metrics = {f"prior_diagnostic.{k}": {"value": v, "step": 0} for k, v in diagnostic_metrics(summary).items()}
+    return table, fig, metrics
 
 
 def attribution_table(model, prior: dict[str, Any]) -> pd.DataFrame:
