@@ -20,3 +20,17 @@ def project_root() -> Path:
 def _run_from_project_root(monkeypatch):
     # Catalog and metadata paths are relative to the project root, as in `kedro run`.
     monkeypatch.chdir(PROJECT_ROOT)
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_run_leaks_between_tests():
+    # MLflow's fluent API keeps a process-wide active run; a run left open by one test (a
+    # failed Kedro session, a node that logged outside a run) would capture the next test's
+    # logging. End it, whichever test opened it.
+    yield
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
