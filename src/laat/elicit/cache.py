@@ -59,6 +59,7 @@ class ResponseCache:
         data = json.dumps({**entry, "key": key}, ensure_ascii=False, indent=1, default=str)
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key[:8]}-", suffix=".tmp")
         try:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; cache entries are not secret
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(data)
                 fh.flush()

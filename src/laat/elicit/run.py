@@ -57,7 +57,7 @@ class OpenAIEndpoint:
             if self._client is None:
                 s = self.settings
                 key = resolve_api_key(s.api_key_env, s.credentials_path)
-                self._client = make_client(s.base_url, key, s.timeout_s)
+                self._client = make_client(s.base_url, key, s.resolved_timeout())
             return self._client
 
     def close(self) -> None:
@@ -98,7 +98,7 @@ class LocalEndpoint:
                 self._server = LocalLLMServer(ServerOptions(gguf_path=str(self.path), gguf_sha256=self.sha256,
                                                             n_ctx=s.n_ctx, n_threads=s.n_threads)).start()
                 self.server_starts += 1
-                self._client = make_client(self._server.base_url, "sk-local", s.timeout_s)
+                self._client = make_client(self._server.base_url, "sk-local", s.resolved_timeout())
             return self._client
 
     def close(self) -> None:

@@ -43,7 +43,9 @@ class ElicitationSettings(BaseModel):
     # cache and robustness
     cache_dir: str = "data/llm_cache"
     refresh: bool = False
-    timeout_s: float = Field(300.0, gt=0)
+    # None: 300 s for hosted endpoints; 3600 s locally, where a long answer on a busy CPU can
+    # take many minutes and a timeout would only make the retry queue behind the abandoned one.
+    timeout_s: float | None = Field(None, gt=0)
     max_attempts: int = Field(5, ge=1, le=20)     # per HTTP call (429/5xx/timeouts)
     wait_initial_s: float = Field(1.0, ge=0)
     wait_max_s: float = Field(30.0, ge=0)
@@ -69,6 +71,11 @@ class ElicitationSettings(BaseModel):
         if self.source == "openai" and not self.model:
             raise ValueError("source 'openai' needs `model` (e.g. gpt-4o-mini)")
         return self
+
+    def resolved_timeout(self) -> float:
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return 3600.0 if self.source == "local" else 300.0
 
     def resolved_strategy(self) -> str:
         if self.strategy != "auto":
