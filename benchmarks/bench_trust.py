@@ -53,7 +53,8 @@ from laat.splits import few_shot_split  # noqa: E402
 from laat.trust import DEFAULT_SETTINGS, TrustProblem, TrustSettings, decide_many  # noqa: E402
 
 DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver", "myocardial", "bodyfat", "electricity"]
-PRIORS = ["oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75", "oracle_flip", "random", "llm_local"]
+PRIORS = ["oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75", "oracle_flip", "random",
+          "llm_local"]
 FIXED_GAMMA, FIXED_TAU = 100.0, 1.0
 
 # Rules measured and rejected (README "Prior trust"): same code path, other settings.
@@ -121,7 +122,8 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
         for rep in range(reps):
             tr, te = few_shot_split(y, k, 69, rep)
             sc = MinMaxScaler().fit(X[tr])
-            R.append(dict(rep=rep, Xtr=sc.transform(X[tr]).astype(np.float32), Xte=sc.transform(X[te]).astype(np.float32),
+            R.append(dict(rep=rep, Xtr=sc.transform(X[tr]).astype(np.float32),
+                          Xte=sc.transform(X[te]).astype(np.float32),
                           ytr=y[tr].astype(np.float32), yte=y[te], seed=_seed("model", ds, k, rep),
                           scores={p: _prior_scores(p, base, cols, ds, rep) for p in priors}))
         cells = [(r, p) for r in range(reps) for p in priors]
@@ -171,7 +173,8 @@ def report(df: pd.DataFrame, rules: list[str], shots) -> str:
     lines = []
     kinds = [p for p in PRIORS if p in set(df.prior)] + sorted(set(df.prior) - set(PRIORS) - {"none"})
     methods = ["plain", "fixed"] + rules
-    tab = df[df.method.isin(methods)].pivot_table(index=["prior", "method"], columns="k", values="auc", aggfunc="mean")
+    tab = df[df.method.isin(methods)].pivot_table(index=["prior", "method"], columns="k", values="auc",
+                                                  aggfunc="mean")
     lines.append("Mean test ROC AUC x 100 (LAAT-LR; plain = gamma 0, fixed = gamma 100 / tau 1, trust = laat.trust)")
     lines.append("")
     lines.append("| prior | method | " + " | ".join(f"k={k}" for k in shots) + " |")
@@ -212,8 +215,8 @@ def criteria(df: pd.DataFrame, rule: str, shots) -> str:
         if ("oracle", rule, k) in m:
             gain_fixed = m[("oracle", "fixed", k)] - plain
             kept = (m[("oracle", rule, k)] - plain) / gain_fixed if gain_fixed > 0 else np.nan
-            lines.append(f"  k={k:<2} oracle       gain kept = {kept:5.0%} of fixed's {gain_fixed:+.1f}  (need >= 80%): "
-                         f"{'PASS' if kept >= 0.8 else 'FAIL'}")
+            lines.append(f"  k={k:<2} oracle       gain kept = {kept:5.0%} of fixed's {gain_fixed:+.1f}  "
+                         f"(need >= 80%): {'PASS' if kept >= 0.8 else 'FAIL'}")
     return "\n".join(lines)
 
 

@@ -112,7 +112,8 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
         "n_agree": int(np.sum(agreement == AGREES)),
         "n_disagree": int(np.sum(agreement == DISAGREES)),
         "n_flagged": int(flagged.sum()),
-        "sign_agreement": float(np.mean(agreement[with_evidence] == AGREES)) if with_evidence.any() else float("nan"),
+        "sign_agreement": (float(np.mean(agreement[with_evidence] == AGREES)) if with_evidence.any()
+                           else float("nan")),
         "weighted_agreement": agr.weighted_agreement,
         "sign_flip_p_value": agr.p_value,
         "flagged": [n for n, f in zip(names, flagged) if f],
