@@ -137,3 +137,10 @@ def test_no_logprobs_support_is_a_clear_error(fake_llm, fake_settings, diabetes_
     with fake_llm(["no_logprobs"]) as srv:
         with pytest.raises(InvalidAnswerError, match="no log-probabilities"):
             run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, strategy="yes_no"))
+
+
+def test_cut_off_answer_is_reasked_with_a_larger_budget(fake_llm, fake_settings, diabetes_meta):
+    with fake_llm(["truncated_json", "truncated_json", "truncated_json", "ok"]) as srv:
+        run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_invalid=3))
+    budgets = [r["max_tokens"] for r in srv.requests]
+    assert budgets == [budgets[0], 2 * budgets[0], 4 * budgets[0], 4 * budgets[0]]

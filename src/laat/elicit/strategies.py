@@ -99,10 +99,11 @@ def _seed(settings, sample: int, attempt: int, offset: int = 0) -> int:
     return int(settings.seed) + 1009 * sample + 7919 * attempt + offset
 
 
-def _scores_budget(settings, features: Sequence[str]) -> int:
-    if settings.max_tokens:
-        return settings.max_tokens
-    return 64 + sum(len(f) // 2 + 10 for f in features)
+def _scores_budget(settings, features: Sequence[str], attempt: int = 0) -> int:
+    """Token budget of a JSON score answer; a re-ask gets 2x, then 4x (a cut-off answer is
+    the usual reason for a re-ask: small models pad constrained JSON with whitespace)."""
+    base = settings.max_tokens or 64 + sum(len(f) // 2 + 10 for f in features)
+    return base * 2 ** min(attempt, 2)
 
 
 def _what(ctx: CallContext, meta, sample: int, extra: str = "") -> str:
@@ -117,7 +118,7 @@ def direct(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
 
     def attempt(a: int) -> list[float]:
         r = ctx.chat(prompt, step="scores", sample=sample, attempt=a, temperature=settings.temperature,
-                     max_tokens=_scores_budget(settings, features), seed=_seed(settings, sample, a),
+                     max_tokens=_scores_budget(settings, features, a), seed=_seed(settings, sample, a),
                      response_format=P.scores_schema(features))
         return parse_scores(r.content, features)
 
@@ -135,7 +136,7 @@ def reason_then_parse(ctx: CallContext, meta, settings, sample: int) -> SampleRe
         if not text:
             raise AnswerInvalid("empty reasoning")
         r2 = ctx.chat(P.parse_prompt(features, text), step="parse", sample=sample, attempt=a,
-                      temperature=0.0, max_tokens=_scores_budget(settings, features),
+                      temperature=0.0, max_tokens=_scores_budget(settings, features, a),
                       seed=_seed(settings, sample, a), response_format=P.scores_schema(features),
                       model=settings.parse_model)
         return parse_scores(r2.content, features)
