@@ -56,11 +56,12 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         Temperature of the target sign(s) * exp(|s| / tau); 1 reproduces the paper, larger
         values soften its "top-1-3 features only" sharpness. Ignored with ``trust="auto"``,
         which chooses it.
-    trust : "off" | "auto"
+    trust : "off" | "auto" | laat.trust.TrustSettings
         "off" (default, the paper): always follow the prior at ``gamma``/``tau``. "auto":
         decide from the training rows how much to follow it (`laat.trust`): a prior whose
         signs do not agree with the data beyond chance is ignored (gamma = 0); one that does
         is followed, with gamma and tau cross-validated once the smaller class has 10 rows.
+        A ``TrustSettings`` is "auto" with other constants (e.g. a looser gate).
         **Use "auto" whenever you do not know how good your prior is** (an LLM's, a quick
         expert guess): a wrong prior at fixed gamma can push ROC AUC far below chance.
     attribution : "grad" | "input_x_grad"
@@ -163,7 +164,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
         inp = self._prepare(X, y, sample_weight, prior)
         gamma = float(self.gamma)
-        if self.trust == "auto":
+        if not _is_off(self.trust):
             inp, gamma = self._apply_trust(inp)
         else:
             from laat.trust import off_decision
@@ -184,9 +185,12 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
     def _apply_trust(self, inp: FitInputs) -> tuple[FitInputs, float]:
         """Decide gamma and tau from the training rows; sets ``trust_``."""
-        from laat.attribution import normalized_target
-        from laat.trust import TrustProblem, decide
+        from dataclasses import asdict
 
+        from laat.attribution import normalized_target
+        from laat.trust import DEFAULT_SETTINGS, TrustProblem, decide
+
+        settings = DEFAULT_SETTINGS if isinstance(self.trust, str) else self.trust
         if inp.scores is None or self.gamma == 0:
             self.trust_ = {"mode": "auto", "gamma": 0.0, "tau": float(self.tau), "followed": False,
                            "reason": "gamma = 0 was requested: the prior is not used, so there is nothing "
@@ -194,8 +198,9 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
             return inp, 0.0
         decision = decide(TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=float(self.gamma),
                                        seed=inp.seed, sample_weight=inp.sample_weight, mask=inp.mask,
-                                       confidence=inp.confidence), self._train_kwargs())
+                                       confidence=inp.confidence), self._train_kwargs(), settings)
         self.trust_ = decision.to_dict()
+        self.trust_["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
         inp.target = normalized_target(inp.scores, decision.tau, inp.mask).numpy()
         return inp, decision.gamma
 
@@ -295,7 +300,12 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         _choice("grad_impl", self.grad_impl, GRAD_IMPLS)
         _number("gamma", self.gamma, low=0.0)
         _number("tau", self.tau, low=0.0, strict=True)
-        _choice("trust", self.trust, TRUST_MODES)
+        from laat.trust import TrustSettings
+
+        named = isinstance(self.trust, str) and self.trust in TRUST_MODES
+        if not (named or isinstance(self.trust, TrustSettings)):
+            raise ValueError(f"trust must be one of {list(TRUST_MODES)} or a laat.trust.TrustSettings, "
+                             f"got {self.trust!r}")
         _number("lr", self.lr, low=0.0, strict=True)
         _number("weight_decay", self.weight_decay, low=0.0)
         _integer("epochs", self.epochs)
@@ -422,6 +432,10 @@ def _global_attribution(model, Xs: np.ndarray, sw: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         g = model.mean_input_gradient(Xs, row_weight=rw)[0]
     return normalize(g.to(torch.float64)).numpy()
+
+
+def _is_off(trust) -> bool:
+    return isinstance(trust, str) and trust == "off"
 
 
 def _choice(name, value, allowed) -> None:
