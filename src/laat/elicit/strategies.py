@@ -8,11 +8,12 @@ with an error listing every reason.
 
 - ``reason_then_parse``: the paper's flow (free-text reasoning, then a schema-constrained parse).
 - ``direct``: one schema-constrained JSON object of all scores.
-- ``per_feature``: one short question per feature, answer constrained to one integer.
+- ``per_feature``: one short question per feature, answer constrained to one integer
+  (the local default: the best rank agreement with the oracle in benchmarks/bench_priors.py,
+  as each answer is a single, tightly constrained choice about one feature).
 - ``yes_no``: one 1-token Yes/No question per feature; score from P(Yes) vs P(No) log-probs.
 - ``elimination``: repeatedly ask for the most important remaining feature (enum schema),
-  rank -> magnitude; signs from the Yes/No log-probs. Small models do best with these
-  two, because each answer is a single, tightly constrained choice.
+  rank -> magnitude; signs from the Yes/No log-probs.
 """
 
 from __future__ import annotations
