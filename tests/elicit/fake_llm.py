@@ -24,7 +24,8 @@ def _h(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
-def answer_for_schema(schema: dict) -> dict:
+def answer_for_schema(schema: dict, salt: int = 0) -> dict:
+    """Deterministic answer; a different ``salt`` gives different integers (a sampling model)."""
     out = {}
     for name, spec in schema.get("properties", {}).items():
         if "enum" in spec:
@@ -32,18 +33,20 @@ def answer_for_schema(schema: dict) -> dict:
             out[name] = opts[_h("|".join(opts)) % len(opts)]
         elif spec.get("type") == "integer":
             lo, hi = int(spec.get("minimum", -10)), int(spec.get("maximum", 10))
-            out[name] = lo + _h(name) % (hi - lo + 1)
+            out[name] = lo + (_h(name) + salt) % (hi - lo + 1)
         else:
             out[name] = "x"
     return out
 
 
 class FakeLLM:
-    def __init__(self, script: list[str] | None = None, hang_s: float = 3.0):
+    def __init__(self, script: list[str] | None = None, hang_s: float = 3.0, vary: bool = False):
+        """``vary``: every request gets a different answer (like sampling at T > 0)."""
         for f in script or []:
             assert f in FAULTS, f
         self.script = deque(script or [])
         self.hang_s = hang_s
+        self.vary = vary
         self.requests: list[dict] = []
         self.served: list[str] = []
         self._lock = threading.Lock()
@@ -74,12 +77,13 @@ class FakeLLM:
         with self._lock:
             self.script.extend(faults)
 
-    def _next(self, body: dict) -> str:
+    def _next(self, body: dict) -> tuple[str, int]:
+        """The fault for this request and the request's index (0-based)."""
         with self._lock:
             self.requests.append(body)
             fault = self.script.popleft() if self.script else "ok"
             self.served.append(fault)
-            return fault
+            return fault, len(self.requests) - 1
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -116,21 +120,22 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send(404, {"error": {"message": "not found"}})
             return
-        fault = self.fake._next(body)
+        fault, index = self.fake._next(body)
         if fault in {"429", "500", "503", "400"}:
             self._send(int(fault), {"error": {"message": f"injected {fault}", "type": "injected", "code": fault}})
             return
         if fault == "timeout":
             time.sleep(self.fake.hang_s)
-        self._send(200, self._completion(body, fault), truncate=(fault == "truncated_body"))
+        self._send(200, self._completion(body, fault, index), truncate=(fault == "truncated_body"))
 
-    def _completion(self, body: dict, fault: str) -> dict:
+    def _completion(self, body: dict, fault: str, index: int) -> dict:
         prompt = body["messages"][-1]["content"]
         logprobs = None
         finish = "stop"
         rf = body.get("response_format")
         if rf and rf.get("type") == "json_schema":
-            obj = answer_for_schema(rf["json_schema"]["schema"])
+            salt = index if self.fake.vary else 0
+            obj = answer_for_schema(rf["json_schema"]["schema"], salt)
             keys = list(obj)
             if fault == "missing":
                 obj.pop(keys[0])

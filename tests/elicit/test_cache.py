@@ -142,3 +142,60 @@ def test_killed_run_keeps_the_samples_already_paid_for(fake_llm, fake_settings, 
                                                          cache_dir=str(cache_dir)))
         assert srv.n_chat == 5
     assert e.prior.provenance["cached_calls"] == 2 and e.prior.provenance["fresh_calls"] == 2
+
+
+def test_first_answer_written_is_kept_unless_refreshing(tmp_path):
+    cache = ResponseCache(tmp_path)
+    key = cache_key({"k": "race"})
+    assert cache.put(key, {"response": "first"})["response"] == "first"
+    # A later writer of the same key gets the stored answer back and changes nothing.
+    assert cache.put(key, {"response": "second"})["response"] == "first"
+    assert cache.get(key)["response"] == "first"
+    assert cache.put(key, {"response": "refreshed"}, replace=True)["response"] == "refreshed"
+    assert cache.get(key)["response"] == "refreshed"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+WRITER_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from laat.elicit.cache import ResponseCache, cache_key
+root, writer, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+cache = ResponseCache(root)
+while not go.exists():
+    time.sleep(0.001)
+got = {str(i): cache.put(cache_key({"i": i}), {"writer": writer})["writer"] for i in range(300)}
+print(json.dumps(got))
+"""
+
+
+def test_two_processes_writing_the_same_keys_agree_on_the_first_answer(tmp_path):
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(tmp_path / "cache"), w, str(go)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT) for w in ("A", "B")]
+    time.sleep(0.5)  # both are importing / waiting at the start line
+    go.touch()
+    outs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    cache = ResponseCache(tmp_path / "cache")
+    on_disk = {str(i): cache.get(cache_key({"i": i}))["writer"] for i in range(300)}
+    # Whoever lost a key was handed the winner's answer: both processes and the disk agree.
+    assert outs[0] == outs[1] == on_disk
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def test_concurrent_runs_of_one_elicitation_agree_and_reruns_reproduce_them(fake_llm, fake_settings, diabetes_meta):
+    from concurrent.futures import ThreadPoolExecutor
+
+    # vary: each request gets different scores (a sampling model); both requests hang 0.5 s,
+    # so both runs miss the cache and pay for their own answer before either is stored.
+    with fake_llm(["timeout", "timeout"], hang_s=0.5, vary=True) as srv:
+        s = fake_settings(srv.base_url, n_samples=1, timeout_s=10)
+        with ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda _: run_elicitation(diabetes_meta, s), range(2)))
+        assert srv.n_chat == 2
+        assert srv.requests[0]["seed"] == srv.requests[1]["seed"]  # the same cache key
+        rerun = run_elicitation(diabetes_meta, s)
+        assert srv.n_chat == 2
+    assert runs[0].prior.mean == runs[1].prior.mean == rerun.prior.mean
+    assert [r.prior.provenance["fresh_calls"] for r in runs] == [1, 1]

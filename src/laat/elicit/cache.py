@@ -3,8 +3,12 @@
 Each LLM call is stored under the sha256 of everything that determines its answer (model
 identity, endpoint kind, strategy, the full request including prompt and sampling
 parameters, sample index and attempt). Writes are atomic (temp file in the same directory,
-then `os.replace`), so a run killed mid-elicitation leaves only complete entries and keeps
-every sample already paid for.
+then published under the final name), so a run killed mid-elicitation leaves only complete
+entries and keeps every sample already paid for.
+
+The first answer written for a key wins: it is published with `os.link`, which fails
+instead of overwriting, so two processes eliciting the same key at once both end up using
+the same stored answer, and every rerun reproduces it. Only an explicit refresh replaces it.
 """
 
 from __future__ import annotations
@@ -53,10 +57,17 @@ class ResponseCache:
             return None
         return entry
 
-    def put(self, key: str, entry: dict[str, Any]) -> Path:
+    def put(self, key: str, entry: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:
+        """Store ``entry`` under ``key`` unless a valid entry is already there.
+
+        Returns the entry now stored: ``entry`` itself, or the answer another writer stored
+        first (use it, so this run agrees with the cache). ``replace=True`` (a refresh)
+        overwrites instead. A damaged entry is always replaced.
+        """
         p = self.path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({**entry, "key": key}, ensure_ascii=False, indent=1, default=str)
+        stored = {**entry, "key": key}
+        data = json.dumps(stored, ensure_ascii=False, indent=1, default=str)
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key[:8]}-", suffix=".tmp")
         try:
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; cache entries are not secret
@@ -64,14 +75,37 @@ class ResponseCache:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
+            if replace:
+                os.replace(tmp, p)
+                return stored
+            winner = self._publish_first(tmp, p, key)
+            return stored if winner is None else winner
+        finally:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-            raise
-        return p
+
+    def _publish_first(self, tmp: str, p: Path, key: str) -> dict[str, Any] | None:
+        """Give ``tmp`` the name ``p`` unless a valid entry holds it; return that entry if so."""
+        try:
+            os.link(tmp, p)  # atomic and never overwrites: exactly one writer gets the name
+            return None
+        except FileExistsError:
+            pass
+        except OSError:
+            # No hard links on this file system: check, then rename (a tiny race window remains).
+            existing = self.get(key) if p.exists() else None
+            if existing is not None:
+                return existing
+            os.replace(tmp, p)
+            return None
+        existing = self.get(key)
+        if existing is not None:
+            log.debug("LLM cache entry %s was written first by another run: using it", p)
+            return existing
+        os.replace(tmp, p)  # the file there is damaged or foreign (get() said why): replace it
+        return None
 
     def entries(self) -> list[Path]:
         return sorted(self.root.glob("*/*.json")) if self.root.exists() else []

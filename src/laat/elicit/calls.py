@@ -105,7 +105,9 @@ class CallContext:
             entry = {"key_payload": payload, "response": raw, "usage": raw.get("usage") or {},
                      "latency_s": latency,
                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            self.cache.put(key, entry)
+            # Another run may have stored this key meanwhile: use the answer that was kept,
+            # so this run, the other and every rerun agree (we still paid for ours: not cached).
+            entry = self.cache.put(key, entry, replace=self.refresh)
         try:
             reply = _reply(entry, cached)
         except AnswerInvalid:
