@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from laat.benchmark.baselines import fit_baseline, grid_for
-from laat.benchmark.config import (BASELINE_METHODS, LAAT_METHODS, PLAIN_METHODS, BenchmarkConfig,
-                                   PriorSpec)
+from laat.benchmark.config import (BASELINE_METHODS, LAAT_METHODS, PLAIN_METHODS, TRUST_METHODS,
+                                   BenchmarkConfig, PriorSpec, model_kind)
 from laat.benchmark.noise import flip_signs, randomise_entries
 from laat.datasets import DatasetMeta, encode, labels, load_dataset, load_metadata
 from laat.metrics import classification_metrics, predict_labels
@@ -207,8 +207,18 @@ def cell_hash(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> str:
         spec = PriorSpec.parse(cell.prior)
         if spec.base != "random":
             payload["prior_scores"] = [round(v, 10) for v in ctx.priors[spec.base].mean]
+    if cell.method in TRUST_METHODS:  # only trust cells: the other cells' keys stay what they were
+        payload["trust"] = {"settings": asdict(cfg.trust_settings), "rule": trust_rule_fingerprint()}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def trust_rule_fingerprint() -> str:
+    """Hash of laat/trust.py's source: a change to the trust rule recomputes the trust cells
+    (and only those), without anyone remembering to bump CODE_VERSION."""
+    import laat.trust
+
+    return hashlib.sha256(Path(laat.trust.__file__).read_bytes()).hexdigest()[:16]
 
 
 # ---- per-repetition pieces --------------------------------------------------------------------
@@ -287,7 +297,9 @@ def run_cell(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> list[dict
             train, test = split(ctx, cell.protocol, cell.k, r, cfg)
             Xtr, Xte = preprocess(ctx.X, train, test)
             reps.append(_Rep(r, train, test, Xtr, Xte, model_seed(cfg, ctx.name, cell.protocol, cell.k, r)))
-        if cell.method in LAAT_METHODS + PLAIN_METHODS:
+        if cell.method in TRUST_METHODS:
+            preds = _run_trust(cell, ctx, cfg, reps)
+        elif cell.method in LAAT_METHODS + PLAIN_METHODS:
             preds = _run_torch(cell, ctx, cfg, reps)
         elif cell.method in BASELINE_METHODS:
             preds = _run_baseline(cell, ctx, cfg, reps)
@@ -314,41 +326,89 @@ class _torch_threads:
         torch.set_num_threads(self.old)
 
 
-def _run_torch(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
-    """LAAT (gamma from config) or its gamma = 0 twin: all repetitions as one stacked program."""
+def _train_kwargs(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
+    """`fit_many` settings of a cell's torch models (all but data, targets, gamma and seeds)."""
+    s = cfg.laat
+    few = cell.protocol == "few_shot"
+    return dict(model=model_kind(cell.method), attribution=s.attribution, hidden=s.hidden, lr=s.lr,
+                epochs=s.few_shot_epochs if few else s.skew_epochs,
+                batch_size=s.few_shot_batch_size if few else s.skew_batch_size)
+
+
+def _fit(reps: list[_Rep], ctx: DatasetContext, target, gamma, kw: dict[str, Any]):
+    from laat.models import fit_many
+
+    return fit_many([rp.Xtr for rp in reps], [rp.ytr(ctx).astype(np.float32) for rp in reps], target,
+                    gamma=gamma, seeds=[rp.seed for rp in reps], **kw)
+
+
+def _predict(one, rp: _Rep, ctx: DatasetContext, fit_seconds: float, target=None) -> dict[str, Any]:
+    """Test-set probabilities of one fitted model and, given a prior target, how well the
+    model's mean input gradient on its training rows aligns with it (cosine)."""
     import torch
 
+    with torch.no_grad():
+        p = one.predict_proba(rp.Xte)[0].double().numpy()
+        out: dict[str, Any] = {"p": np.clip(p, 0.0, 1.0), "fit_seconds": fit_seconds, "fit_batched": True,
+                               "tuned": False, "cv_folds": 0, "grid_size": 1, "best_params": "{}"}
+        if target is not None:
+            g = one.mean_input_gradient(rp.Xtr)[0, :ctx.X.shape[1]].double()
+            t = torch.as_tensor(target).double()
+            denom = float(torch.linalg.vector_norm(g) * torch.linalg.vector_norm(t))
+            out["prior_alignment"] = float(g @ t) / denom if denom > 0 else float("nan")
+    return out
+
+
+def _run_torch(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
+    """LAAT (gamma from config) or its gamma = 0 twin: all repetitions as one stacked program."""
     from laat.attribution import normalized_target
-    from laat.models import fit_many
 
     s = cfg.laat
     laat = cell.method in LAAT_METHODS
-    kind = cell.method.split("_", 1)[1]
-    few = cell.protocol == "few_shot"
     target = None
     if laat:
         spec = PriorSpec.parse(cell.prior)
         target = normalized_target(np.stack([prior_scores(spec, ctx, rp.rep, cfg) for rp in reps]), tau=s.tau)
     t0 = time.perf_counter()
-    model = fit_many([rp.Xtr for rp in reps], [rp.ytr(ctx).astype(np.float32) for rp in reps], target,
-                     model=kind, gamma=s.gamma if laat else 0.0, attribution=s.attribution, hidden=s.hidden,
-                     lr=s.lr, epochs=s.few_shot_epochs if few else s.skew_epochs,
-                     batch_size=s.few_shot_batch_size if few else s.skew_batch_size,
-                     seeds=[rp.seed for rp in reps])
+    model = _fit(reps, ctx, target, s.gamma if laat else 0.0, _train_kwargs(cell, cfg))
+    fit_s = (time.perf_counter() - t0) / len(reps)
+    return [_predict(model.select(i), rp, ctx, fit_s, None if target is None else target[i])
+            for i, rp in enumerate(reps)]
+
+
+def _run_trust(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
+    """Trust mode: the training rows of each repetition decide gamma and tau (`laat.trust`).
+
+    One `decide_many` call per cell runs every repetition's cross-validation fits as one
+    batch, on the rows, seeds and training settings of the final model. A repetition whose
+    prior is ignored (gamma = 0) gets the plain model fitted exactly as the ``plain_*`` cell
+    fits it (every repetition, one batch), so its row equals that cell's row bit for bit;
+    the followed repetitions are fitted together with their own gamma and tau.
+    """
+    from laat.attribution import normalized_target
+    from laat.trust import TrustProblem, decide_many
+
+    spec = PriorSpec.parse(cell.prior)
+    scores = [prior_scores(spec, ctx, rp.rep, cfg) for rp in reps]
+    kw = _train_kwargs(cell, cfg)
+    t0 = time.perf_counter()
+    problems = [TrustProblem(X=rp.Xtr, y=rp.ytr(ctx).astype(np.float32), scores=sc, gamma=float(cfg.laat.gamma),
+                             seed=rp.seed) for rp, sc in zip(reps, scores)]
+    decisions = decide_many(problems, kw, cfg.trust_settings)
+    targets = [normalized_target(sc, tau=d.tau).numpy() for sc, d in zip(scores, decisions)]
+    followed = [i for i, d in enumerate(decisions) if d.gamma > 0]
+    plain = _fit(reps, ctx, None, 0.0, kw) if len(followed) < len(reps) else None
+    final = None
+    if followed:
+        final = _fit([reps[i] for i in followed], ctx, [targets[i] for i in followed],
+                     [decisions[i].gamma for i in followed], kw)
     fit_s = (time.perf_counter() - t0) / len(reps)
     out = []
-    with torch.no_grad():
-        for i, rp in enumerate(reps):
-            one = model.select(i)
-            p = one.predict_proba(rp.Xte)[0].double().numpy()
-            extra: dict[str, Any] = {"fit_seconds": fit_s, "fit_batched": True, "tuned": False, "cv_folds": 0,
-                                     "grid_size": 1, "best_params": "{}"}
-            if laat:
-                g = one.mean_input_gradient(rp.Xtr)[0, :ctx.X.shape[1]].double()
-                t = target[i]
-                denom = float(torch.linalg.vector_norm(g) * torch.linalg.vector_norm(t))
-                extra["prior_alignment"] = float(g @ t) / denom if denom > 0 else float("nan")
-            out.append({"p": np.clip(p, 0.0, 1.0), **extra})
+    for i, (rp, d) in enumerate(zip(reps, decisions)):
+        one = final.select(followed.index(i)) if d.gamma > 0 else plain.select(i)
+        out.append({**_predict(one, rp, ctx, fit_s, targets[i]),
+                    "trust_gamma": float(d.gamma), "trust_tau": float(d.tau), "trust_followed": bool(d.followed),
+                    "trust_regime": d.regime, "trust_p_value": float(d.agreement.p_value)})
     return out
 
 

@@ -15,10 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 REFERENCE_DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver",
                       "myocardial", "bodyfat", "electricity"]
 
-LAAT_METHODS = ("laat_lr", "laat_mlp")
+FIXED_METHODS = ("laat_lr", "laat_mlp")  # the paper's fixed gamma and tau, whatever the prior
+# trust mode (`laat.trust`): the training rows decide gamma and tau per repetition (issue 7)
+TRUST_METHODS = ("laat_trust_lr", "laat_trust_mlp")
+LAAT_METHODS = FIXED_METHODS + TRUST_METHODS  # every method that uses a prior: one cell per prior source
 PLAIN_METHODS = ("plain_lr", "plain_mlp")  # the same torch training with gamma = 0: isolates the prior
 BASELINE_METHODS = ("lr", "mlp", "rf", "hgb", "xgb")
 METHODS = LAAT_METHODS + PLAIN_METHODS + BASELINE_METHODS
+
+
+def model_kind(method: str) -> str:
+    """The torch model of a LAAT / plain method: ``laat_trust_mlp`` -> ``mlp``."""
+    return method.rsplit("_", 1)[1]
 PRIOR_BASES = ("llm_local", "oracle", "random", "expert")
 PROTOCOLS = ("few_shot", "skew")
 
@@ -133,6 +141,8 @@ class BenchmarkConfig(BaseModel):
     skew: SkewSettings = SkewSettings()
     llm: dict[str, Any] = Field(default_factory=dict,
                                 description="laat.elicit.ElicitationSettings overrides for `llm_local`")
+    trust: dict[str, Any] = Field(default_factory=dict,
+                                  description="laat.trust.TrustSettings overrides for the laat_trust_* methods")
     threshold: float = Field(0.5, gt=0, lt=1)
 
     # where things are (relative to the project root, as in `kedro run`)
@@ -172,6 +182,12 @@ class BenchmarkConfig(BaseModel):
     def _unique(cls, v: list[str]) -> list[str]:
         return list(dict.fromkeys(v))
 
+    @field_validator("trust")
+    @classmethod
+    def _trust_settings_valid(cls, v: dict[str, Any]) -> dict[str, Any]:
+        trust_settings(v)  # unknown names and bad values fail here, not in a worker
+        return v
+
     @model_validator(mode="after")
     def _llm_settings_valid(self) -> BenchmarkConfig:
         if "source" in self.llm and self.llm["source"] != "local":
@@ -185,3 +201,23 @@ class BenchmarkConfig(BaseModel):
     @property
     def skew_repetitions(self) -> int:
         return self.skew.repetitions or self.repetitions
+
+    @property
+    def trust_settings(self):
+        """The `laat.trust.TrustSettings` of the laat_trust_* methods (defaults + ``trust`` overrides)."""
+        return trust_settings(self.trust)
+
+
+def trust_settings(overrides: dict[str, Any]):
+    """`laat.trust.DEFAULT_SETTINGS` with YAML overrides (lists become the tuples it expects)."""
+    from dataclasses import fields, replace
+
+    from laat.trust import DEFAULT_SETTINGS
+
+    known = {f.name for f in fields(DEFAULT_SETTINGS)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"trust: unknown laat.trust.TrustSettings fields {unknown}; known: {sorted(known)}")
+    if not overrides:
+        return DEFAULT_SETTINGS
+    return replace(DEFAULT_SETTINGS, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})

@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 
 from laat.benchmark.cells import (CODE_VERSION, Cell, DatasetContext, cell_hash, plan_cells,
-                                  prepare_dataset, run_cell)
-from laat.benchmark.config import BenchmarkConfig
+                                  prepare_dataset, run_cell, trust_rule_fingerprint)
+from laat.benchmark.config import TRUST_METHODS, BenchmarkConfig
 
 
 @dataclass
@@ -137,6 +137,8 @@ def run_sweep(cfg: BenchmarkConfig, *, llm_prior=None, client=None,
             bar.close()
 
     table = pd.DataFrame([{**row, "cell_hash": digests[cell]} for cell in cells for row in done[cell]])
+    if "trust_followed" in table:  # only trust rows have it: nullable, so it survives a parquet round trip
+        table["trust_followed"] = table["trust_followed"].astype("boolean")
     if not table.empty:
         table = table.sort_values(["dataset", "protocol", "k", "method", "prior_source", "repetition"],
                                   kind="stable").reset_index(drop=True)
@@ -147,6 +149,8 @@ def run_sweep(cfg: BenchmarkConfig, *, llm_prior=None, client=None,
         "rows": int(len(table)),
         "wall_seconds": round(wall, 3), "prepare_seconds": round(t_prepared - t_start, 3),
         "compute_seconds_sum": round(sum(cell_seconds.values()), 3),
+        # which trust rule the laat_trust_* rows came from (a hash of laat/trust.py; part of their cache key)
+        "trust_rule": trust_rule_fingerprint() if any(c.method in TRUST_METHODS for c in cells) else None,
         "backend": "dask" if (client is not None or cfg.dask_scheduler) else
                    ("sequential" if cfg.n_jobs == 1 else f"joblib(n_jobs={cfg.n_jobs})"),
         "notes": notes,
@@ -164,7 +168,8 @@ def _prior_info(prior) -> dict[str, Any]:
 
 
 def _cost_rank(cell: Cell, contexts: dict[str, DatasetContext]) -> tuple:
-    heavy = {"mlp": 0, "hgb": 1, "rf": 2, "xgb": 3}
+    # trust cells cross-validate (55 fits per repetition from 10 rows per class on)
+    heavy = {"mlp": 0, "laat_trust_mlp": 0, "hgb": 1, "laat_trust_lr": 1, "rf": 2, "xgb": 3}
     n = len(contexts[cell.dataset].y)
     rows = n * 0.8 if cell.protocol == "skew" else cell.k
     return (heavy.get(cell.method, 9), -rows, cell)
