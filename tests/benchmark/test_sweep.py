@@ -98,7 +98,8 @@ def test_reports(swept):
     assert "| diabetes | 1 |" in md and "LAAT-LR [oracle]†" in md and "LAAT-LR [random]" in md
     assert "bodyfat: no expert prior" in md
     figs = auc_vs_k_figures(first.results)
-    assert set(figs) == {"lr", "mlp", "overview"}
+    assert set(figs) == {"lr", "mlp", "overview", "trust_lr", "trust_mlp"}
+    assert "no few-shot rows" in figs["trust_lr"].texts[0].get_text()  # this sweep has no trust cells
     metrics = key_metrics(first.results, first.info)
     mean = first.results.query("protocol == 'few_shot' and dataset == 'diabetes' and method == 'lr'")["roc_auc"].mean()
     assert metrics["few_shot.diabetes.k1.lr.roc_auc"] == pytest.approx(mean)

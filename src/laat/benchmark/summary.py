@@ -17,20 +17,28 @@ from laat.benchmark.baselines import DISPLAY
 
 BASELINES = tuple(DISPLAY)  # lr, mlp, rf, hgb, xgb (scikit-learn / XGBoost)
 ORACLE_MARK = "†"
-FAMILY_BASELINE = {"laat_lr": "lr", "laat_mlp": "mlp"}
+FAMILY_BASELINE = {"laat_lr": "lr", "laat_mlp": "mlp", "laat_trust_lr": "lr", "laat_trust_mlp": "mlp"}
+# priors of the trust-mode figures: <= 4 priors x (fixed, trust) + plain + baseline = 10 lines (10 colours)
+TRUST_PLOT_PRIORS = ("oracle", "oracle_flip", "random", "llm_local")
 
 
 # ---- labels -----------------------------------------------------------------------------------
 
 
 def method_label(method: str, prior_source: str = "none") -> str:
-    """Display name: ``LAAT-LR [llm_local]``, ``LAAT-MLP [oracle]†``, ``LR``, ``LR (torch, γ=0)``."""
+    """Display name: ``LAAT-LR [llm_local]``, ``LAAT-MLP [oracle]†``, ``LAAT-LR trust [random]``,
+    ``LR``, ``LR (torch, γ=0)``."""
     if method.startswith("laat_"):
         mark = ORACLE_MARK if prior_source.startswith("oracle") else ""
-        return f"LAAT-{method.split('_', 1)[1].upper()} [{prior_source}]{mark}"
+        mode = " trust" if _is_trust(method) else ""
+        return f"LAAT-{method.rsplit('_', 1)[1].upper()}{mode} [{prior_source}]{mark}"
     if method.startswith("plain_"):
         return f"{method.split('_', 1)[1].upper()} (torch, γ=0)"
     return DISPLAY.get(method, method)
+
+
+def _is_trust(method: str) -> bool:
+    return method.startswith("laat_trust_")
 
 
 def with_labels(results: pd.DataFrame) -> pd.DataFrame:
@@ -40,13 +48,14 @@ def with_labels(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _label_order(results: pd.DataFrame) -> list[str]:
-    """LAAT columns first (by prior, in sweep order), then the torch twins, then baselines."""
+    """LAAT columns first (by prior, in sweep order; trust mode right after fixed gamma), then
+    the torch twins, then baselines."""
     order: list[tuple[int, int, str]] = []
     priors = list(dict.fromkeys(results["prior_source"]))
     for (m, p), _ in results.groupby(["method", "prior_source"], sort=False):
         rank = 0 if m.startswith("laat_") else 1 if m.startswith("plain_") else 2
         sub = priors.index(p) if rank == 0 else (BASELINES.index(m) if m in BASELINES else 0)
-        order.append((rank, sub * 10 + (1 if m.endswith("mlp") else 0), method_label(m, p)))
+        order.append((rank, sub * 10 + (2 if m.endswith("mlp") else 0) + _is_trust(m), method_label(m, p)))
     return [lab for *_, lab in sorted(order)]
 
 
@@ -186,6 +195,144 @@ def _comparison_table(comp: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+# ---- trust mode (issue 7) ------------------------------------------------------------------------
+
+TRUST_TOLERANCE = {1: 3.0}  # AUC points trust may lose to plain on random / flipped priors; else 1
+TRUST_TOLERANCE_DEFAULT = 1.0
+TRUST_KEEP = 0.8  # share of fixed gamma's gain over plain that trust must keep on the oracle prior
+TRUST_MODES = {"plain": "plain_{}", "fixed γ=100": "laat_{}", "trust": "laat_trust_{}"}
+
+
+def _trust_columns(results: pd.DataFrame) -> list[tuple[str, int]]:
+    return sorted({(p, int(k)) for p, k in zip(results["protocol"], results["k"])},
+                  key=lambda c: (c[0] != "few_shot", c[1]))
+
+
+def _column_name(protocol: str, k: int) -> str:
+    return f"k={k}" if protocol == "few_shot" else "skew"
+
+
+def trust_means(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
+    """Mean ROC AUC ×100 per prior source, mode (plain / fixed γ / trust) and k (plus skew),
+    over datasets and repetitions, and the share of repetitions in which trust followed the prior.
+
+    For each prior the three modes are averaged over the same (dataset, protocol, k) groups:
+    those with trust rows for that prior (e.g. the expert prior only where one exists).
+    Long format: prior_source, mode, protocol, k, auc, followed, datasets.
+    """
+    trust = results[results["method"] == TRUST_MODES["trust"].format(model)]
+    out = []
+    for p in dict.fromkeys(trust["prior_source"]):
+        tp = trust[trust["prior_source"] == p]
+        for (protocol, k), tg in tp.groupby(["protocol", "k"], sort=False):
+            groups = set(tg["dataset"])
+            here = results[(results["protocol"] == protocol) & (results["k"] == k)
+                           & results["dataset"].isin(groups)]
+            for mode, pattern in TRUST_MODES.items():
+                m = here[here["method"] == pattern.format(model)]
+                if mode != "plain":
+                    m = m[m["prior_source"] == p]
+                if m.empty:
+                    continue
+                out.append({"prior_source": p, "mode": mode, "protocol": protocol, "k": int(k),
+                            "auc": 100 * m["roc_auc"].mean(), "datasets": len(set(m["dataset"])),
+                            "followed": float(m["trust_followed"].astype(float).mean())
+                            if mode == "trust" and "trust_followed" in m else np.nan})
+    return pd.DataFrame(out, columns=["prior_source", "mode", "protocol", "k", "auc", "datasets", "followed"])
+
+
+def trust_table(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
+    """Rows prior × mode, a column per k (and skew): mean ROC AUC ×100; trust rows also give
+    the share of repetitions in which the prior was followed."""
+    long = trust_means(results, model)
+    if long.empty:
+        return pd.DataFrame()
+    cols = _trust_columns(long)
+    rows = []
+    for (p, mode), g in long.groupby(["prior_source", "mode"], sort=False):
+        row: dict[str, Any] = {"prior": p + (f" {ORACLE_MARK}" if p.startswith("oracle") else ""), "mode": mode}
+        for protocol, k in cols:
+            hit = g[(g["protocol"] == protocol) & (g["k"] == k)]
+            if hit.empty:
+                row[_column_name(protocol, k)] = "–"
+                continue
+            text = f"{hit['auc'].iloc[0]:.1f}"
+            if mode == "trust":
+                text += f" ({100 * hit['followed'].iloc[0]:.0f}% followed)"
+            row[_column_name(protocol, k)] = text
+        row["datasets"] = int(g["datasets"].max())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def trust_checks(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
+    """The issue's acceptance checks per k (few-shot), differences in AUC points ×100:
+
+    - random and sign-flipped priors: trust - plain >= -3 at k = 1 and >= -1 from k = 2 on;
+    - the oracle prior: trust keeps >= 80% of fixed γ's gain over plain, (trust - plain) /
+      (fixed - plain) (n/a when fixed γ gains nothing).
+
+    Skew rows are shown for information: the issue sets no bar there.
+    """
+    long = trust_means(results, model)
+    if long.empty:
+        return pd.DataFrame()
+    m = long.set_index(["prior_source", "mode", "protocol", "k"])["auc"]
+    rows = []
+    for p in dict.fromkeys(long["prior_source"]):
+        if not (p in ("random", "oracle") or p.endswith("_flip")):
+            continue
+        for protocol, k in _trust_columns(long[long["prior_source"] == p]):
+            try:
+                plain, fixed, trust = (m[(p, mode, protocol, k)] for mode in TRUST_MODES)
+            except KeyError:
+                continue
+            few = protocol == "few_shot"
+            if p == "oracle":
+                gain = fixed - plain
+                kept = (trust - plain) / gain if gain > 0 else np.nan
+                need = f">= {TRUST_KEEP:.0%} of fixed's {gain:+.1f}"
+                value = "n/a" if np.isnan(kept) else f"{kept:.0%} kept"
+                ok = None if np.isnan(kept) else bool(kept >= TRUST_KEEP)
+            else:
+                diff = trust - plain
+                tol = TRUST_TOLERANCE.get(k, TRUST_TOLERANCE_DEFAULT)
+                need = f">= -{tol:g}"
+                value = f"{diff:+.1f}"
+                ok = bool(diff >= -tol)
+            verdict = ("PASS" if ok else "FAIL") if ok is not None else "n/a"
+            rows.append({"prior": p, "k": _column_name(protocol, k),
+                         "check": "gain kept by trust" if p == "oracle" else "trust - plain",
+                         "value": value, "need": need if few else f"(info; {need})",
+                         "result": verdict if few else "info"})
+    return pd.DataFrame(rows)
+
+
+def trust_section(results: pd.DataFrame) -> list[str]:
+    """Markdown lines of the issue-7 report, per model family present in the results."""
+    parts: list[str] = []
+    for model in ("lr", "mlp"):
+        table = trust_table(results, model)
+        if table.empty:
+            continue
+        fam = model.upper()
+        parts += [f"### LAAT-{fam}: plain (γ=0) vs fixed γ=100 vs trust, mean ROC AUC ×100", "",
+                  f"Over datasets and repetitions (`datasets`: how many datasets each row averages; every "
+                  f"mode of a prior averages the same ones). plain = {fam} (torch, γ=0); fixed = the paper's "
+                  f"γ=100, τ=1; trust = `laat.trust` picks γ and τ from the training rows.", "",
+                  markdown_table(table), ""]
+        checks = trust_checks(results, model)
+        if not checks.empty:
+            parts += [f"Acceptance checks (LAAT-{fam}; AUC points vs plain):", "", markdown_table(checks), ""]
+    if parts:
+        parts = ["## Trust mode (issue 7): plain vs fixed γ=100 vs trust", "",
+                 "Bars: random and sign-flipped priors must stay within 3 AUC points of plain at k=1 and "
+                 "within 1 at k=5, 10 (trust - plain >= -3 / -1; above plain is fine); trust must keep >= 80% "
+                 f"of fixed γ=100's gain on the oracle prior{ORACLE_MARK}. The oracle has seen the test labels: "
+                 "it tests whether trust follows a prior that is right, nothing more.", ""] + parts
+    return parts
+
+
 # ---- skew protocol ----------------------------------------------------------------------------
 
 
@@ -249,6 +396,7 @@ def summary_markdown(results: pd.DataFrame, info: dict[str, Any] | None = None,
         if any(t in lab for lab in robust for t in ("_noise:", "_flip")):
             parts += ["## Few-shot ROC AUC by prior source (noise = share of entries re-drawn at random)", "",
                       markdown_table(paper_table(results, "few_shot", labels=robust, bold_best=False)), ""]
+        parts += trust_section(results)
         comp = comparison(results, "few_shot")
         if not comp.empty:
             parts += ["## Where LAAT wins and loses (few-shot ROC AUC, points ×100)", "", wins_and_losses(comp), "",
@@ -288,23 +436,33 @@ def auc_vs_k_figures(results: pd.DataFrame) -> dict[str, Any]:
 
     - ``lr``: LAAT-LR for each prior source with LR and its torch twin;
     - ``mlp``: the same for the MLP;
-    - ``overview``: LAAT with the LLM and oracle priors against every baseline.
+    - ``overview``: LAAT with the LLM and oracle priors against every baseline;
+    - ``trust_lr`` / ``trust_mlp``: fixed γ and trust mode side by side for the priors in
+      `TRUST_PLOT_PRIORS`, with the plain torch twin and the scikit-learn baseline.
     """
     from laat.plots import plot_auc_vs_shots
 
     few = with_labels(results[results["protocol"] == "few_shot"]) if not results.empty else results
+    names = ("lr", "mlp", "overview", "trust_lr", "trust_mlp")
     if few.empty:
-        return {name: _empty_figure("no few-shot rows in this sweep") for name in ("lr", "mlp", "overview")}
+        return {name: _empty_figure("no few-shot rows in this sweep") for name in names}
     # <= 10 lines per panel: the plot cycles through 10 colours
     headline = few["prior_source"].isin(["llm_local", "oracle"])
+    shown = few["prior_source"].isin(TRUST_PLOT_PRIORS)
     picks = {
         "lr": few["method"].isin(["laat_lr", "plain_lr", "lr"]),
         "mlp": few["method"].isin(["laat_mlp", "plain_mlp", "mlp"]),
-        "overview": (few["method"].str.startswith("laat_") & headline) | few["method"].isin(BASELINES),
+        "overview": (few["method"].isin(["laat_lr", "laat_mlp"]) & headline) | few["method"].isin(BASELINES),
+        "trust_lr": ((few["method"].isin(["laat_lr", "laat_trust_lr"]) & shown)
+                     | few["method"].isin(["plain_lr", "lr"])),
+        "trust_mlp": ((few["method"].isin(["laat_mlp", "laat_trust_mlp"]) & shown)
+                      | few["method"].isin(["plain_mlp", "mlp"])),
     }
     figs = {}
     for name, mask in picks.items():
         sub = few[mask]
+        if name.startswith("trust_") and not sub["method"].str.startswith("laat_trust_").any():
+            sub = sub.iloc[:0]  # no trust rows: say so rather than repeat the family plot
         if sub.empty:
             figs[name] = _empty_figure(f"no few-shot rows for '{name}' in this sweep")
             continue

@@ -34,11 +34,12 @@ def summarise(results: pd.DataFrame, run_info: dict[str, Any], params: Benchmark
 
 
 def plot_auc_vs_k(results: pd.DataFrame):
-    """Three figures: overview (LAAT vs every baseline), LR family, MLP family."""
+    """Five figures: overview (LAAT vs every baseline), LR family, MLP family, and fixed gamma
+    vs trust mode for LR and for the MLP."""
     from laat.benchmark.summary import auc_vs_k_figures
 
     figs = auc_vs_k_figures(results)
-    return figs["overview"], figs["lr"], figs["mlp"]
+    return figs["overview"], figs["lr"], figs["mlp"], figs["trust_lr"], figs["trust_mlp"]
 
 
 def benchmark_metrics(results: pd.DataFrame, run_info: dict[str, Any]) -> dict[str, dict[str, float]]:
