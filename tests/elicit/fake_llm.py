@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAULTS = {"ok", "429", "500", "503", "400", "timeout", "truncated_body", "truncated_json", "missing",
@@ -40,13 +41,18 @@ def answer_for_schema(schema: dict, salt: int = 0) -> dict:
 
 
 class FakeLLM:
-    def __init__(self, script: list[str] | None = None, hang_s: float = 3.0, vary: bool = False):
-        """``vary``: every request gets a different answer (like sampling at T > 0)."""
+    def __init__(self, script: list[str] | None = None, hang_s: float = 3.0, vary: bool = False,
+                 p_yes: Callable[[str], float] | None = None):
+        """``vary``: every request gets a different answer (like sampling at T > 0).
+        ``p_yes``: P(Yes) of a log-prob request as a function of its prompt (default: a hash);
+        the mass is then spread over token variants as a real tokenizer does ("Yes", " yes", ...).
+        """
         for f in script or []:
             assert f in FAULTS, f
         self.script = deque(script or [])
         self.hang_s = hang_s
         self.vary = vary
+        self.p_yes = p_yes
         self.requests: list[dict] = []
         self.served: list[str] = []
         self._lock = threading.Lock()
@@ -152,6 +158,17 @@ class _Handler(BaseHTTPRequestHandler):
                 content = content[:-1] + f', "{keys[0]}": 0}}'
             if fault == "truncated_json":
                 content, finish = content[: len(content) // 2], "length"
+        elif body.get("logprobs") and self.fake.p_yes is not None:
+            p_yes = self.fake.p_yes(prompt)
+            content = "Yes" if p_yes >= 0.5 else "No"
+            # 80% of the mass on yes/no variants (split unevenly, so dropping a variant changes
+            # the ratio), the rest on tokens that are neither.
+            top = [{"token": t, "logprob": math.log(w)} for t, w in [
+                ("Yes", 0.2 * p_yes), (" yes", 0.5 * p_yes), ("YES", 0.1 * p_yes),
+                ("No", 0.6 * (1 - p_yes)), (" no", 0.1 * (1 - p_yes)), ("NO", 0.1 * (1 - p_yes)),
+                ("Not", 0.08), ("Y", 0.06), ("The", 0.06)] if w > 0]
+            top.sort(key=lambda t: -t["logprob"])
+            logprobs = {"content": [{"token": content, "logprob": top[0]["logprob"], "top_logprobs": top}]}
         elif body.get("logprobs"):
             p_yes = 0.05 + 0.9 * (_h(prompt) % 1000) / 1000
             content = "Yes" if p_yes >= 0.5 else "No"

@@ -103,6 +103,32 @@ def test_yes_no_score_follows_the_logprobs(fake_llm, fake_settings, toy_meta):
         assert math.isclose(score, 10 * (2 * py / (py + pn) - 1), abs_tol=1e-3)
 
 
+# Known P(Yes) per feature, independent of the code under test: the score's sign and size
+# must follow it (a swapped Yes/No or a wrong class would flip the signs).
+KNOWN_P_YES = {"Income": 0.9, "Housing_own": 0.75, "Housing_rent": 0.3, "Debt": 0.05}
+
+
+def _p_yes_of(prompt: str) -> float:
+    (feature,) = [f for f in KNOWN_P_YES if f'"{f}"' in prompt]
+    return KNOWN_P_YES[feature]
+
+
+def test_yes_no_scores_have_the_sign_and_size_of_known_logprobs(fake_llm, fake_settings, toy_meta):
+    with fake_llm(p_yes=_p_yes_of) as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=3))
+    expected = {f: 10 * (2 * p - 1) for f, p in KNOWN_P_YES.items()}  # +8, +5, -4, -9
+    for f, score in e.prior.scores().items():
+        assert score == pytest.approx(expected[f], abs=1e-3), f
+    assert all(f'"{toy_meta.positive_class}"' in r["messages"][0]["content"] for r in srv.requests)
+
+
+def test_elimination_signs_follow_known_logprobs(fake_llm, fake_settings, toy_meta):
+    with fake_llm(p_yes=_p_yes_of) as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="elimination", n_samples=2))
+    signs = {f: [s["scores"][j] > 0 for s in e.record["samples"]] for j, f in enumerate(toy_meta.encoded_columns)}
+    assert signs == {f: [p > 0.5] * 2 for f, p in KNOWN_P_YES.items()}
+
+
 def test_elimination_ranks_every_feature_once(fake_llm, fake_settings, toy_meta):
     with fake_llm() as srv:
         e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="elimination", n_samples=2,
