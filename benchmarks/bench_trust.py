@@ -70,7 +70,9 @@ ALTERNATIVES: dict[str, TrustSettings] = {
     "gate_only_never_cv": replace(DEFAULT_SETTINGS, cv_min_per_class=10 ** 6),
     # below 10 rows per class, drop a gated prior when leave-pair-out AUC is 0.2 better without it
     "few_shot_veto_0.2": replace(DEFAULT_SETTINGS, veto_margin=0.2),
-    # a looser gate with one row per class (more gain from good priors, more harm from bad ones)
+    # one row per class: a stricter gate (the first rule: less harm from bad priors, a third of a good
+    # prior's gain kept) and a looser one (more gain, more harm)
+    "one_shot_alpha_0.2": replace(DEFAULT_SETTINGS, alpha_one_shot=0.2),
     "one_shot_alpha_0.4": replace(DEFAULT_SETTINGS, alpha_one_shot=0.4),
     # follow whenever the prior agrees with the data better than half the random-sign priors
     "sign_rule_0.5": replace(DEFAULT_SETTINGS, alpha=0.5, alpha_one_shot=0.5, cv_min_per_class=10 ** 6),
