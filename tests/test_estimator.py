@@ -81,8 +81,8 @@ def test_prior_can_be_given_in_several_forms_with_the_same_result(kind):
         "prior": Prior(features=FEATURES, mean=[PRIOR[f] for f in FEATURES], source="expert"),
         "sequence": [PRIOR[f] for f in FEATURES],
     }
-    ref = LAATClassifier(prior=PRIOR, random_state=0).fit(X, y)
-    est = LAATClassifier(random_state=0).fit(X, y, prior=forms[kind])
+    ref = LAATClassifier(trust="off", prior=PRIOR, random_state=0).fit(X, y)
+    est = LAATClassifier(trust="off", random_state=0).fit(X, y, prior=forms[kind])
     np.testing.assert_array_equal(est.decision_function(X), ref.decision_function(X))
     assert list(est.feature_names_in_) == FEATURES
     assert list(est.feature_attributions_.index) == FEATURES
@@ -93,13 +93,13 @@ def test_prior_must_cover_exactly_the_features():
     X, y = frame()
     missing = {k: v for k, v in PRIOR.items() if k != "bmi"}
     with pytest.raises(ValueError, match=r"missing 1: \['bmi'\]"):
-        LAATClassifier(prior=missing).fit(X, y)
+        LAATClassifier(trust="off", prior=missing).fit(X, y)
     with pytest.raises(ValueError, match=r"missing 1: \['bmi'\]; extra 1: \['BMI'\]"):
-        LAATClassifier(prior={**missing, "BMI": 2.0}).fit(X, y)
+        LAATClassifier(trust="off", prior={**missing, "BMI": 2.0}).fit(X, y)
     with pytest.raises(ValueError, match="value for feature 'age' must be a finite number"):
-        LAATClassifier(prior={**PRIOR, "age": float("nan")}).fit(X, y)
+        LAATClassifier(trust="off", prior={**PRIOR, "age": float("nan")}).fit(X, y)
     with pytest.raises(ValueError, match=r"one score per feature \(4\)"):
-        LAATClassifier(prior=[1.0, 2.0]).fit(X, y)
+        LAATClassifier(trust="off", prior=[1.0, 2.0]).fit(X, y)
 
 
 @pytest.mark.parametrize("params,match", [
@@ -116,7 +116,7 @@ def test_prior_must_cover_exactly_the_features():
 ])
 def test_bad_parameters_fail_in_fit_with_a_clear_message(params, match):
     X, y = frame()
-    est = LAATClassifier(**{"prior": PRIOR, **params})  # constructing never fails (sklearn rule)
+    est = LAATClassifier(trust="off", **{"prior": PRIOR, **params})  # constructing never fails (sklearn rule)
     with pytest.raises(ValueError, match=match):
         est.fit(X, y)
 
@@ -124,9 +124,9 @@ def test_bad_parameters_fail_in_fit_with_a_clear_message(params, match):
 def test_gamma_without_prior_is_an_error_but_gamma_zero_trains_plainly():
     X, y = frame()
     with pytest.raises(ValueError, match="gamma=100.0 needs a prior"):
-        LAATClassifier().fit(X, y)
-    plain = LAATClassifier(gamma=0.0, random_state=1).fit(X, y)
-    with_prior = LAATClassifier(gamma=0.0, prior=PRIOR, random_state=1).fit(X, y)
+        LAATClassifier(trust="off").fit(X, y)
+    plain = LAATClassifier(trust="off", gamma=0.0, random_state=1).fit(X, y)
+    with_prior = LAATClassifier(trust="off", gamma=0.0, prior=PRIOR, random_state=1).fit(X, y)
     np.testing.assert_array_equal(plain.decision_function(X), with_prior.decision_function(X))
     assert plain.prior_target_ is None
 
@@ -135,12 +135,12 @@ def test_multiclass_labels_are_refused():
     X, _ = frame()
     y = np.array(["a", "b", "c", "d"] * 10)
     with pytest.raises(ValueError, match="Only binary classification is supported.*4 classes"):
-        LAATClassifier(prior=PRIOR).fit(X, y)
+        LAATClassifier(trust="off", prior=PRIOR).fit(X, y)
 
 
 def test_string_labels_class_order_and_probability_columns():
     X, y = frame()
-    est = LAATClassifier(prior=PRIOR, random_state=0).fit(X, y)
+    est = LAATClassifier(trust="off", prior=PRIOR, random_state=0).fit(X, y)
     assert list(est.classes_) == ["no", "yes"]
     proba = est.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -151,9 +151,9 @@ def test_string_labels_class_order_and_probability_columns():
 
 def test_prior_for_the_negative_class_is_flipped():
     X, y = frame()
-    yes = LAATClassifier(prior=PRIOR, random_state=0).fit(X, y)
+    yes = LAATClassifier(trust="off", prior=PRIOR, random_state=0).fit(X, y)
     negated = {k: -v for k, v in PRIOR.items()}
-    no = LAATClassifier(prior=negated, prior_class="no", random_state=0).fit(X, y)
+    no = LAATClassifier(trust="off", prior=negated, prior_class="no", random_state=0).fit(X, y)
     np.testing.assert_array_equal(no.decision_function(X), yes.decision_function(X))
 
 
@@ -164,15 +164,15 @@ def test_prior_for_the_negative_class_is_flipped():
 def test_strong_prior_on_uninformative_data_sets_the_learned_attribution(model):
     X, y = frame(n=30, informative=False)
     prior = {"age": -4.0, "glucose": 6.0, "bmi": 0.0, "noise": 5.0}
-    est = LAATClassifier(model=model, prior=prior, tau=3.0, random_state=0).fit(X, y)
-    plain = LAATClassifier(model=model, gamma=0.0, random_state=0).fit(X, y)
+    est = LAATClassifier(trust="off", model=model, prior=prior, tau=3.0, random_state=0).fit(X, y)
+    plain = LAATClassifier(trust="off", model=model, gamma=0.0, random_state=0).fit(X, y)
     assert cosine(est.feature_attributions_, est.prior_target_) > 0.99
     assert cosine(plain.feature_attributions_, est.prior_target_) < 0.9
 
 
 def test_suppressed_feature_has_exactly_zero_weight_in_lr():
     X, y = frame()
-    est = LAATClassifier(prior=PRIOR, suppress=["glucose"], random_state=0).fit(X, y)
+    est = LAATClassifier(trust="off", prior=PRIOR, suppress=["glucose"], random_state=0).fit(X, y)
     assert est.feature_attributions_["glucose"] == 0.0
     assert float(est.model_.params["W"][0, 1, 0]) == 0.0
     assert est.prior_target_["glucose"] == 0.0 and not est.feature_mask_["glucose"]
@@ -185,17 +185,17 @@ def test_confidence_from_prior_spread_changes_the_fit():
     X, y = frame()
     prior = Prior(features=FEATURES, mean=[PRIOR[f] for f in FEATURES], spread=[0.0, 4.0, 0.0, 0.0],
                   source="expert")
-    sure = LAATClassifier(prior=prior, random_state=0).fit(X, y)
-    unsure = LAATClassifier(prior=prior, confidence="spread", random_state=0).fit(X, y)
+    sure = LAATClassifier(trust="off", prior=prior, random_state=0).fit(X, y)
+    unsure = LAATClassifier(trust="off", prior=prior, confidence="spread", random_state=0).fit(X, y)
     assert not np.allclose(sure.decision_function(X), unsure.decision_function(X))
-    explicit = LAATClassifier(prior=prior, confidence={"age": 1, "glucose": 1 / 17, "bmi": 1, "noise": 1},
+    explicit = LAATClassifier(trust="off", prior=prior, confidence={"age": 1, "glucose": 1 / 17, "bmi": 1, "noise": 1},
                               random_state=0).fit(X, y)
     np.testing.assert_allclose(explicit.decision_function(X), unsure.decision_function(X), rtol=1e-6)
 
 
 def test_scaler_is_fitted_on_training_rows_only():
     X, y = frame()
-    est = LAATClassifier(prior=PRIOR, random_state=0).fit(X.iloc[:20], y[:20])
+    est = LAATClassifier(trust="off", prior=PRIOR, random_state=0).fit(X.iloc[:20], y[:20])
     np.testing.assert_allclose(est.scaler_.data_min_, X.iloc[:20].min().to_numpy())
     np.testing.assert_allclose(est.scaler_.data_max_, X.iloc[:20].max().to_numpy())
     assert np.all(np.isfinite(est.predict_proba(X)))  # rows outside the training range are fine
@@ -207,9 +207,9 @@ def test_scaler_is_fitted_on_training_rows_only():
 @pytest.mark.parametrize("model", ["lr", "mlp"])
 def test_random_state_makes_fits_bit_identical(model):
     X, y = frame()
-    a = LAATClassifier(model=model, prior=PRIOR, random_state=3).fit(X, y)
-    b = LAATClassifier(model=model, prior=PRIOR, random_state=3).fit(X, y)
-    c = LAATClassifier(model=model, prior=PRIOR, random_state=4).fit(X, y)
+    a = LAATClassifier(trust="off", model=model, prior=PRIOR, random_state=3).fit(X, y)
+    b = LAATClassifier(trust="off", model=model, prior=PRIOR, random_state=3).fit(X, y)
+    c = LAATClassifier(trust="off", model=model, prior=PRIOR, random_state=4).fit(X, y)
     for k in a.model_.params:
         assert torch.equal(a.model_.params[k], b.model_.params[k])
     assert not np.array_equal(a.decision_function(X), c.decision_function(X))
@@ -227,7 +227,7 @@ def test_estimator_fit_is_one_model_of_a_batched_fit(model):
         tr, _ = few_shot_split(yall, k=5, repetition=rep)
         Xs.append(Xall.iloc[tr])
         ys.append(yall[tr])
-    ests = [LAATClassifier(model=model, prior=prior, random_state=s).fit(X, y) for X, y, s in zip(Xs, ys, seeds)]
+    ests = [LAATClassifier(trust="off", model=model, prior=prior, random_state=s).fit(X, y) for X, y, s in zip(Xs, ys, seeds)]
     scaled = np.stack([e.scaler_.transform(X.to_numpy()).astype(np.float32) for e, X in zip(ests, Xs)])
     batch = fit_many(scaled, np.stack(ys).astype(np.float32), ests[0].prior_target_.to_numpy(),
                      model=model, seeds=seeds)
@@ -239,7 +239,7 @@ def test_estimator_fit_is_one_model_of_a_batched_fit(model):
 
 def test_clone_pickle_gridsearch_and_pipeline():
     X, y = frame(n=60)
-    est = LAATClassifier(prior=PRIOR, random_state=0)
+    est = LAATClassifier(trust="off", prior=PRIOR, random_state=0)
     cloned = clone(est)
     assert cloned.get_params()["prior"] == PRIOR and not hasattr(cloned, "model_")
 
@@ -259,8 +259,8 @@ def test_clone_pickle_gridsearch_and_pipeline():
 
 def test_autograd_path_gives_the_same_classifier():
     X, y = frame()
-    fast = LAATClassifier(model="mlp", prior=PRIOR, epochs=50, random_state=0).fit(X, y)
-    slow = LAATClassifier(model="mlp", prior=PRIOR, epochs=50, grad_impl="autograd", random_state=0).fit(X, y)
+    fast = LAATClassifier(trust="off", model="mlp", prior=PRIOR, epochs=50, random_state=0).fit(X, y)
+    slow = LAATClassifier(trust="off", model="mlp", prior=PRIOR, epochs=50, grad_impl="autograd", random_state=0).fit(X, y)
     np.testing.assert_allclose(fast.decision_function(X), slow.decision_function(X), rtol=1e-3, atol=1e-4)
 
 
@@ -268,12 +268,12 @@ def test_prepared_inputs_train_a_gamma_grid_as_one_batch():
     """A search over gamma can prepare once and train every candidate in one fit_many call."""
     X, y = frame()
     gammas = [0.0, 10.0, 100.0]
-    est = LAATClassifier(model="mlp", prior=PRIOR, random_state=5)
+    est = LAATClassifier(trust="off", model="mlp", prior=PRIOR, random_state=5)
     inp = est._prepare(X, y)
     R = len(gammas)
     batch = fit_many(np.stack([inp.X] * R), np.stack([inp.y] * R), inp.target, gamma=gammas,
                      seeds=[inp.seed] * R, feature_mask=inp.mask, **est._train_kwargs())
     for r, g in enumerate(gammas):
-        one = LAATClassifier(model="mlp", prior=PRIOR, gamma=g, random_state=5).fit(X, y)
+        one = LAATClassifier(trust="off", model="mlp", prior=PRIOR, gamma=g, random_state=5).fit(X, y)
         np.testing.assert_allclose(batch.select(r).logits(inp.X)[0].numpy(), one.decision_function(X),
                                    rtol=1e-4, atol=1e-4)

@@ -96,7 +96,7 @@ def test_agreement_separates_a_true_prior_from_its_flip():
 def test_informative_prior_is_followed_and_adversarial_prior_ignored(k, regime):
     Xtr, ytr, Xte, yte = few_shot(k)
     plain = LAATClassifier(gamma=0.0, random_state=0).fit(Xtr, ytr)
-    fixed = LAATClassifier(prior=TRUE_PRIOR, gamma=100.0, tau=4.0, random_state=0).fit(Xtr, ytr)
+    fixed = LAATClassifier(prior=TRUE_PRIOR, trust="off", gamma=100.0, tau=4.0, random_state=0).fit(Xtr, ytr)
     good = LAATClassifier(prior=TRUE_PRIOR, trust="auto", random_state=0).fit(Xtr, ytr)
     bad = LAATClassifier(prior=FLIPPED_PRIOR, trust="auto", random_state=0).fit(Xtr, ytr)
 
@@ -106,7 +106,7 @@ def test_informative_prior_is_followed_and_adversarial_prior_ignored(k, regime):
 
     assert bad.trust_["gamma"] == 0.0 and not bad.trust_["followed"]
     np.testing.assert_array_equal(bad.decision_function(Xte), plain.decision_function(Xte))  # = plain training
-    flipped_fixed = LAATClassifier(prior=FLIPPED_PRIOR, random_state=0).fit(Xtr, ytr)
+    flipped_fixed = LAATClassifier(prior=FLIPPED_PRIOR, trust="off", random_state=0).fit(Xtr, ytr)
     assert auc(flipped_fixed, Xte, yte) < 0.5 < auc(bad, Xte, yte)  # what trust saved us from
 
 
@@ -183,11 +183,11 @@ def test_decision_is_exposed_readable_and_json_serialisable():
     assert followed.trust_["reason"].startswith("followed the prior")
     # the target the model was trained on is the one at the chosen tau
     tau = followed.trust_["tau"]
-    ref = LAATClassifier(prior=TRUE_PRIOR, tau=tau, random_state=0).fit(Xtr, ytr)
+    ref = LAATClassifier(prior=TRUE_PRIOR, trust="off", tau=tau, random_state=0).fit(Xtr, ytr)
     np.testing.assert_allclose(followed.prior_target_, ref.prior_target_)
     np.testing.assert_array_equal(followed.decision_function(Xtr), ref.decision_function(Xtr))
 
-    off = LAATClassifier(prior=FLIPPED_PRIOR, tau=2.0, random_state=0).fit(Xtr, ytr)
+    off = LAATClassifier(prior=FLIPPED_PRIOR, trust="off", tau=2.0, random_state=0).fit(Xtr, ytr)
     assert off.trust_["mode"] == "off" and off.trust_["gamma"] == 100.0 and off.trust_["tau"] == 2.0
 
 
@@ -276,3 +276,10 @@ def test_alternative_rules_are_reachable_through_settings():
 def test_settings_are_validated(bad, match):
     with pytest.raises(ValueError, match=match):
         TrustSettings(**bad)
+
+
+def test_trust_auto_is_the_estimator_default_and_ignores_a_flipped_prior():
+    Xtr, ytr, _, _ = few_shot(10)
+    assert LAATClassifier().get_params()["trust"] == "auto"
+    m = LAATClassifier(prior=FLIPPED_PRIOR, random_state=0).fit(Xtr, ytr)
+    assert m.trust_["mode"] == "auto" and not m.trust_["followed"] and m.trust_["gamma"] == 0.0

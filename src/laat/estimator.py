@@ -3,8 +3,9 @@
 ``fit`` Min-Max scales the training rows, turns the prior (feature name -> score in
 [-10, 10]) into the target sign(s) * exp(|s|/tau), and trains one model with
 `laat.models.fit_many` (R = 1: the same program the benchmark runs in batches).
-With gamma = 0 it is plain BCE training of the same model. With ``trust="auto"`` the
-training rows first decide how much to follow the prior (`laat.trust`).
+With gamma = 0 it is plain BCE training of the same model. By default (``trust="auto"``)
+the training rows first decide how much to follow the prior (`laat.trust`);
+``trust="off"`` is the paper's fixed gamma.
 """
 
 from __future__ import annotations
@@ -54,16 +55,17 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         cross-validation grid).
     tau : float > 0
         Temperature of the target sign(s) * exp(|s| / tau); 1 reproduces the paper, larger
-        values soften its "top-1-3 features only" sharpness. Ignored with ``trust="auto"``,
-        which chooses it.
-    trust : "off" | "auto" | laat.trust.TrustSettings
-        "off" (default, the paper): always follow the prior at ``gamma``/``tau``. "auto":
-        decide from the training rows how much to follow it (`laat.trust`): a prior whose
-        signs do not agree with the data beyond chance is ignored (gamma = 0); one that does
-        is followed, with gamma and tau cross-validated once the smaller class has 10 rows.
-        A ``TrustSettings`` is "auto" with other constants (e.g. a looser gate).
-        **Use "auto" whenever you do not know how good your prior is** (an LLM's, a quick
-        expert guess): a wrong prior at fixed gamma can push ROC AUC far below chance.
+        values soften its "top-1-3 features only" sharpness. Used with ``trust="off"``;
+        ``trust="auto"`` chooses it.
+    trust : "auto" | "off" | laat.trust.TrustSettings
+        "auto" (default): decide from the training rows how much to follow the prior
+        (`laat.trust`): a prior whose signs do not agree with the data beyond chance is
+        ignored (gamma = 0); one that does is followed, with gamma and tau cross-validated
+        once the smaller class has 10 rows. It is the default because a wrong prior at a
+        fixed gamma can push ROC AUC far below chance, and few users know how good their
+        prior is (an LLM's, a quick expert guess). "off" (the paper): always follow the
+        prior at ``gamma``/``tau``; use it for a prior you have checked, or to reproduce the
+        paper. A ``TrustSettings`` is "auto" with other constants (e.g. a looser gate).
     attribution : "grad" | "input_x_grad"
         Batch-mean input gradient (paper's final variant) or per-row input x gradient.
     hidden, lr, epochs, batch_size, weight_decay
@@ -113,7 +115,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         model: str = "lr",
         gamma: float = 100.0,
         tau: float = 1.0,
-        trust: str = "off",
+        trust: str = "auto",
         attribution: str = "grad",
         hidden: int = 100,
         lr: float = 1e-2,
