@@ -34,3 +34,15 @@ def _no_mlflow_run_leaks_between_tests():
     if mlflow is not None:
         while mlflow.active_run() is not None:
             mlflow.end_run()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Train tiny models on one torch thread: a second intra-op thread only spin-waits on a
+    shared 2-core machine. Opt in per module with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -22,13 +22,7 @@ FEATURES = ["age", "glucose", "bmi", "noise"]
 PRIOR = {"age": 3.0, "glucose": 9.0, "bmi": 5.0, "noise": 0.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny models: a second intra-op thread only adds spin-waiting on a shared 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def frame(n=40, seed=0, informative=True):

@@ -7,7 +7,6 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
@@ -23,12 +22,7 @@ TRUE_PRIOR = {"a": 9.0, "b": 7.0, "c": -8.0, "d": 1.0, "e": -1.0, "f": 0.0}
 FLIPPED_PRIOR = {k: -v for k, v in TRUE_PRIOR.items()}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def population(n=3000, seed=0):
