@@ -228,12 +228,7 @@ def report(df: pd.DataFrame, rules: list[str], shots, model: str = "lr") -> str:
     lines.append(f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, fixed = gamma 100 / tau 1, "
                  "trust = laat.trust)")
     lines.append("")
-    lines.append("| prior | method | " + " | ".join(f"k={k}" for k in shots) + " |")
-    lines.append("|---|---|" + "---|" * len(shots))
-    for p in kinds:
-        for m in methods:
-            if (p, m) in tab.index:
-                lines.append(f"| {p} | {m} | " + " | ".join(f"{tab.loc[(p, m), k]:.1f}" for k in shots) + " |")
+    lines += _table(tab, kinds, methods, shots, "{:.1f}")
     sk = df[df.method == "sklearn_lr"]
     if len(sk):
         s = sk.groupby("k").auc.mean()
@@ -242,13 +237,18 @@ def report(df: pd.DataFrame, rules: list[str], shots, model: str = "lr") -> str:
     followed = df[df.method.isin(rules)].groupby(["prior", "method", "k"]).followed.mean().unstack("k")
     lines.append("Share of repetitions in which the rule followed the prior (gamma > 0):")
     lines.append("")
-    lines.append("| prior | method | " + " | ".join(f"k={k}" for k in shots) + " |")
-    lines.append("|---|---|" + "---|" * len(shots))
-    for p in kinds:
-        for m in rules:
-            if (p, m) in followed.index:
-                lines.append(f"| {p} | {m} | " + " | ".join(f"{followed.loc[(p, m), k]:.2f}" for k in shots) + " |")
+    lines += _table(followed, kinds, rules, shots, "{:.2f}")
     return "\n".join(lines)
+
+
+def _table(tab: pd.DataFrame, kinds, methods, shots, fmt: str) -> list[str]:
+    """Markdown rows (prior, method) x k of a table indexed by (prior, method) with k columns."""
+    lines = ["| prior | method | " + " | ".join(f"k={k}" for k in shots) + " |", "|---|---|" + "---|" * len(shots)]
+    for p in kinds:
+        for m in methods:
+            if (p, m) in tab.index:
+                lines.append(f"| {p} | {m} | " + " | ".join(fmt.format(tab.loc[(p, m), k]) for k in shots) + " |")
+    return lines
 
 
 def criteria(df: pd.DataFrame, rule: str, shots) -> str:
