@@ -57,7 +57,7 @@ def test_openai_source_needs_a_model():
 
 
 @pytest.mark.parametrize("strategy, calls_per_sample", [
-    ("direct", 1), ("reason_then_parse", 2), ("per_feature", 4), ("yes_no", 4), ("elimination", 3 + 4),
+    ("direct", 1), ("reason_then_parse", 2), ("per_feature", 4), ("yes_no", 2 * 4), ("elimination", 3 + 2 * 4),
 ])
 def test_every_strategy_gives_a_valid_prior(fake_llm, fake_settings, toy_meta, strategy, calls_per_sample):
     with fake_llm() as srv:
@@ -92,38 +92,62 @@ def test_reason_then_parse_parses_at_temperature_zero(fake_llm, fake_settings, t
     assert parse["messages"][0]["content"].endswith("Step by step: every feature matters a little.")
 
 
-def test_yes_no_score_follows_the_logprobs(fake_llm, fake_settings, toy_meta):
+def test_yes_no_score_follows_the_recorded_logprobs(fake_llm, fake_settings, toy_meta):
     import math
 
     with fake_llm() as srv:
         e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=1))
     probs = e.record["samples"][0]["yes_no"]
     for f, score in e.prior.scores().items():
-        py, pn = probs[f]["p_yes"], probs[f]["p_no"]
-        assert math.isclose(score, 10 * (2 * py / (py + pn) - 1), abs_tol=1e-3)
+        q = probs[f]
+        log_odds = (math.log(q["p_yes"] / q["p_no"]) - math.log(q["mirror_p_yes"] / q["mirror_p_no"])) / 2
+        assert math.isclose(score, 10 * math.tanh(log_odds / 2), abs_tol=1e-3)
 
 
-# Known P(Yes) per feature, independent of the code under test: the score's sign and size
-# must follow it (a swapped Yes/No or a wrong class would flip the signs).
+# Known beliefs P(Yes to "more likely?") per feature, independent of the code under test: the
+# score's sign and size must follow them (a swapped Yes/No or a wrong class flips the signs).
 KNOWN_P_YES = {"Income": 0.9, "Housing_own": 0.75, "Housing_rent": 0.3, "Debt": 0.05}
+EXPECTED = {f: 10 * (2 * p - 1) for f, p in KNOWN_P_YES.items()}  # +8, +5, -4, -9
+MIRROR_WORDS = ("less likely", "lower the probability", "negatively associated")
 
 
-def _p_yes_of(prompt: str) -> float:
-    (feature,) = [f for f in KNOWN_P_YES if f'"{f}"' in prompt]
-    return KNOWN_P_YES[feature]
+def _model(bias: float = 0.0):
+    """P(Yes) of a model holding KNOWN_P_YES, answering the mirrored question consistently,
+    with an overall Yes/No bias added to every answer's log-odds."""
+    import math
+
+    def p_yes(prompt: str) -> float:
+        (feature,) = [f for f in KNOWN_P_YES if f'"{f}"' in prompt]
+        p = KNOWN_P_YES[feature]
+        log_odds = math.log(p / (1 - p)) * (-1 if any(w in prompt for w in MIRROR_WORDS) else 1) + bias
+        return 1 / (1 + math.exp(-log_odds))
+
+    return p_yes
 
 
-def test_yes_no_scores_have_the_sign_and_size_of_known_logprobs(fake_llm, fake_settings, toy_meta):
-    with fake_llm(p_yes=_p_yes_of) as srv:
-        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=3))
-    expected = {f: 10 * (2 * p - 1) for f, p in KNOWN_P_YES.items()}  # +8, +5, -4, -9
-    for f, score in e.prior.scores().items():
-        assert score == pytest.approx(expected[f], abs=1e-3), f
+@pytest.mark.parametrize("mirror", [True, False])
+def test_yes_no_scores_have_the_sign_and_size_of_known_logprobs(fake_llm, fake_settings, toy_meta, mirror):
+    with fake_llm(p_yes=_model()) as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=3,
+                                                    yes_no_mirror=mirror))
+    assert e.prior.scores() == pytest.approx(EXPECTED, abs=1e-3)
     assert all(f'"{toy_meta.positive_class}"' in r["messages"][0]["content"] for r in srv.requests)
+    n_mirrored = sum(any(w in r["messages"][0]["content"] for w in MIRROR_WORDS) for r in srv.requests)
+    assert n_mirrored == (3 * 4 if mirror else 0) and srv.n_chat == 3 * 4 * (2 if mirror else 1)
+
+
+def test_mirrored_question_cancels_an_overall_no_bias(fake_llm, fake_settings, toy_meta):
+    # A model that leans "No" to every question (log-odds -3), as SmolLM2-135M does.
+    with fake_llm(p_yes=_model(bias=-3.0)) as srv:
+        mirrored = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=1))
+        plain = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=1,
+                                                        yes_no_mirror=False))
+    assert mirrored.prior.scores() == pytest.approx(EXPECTED, abs=1e-3)
+    assert all(v < 0 for v in plain.prior.mean)  # without the mirror every sign is "negative"
 
 
 def test_elimination_signs_follow_known_logprobs(fake_llm, fake_settings, toy_meta):
-    with fake_llm(p_yes=_p_yes_of) as srv:
+    with fake_llm(p_yes=_model(bias=-3.0)) as srv:
         e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="elimination", n_samples=2))
     signs = {f: [s["scores"][j] > 0 for s in e.record["samples"]] for j, f in enumerate(toy_meta.encoded_columns)}
     assert signs == {f: [p > 0.5] * 2 for f, p in KNOWN_P_YES.items()}

@@ -95,8 +95,21 @@ YES_NO_VARIANTS = (
 )
 
 
-def yes_no_prompt(meta, feature: str, variant: int = 0) -> str:
-    q = YES_NO_VARIANTS[variant % len(YES_NO_VARIANTS)]
+# The same questions with the direction reversed ("less likely"). A model that answers "No"
+# to nearly everything (SmolLM2-135M does) says "No" to both; the difference of the two
+# answers' log-odds cancels that bias and keeps what depends on the direction.
+YES_NO_MIRROR_VARIANTS = (
+    'Does a higher value of "{name}" ({desc}) make the answer "{cls}" less likely? Answer Yes or No.',
+    'Would an increase in "{name}" ({desc}) lower the probability that the answer is "{cls}"? '
+    "Answer Yes or No.",
+    'Answer Yes or No: is "{name}" ({desc}) negatively associated with the answer "{cls}"?',
+)
+
+
+def yes_no_prompt(meta, feature: str, variant: int = 0, mirror: bool = False) -> str:
+    """Yes/No question about ``feature`` raising the class probability (``mirror``: lowering it)."""
+    variants = YES_NO_MIRROR_VARIANTS if mirror else YES_NO_VARIANTS
+    q = variants[variant % len(variants)]
     return (f"Task: {meta.task}\n\n"
             + q.format(name=feature, desc=meta.encoded_descriptions()[feature], cls=meta.positive_class))
 

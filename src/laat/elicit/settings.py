@@ -58,6 +58,9 @@ class ElicitationSettings(BaseModel):
     reasoning_max_tokens: int = Field(1024, ge=16)
     max_rank_steps: int | None = Field(None, ge=1)  # elimination: rank only the top k
     elimination_signs: bool = True               # elimination: sign from yes/no log-probs
+    # yes_no (and elimination signs): also ask the reversed question and score the difference
+    # of log-odds, which cancels a model's overall Yes/No bias (2x the 1-token calls).
+    yes_no_mirror: bool = True
 
     # non-LLM sources
     expert_prior_path: str | None = None          # default conf/base/priors/<dataset>.yml

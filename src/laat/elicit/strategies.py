@@ -11,7 +11,9 @@ with an error listing every reason.
 - ``per_feature``: one short question per feature, answer constrained to one integer
   (the local default: the best rank agreement with the oracle in benchmarks/bench_priors.py,
   as each answer is a single, tightly constrained choice about one feature).
-- ``yes_no``: one 1-token Yes/No question per feature; score from P(Yes) vs P(No) log-probs.
+- ``yes_no``: 1-token Yes/No questions per feature ("does more of it make the class more
+  likely?" and, with ``yes_no_mirror``, "... less likely?"); score from the log-odds of Yes
+  vs No, the mirrored question's subtracted so an overall Yes/No bias cancels.
 - ``elimination``: repeatedly ask for the most important remaining feature (enum schema),
   rank -> magnitude; signs from the Yes/No log-probs.
 """
@@ -184,16 +186,39 @@ def _yes_probability(reply) -> tuple[float, float]:
     return p_yes, p_no
 
 
+# Log-odds are clipped here: a token missing from the top 20 has a small, unknown probability.
+MAX_LOG_ODDS = 9.0
+
+
+def _log_odds(p_yes: float, p_no: float) -> float:
+    """log P(Yes)/P(No); 0 (no evidence either way) when neither is among the top tokens."""
+    if p_yes + p_no <= 0:
+        return 0.0
+    if p_yes <= 0 or p_no <= 0:
+        return math.copysign(MAX_LOG_ODDS, p_yes - p_no)
+    return max(-MAX_LOG_ODDS, min(MAX_LOG_ODDS, math.log(p_yes / p_no)))
+
+
 def _yes_no_scores(ctx: CallContext, meta, settings, sample: int) -> tuple[list[float], dict[str, Any]]:
+    """Score = 10 * (2 P - 1) with P = sigmoid(l): l is the log-odds of Yes to "more likely?",
+    minus those of Yes to "less likely?" (halved, so a model answering both consistently keeps
+    its own P) when ``settings.yes_no_mirror``."""
     scores, probs = [], {}
     for j, f in enumerate(meta.encoded_columns):
         r = ctx.chat(P.yes_no_prompt(meta, f, variant=sample), step=f"yes_no:{f}", sample=sample, attempt=0,
                      temperature=0.0, max_tokens=1, seed=_seed(settings, sample, 0, j), top_logprobs=20)
         p_yes, p_no = _yes_probability(r)
-        # Neither token among the top 20: no evidence either way, score 0.
-        p = p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
         probs[f] = {"p_yes": round(p_yes, 6), "p_no": round(p_no, 6)}
-        scores.append(round(10.0 * (2.0 * p - 1.0), 4))
+        log_odds = _log_odds(p_yes, p_no)
+        if settings.yes_no_mirror:
+            r = ctx.chat(P.yes_no_prompt(meta, f, variant=sample, mirror=True), step=f"yes_no_mirror:{f}",
+                         sample=sample, attempt=0, temperature=0.0, max_tokens=1,
+                         seed=_seed(settings, sample, 0, j), top_logprobs=20)
+            m_yes, m_no = _yes_probability(r)
+            probs[f].update(mirror_p_yes=round(m_yes, 6), mirror_p_no=round(m_no, 6))
+            log_odds = (log_odds - _log_odds(m_yes, m_no)) / 2.0
+        # 10 (2 sigmoid(l) - 1) = 10 tanh(l / 2); without the mirror this is 10 (2 P(Yes|Yes or No) - 1).
+        scores.append(round(10.0 * math.tanh(log_odds / 2.0), 4))
     return scores, probs
 
 
