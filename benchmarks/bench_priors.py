@@ -12,6 +12,10 @@ record), so the figures stay meaningful on reruns. Run it alone: it uses both co
 
     .venv/bin/python benchmarks/bench_priors.py                      # all datasets, all strategies
     .venv/bin/python benchmarks/bench_priors.py --datasets diabetes --strategies yes_no direct
+    .venv/bin/python benchmarks/bench_priors.py --strategies yes_no yes_no:plain   # with/without the mirror
+
+A ``:plain`` suffix runs yes_no / elimination without the mirrored "less likely?" question
+(``yes_no_mirror=False``), i.e. as they were before the mirror was added.
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ def fmt(x: float) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=DATASETS)
-    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                    help="strategy names; yes_no:plain / elimination:plain = without the mirrored question")
     ap.add_argument("--n-samples", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--reasoning-max-tokens", type=int, default=512)
@@ -76,6 +81,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", default=str(ROOT / "data" / "llm_cache"))
     ap.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = ap.parse_args(argv)
+    for strategy in args.strategies:
+        name_, _, variant = strategy.partition(":")
+        if name_ not in STRATEGIES or variant not in ("", "plain"):
+            ap.error(f"unknown strategy {strategy!r}: use one of {list(STRATEGIES)}, optionally ':plain'")
 
     rows = []
     for name in args.datasets:
@@ -88,7 +97,9 @@ def main(argv=None) -> int:
                      "rho_sd": float(np.nanstd([a["rho"] for a in null])),
                      "calls": 0, "tokens_in": 0, "tokens_out": 0, "llm_s": 0.0, "wall_s": 0.0})
         for strategy in args.strategies:
-            settings = ElicitationSettings(source="local", strategy=strategy, n_samples=args.n_samples,
+            name_, _, variant = strategy.partition(":")
+            settings = ElicitationSettings(source="local", strategy=name_, n_samples=args.n_samples,
+                                           yes_no_mirror=variant != "plain",
                                            temperature=args.temperature, gguf_path=args.gguf,
                                            reasoning_max_tokens=args.reasoning_max_tokens,
                                            max_rank_steps=args.max_rank_steps, cache_dir=args.cache_dir,
