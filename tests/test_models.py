@@ -60,6 +60,33 @@ def test_closed_form_gradients_equal_double_backprop(kind, attribution, with_con
         torch.testing.assert_close(mine[k], ref[k], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("n,d,hidden", [(9, 5, 7), (12, 8, 20), (1, 5, 7), (2, 6, 30), (2, 45, 7), (3, 50, 40),
+                                        (12, 8, 40), (9, 45, 50)])
+@pytest.mark.parametrize("with_conf", [False, True])
+def test_mlp_grad_attribution_layouts_equal_double_backprop(n, d, hidden, with_conf):
+    """Every layout of the MLP's 'grad' step (chosen by shape): h and its mask side by side
+    or apart, dW1 with or without the dz pass, the cosine's small products padded or not."""
+    R = 3
+    x, y = data(R=R, n=max(n, 2), d=d, seed=n + d)
+    x, y = x[:, :n].contiguous(), y[:, :n].contiguous()
+    rw = torch.rand(R, n, dtype=F64)
+    if n > 2:
+        rw[:, -1] = 0  # a padded row
+    rw = rw / rw.sum(1, keepdim=True)
+    t_hat = torch.nn.functional.normalize(torch.randn(R, d, dtype=F64), dim=1)
+    conf = torch.rand(R, d, dtype=F64) if with_conf else None
+    st = statics("mlp", "grad", t_hat, [0.0, 5.0, 100.0], conf)
+    params, _ = M.init_params("mlp", [d] * R, [1, 2, 3], hidden=hidden, dtype=F64)
+    prog = M._MLPProgram(params, st, n)
+    prog.load(x, y, rw)
+    assert prog.joint == (n * hidden < 400)
+    assert prog.dz_free == (d * (2 * n + hidden) < 2 * n * hidden)
+    prog.analytic_grads()
+    ref = M._autograd_grads(prog, st)
+    for k, g in zip(ref, prog.grads):
+        torch.testing.assert_close(g.reshape(ref[k].shape), ref[k], rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["lr", "mlp"])
 def test_closed_form_gradient_matches_finite_differences(kind):
     """The gradient written in closed form is the derivative of the loss (no autograd involved)."""

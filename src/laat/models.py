@@ -353,6 +353,10 @@ class _Statics:
         return c if self.confidence is None else c * self.confidence
 
 
+_BMM_SMALL = 400  # CPU bmm runs products with m*k*n below this as a scalar loop over the batch
+_BMM_PAD_FROM = 40  # widths from which padding the cosine's (1 x 2 x d) products beats that loop (measured)
+
+
 def _normalized_mse_grad(v: Tensor, ref_hat: Tensor, c_scale: Tensor, dim: int = -1) -> Tensor:
     """d/dv of sum(c_scale/2 * (normalize(v) - ref_hat)^2) along ``dim`` (general form)."""
     nrm = torch.linalg.vector_norm(v, dim=dim, keepdim=True)
@@ -454,12 +458,20 @@ class _MLPProgram:
 
     The attribution is g = W1 (w2 * mbar), mbar the row-weighted mean ReLU mask; the mask
     is piecewise constant in theta, so dg/dtheta flows only through W1 and w2 (autograd's
-    double back-prop gives the same). Two layout choices carry the speed:
+    double back-prop gives the same). At few-shot sizes a step is ~15-25 small ops whose
+    cost is dispatch, per-model overhead inside ``bmm`` and memory passes, not FLOPs:
 
     - vector products are written with the vector on the left (``(R,1,k) @ (R,k,m)``):
-      batched ``bmm`` with a single output *column* is 5-10x slower on CPU;
-    - ``Xe = [x ; q^T]`` and ``DZe = [dz ; w2*mbar]`` make dW1 = x^T dz + q (w2*mbar)^T,
-      BCE and attribution parts together, one bmm.
+      batched ``bmm`` with a single output *column* is 5-10x slower on CPU; CPU ``bmm``
+      also loops over models in scalar code when m*k*n < 400 (``_BMM_SMALL``), so small
+      products are padded or merged past that, and ``bmm`` only writes (``out=``) into
+      contiguous buffers (a strided ``out`` costs a temporary and a copy);
+    - the attribution step writes into preallocated buffers (a fresh (R, n, H) tensor per
+      step can cost more in page faults than its arithmetic);
+    - the 'grad' attribution reuses the forward's h and its mask m: ``[dT ; rw] @ [h, m]``
+      gives dw2's BCE part, dT m (= db1 / w2) and mbar at once; dW1's BCE and attribution
+      parts come out of one bmm, either ``[x ; q]^T [dz ; w2*mbar]`` or, when that moves
+      less data, ``((dT x_i + rw_i q)^T m) * w2`` without dz.
     """
 
     def __init__(self, p: dict[str, Tensor], st: _Statics, capacity: int):
@@ -471,31 +483,73 @@ class _MLPProgram:
         self.params = [self.W1, self.b1, self.W2, self.b2]
         self.grads = [torch.zeros_like(t) for t in self.params]
         self.gW1, self.gb1, self.gW2, self.gb2 = self.grads
-        self.Xe = torch.zeros(R, capacity + 1, d, dtype=dt)
+        # rows outermost: the q row Xe[n] is contiguous over models, so a bmm can write it (out=)
+        self.Xe = torch.zeros(capacity + 1, R, d, dtype=dt)
         self.DZe = torch.zeros(R, capacity + 1, H, dtype=dt)
-        self.B = torch.zeros(R, 2, d, dtype=dt)  # rows [g ; t_hat] for the cosine closed form
-        self.B[:, 1] = st.t_hat
-        self.Bg, self.BT = self.B[:, :1], self.B.transpose(1, 2)
-        self.S = torch.zeros(R, 1, 2, dtype=dt)
-        self.S0, self.S1 = self.S[..., :1], self.S[..., 1:]
-        self.coef = torch.zeros(R, 1, 2, dtype=dt)
-        self.S_eps = torch.tensor([[[EPS * EPS, 0.0]]], dtype=dt)
-        self.expo = torch.tensor([[-1.5, -0.5]], dtype=dt)
-        zero = torch.zeros(R, dtype=dt)
-        self.c1 = torch.stack([st.scale, zero], dim=1).unsqueeze(1)  # (R, 1, 2)
-        self.c0 = torch.stack([zero, -st.scale], dim=1).unsqueeze(1)
+        self.grad_attr = st.active and st.attribution == "grad"
+        self.cosine = st.fast
+        if self.grad_attr:
+            self.W1T = self.W1.transpose(1, 2)
+            self.G = torch.zeros(R, 1, d, dtype=dt)  # g as a row (without the cosine: in C)
+            self.QW = torch.zeros(R, 1, H, dtype=dt)  # q^T W1
+        if self.cosine:
+            # C = [c t ; g ; -c t ; 0 ...] (c = 2 gamma / d): S = g [c t ; g]^T = [c <g,t>, |g|^2],
+            # then q = c |g|^-3 (<g,t> g - |g|^2 t) = (S |g|^-3) [g ; -c t]: gamma dL/dg, two bmm.
+            # k > 2 only pads both products past _BMM_SMALL (zero rows, zero coefficients).
+            k = max(2, -(-_BMM_SMALL // d)) if d >= _BMM_PAD_FROM else 2
+            c = st.scale.to(dt).unsqueeze(-1)
+            self.C = torch.zeros(k + 1, R, d, dtype=dt)  # rows outermost: g's row is contiguous
+            self.C[0] = c * st.t_hat
+            self.C[2] = -c * st.t_hat
+            self.Cg, self.Cq = self.C[1].unsqueeze(1), self.C[1:].transpose(0, 1)
+            self.CsT = self.C[:k].permute(1, 2, 0)
+            self.S = torch.zeros(R, 1, k, dtype=dt)
+            self.S0 = self.S[..., 1:2]
+            # + 1e-24 on |g|^2 keeps |g|^-3 finite if every unit is dead (then q multiplies 0)
+            self.S_eps = torch.zeros(1, 1, k, dtype=dt)
+            self.S_eps[..., 1] = EPS * EPS
+            self.K = torch.zeros(R, 1, 1, dtype=dt)
         self.n = -1
 
     def load(self, x: Tensor, y: Tensor, rw: Tensor) -> None:
         n = x.shape[1]
         if n != self.n:  # views depend on the batch size only
             self.n = n
-            self.Xn, self.Xq, self.Xall = self.Xe[:, :n], self.Xe[:, n:n + 1], self.Xe[:, :n + 1]
+            R, H, dt = self.R, self.H, x.dtype
+            Xe = self.Xe.transpose(0, 1)  # (R, rows, d) view
+            self.Xn, self.Xq, self.Xall = Xe[:, :n], self.Xe[n].unsqueeze(1), Xe[:, :n + 1]
             self.DZn, self.DZv, self.DZall = self.DZe[:, :n], self.DZe[:, n:n + 1], self.DZe[:, :n + 1]
             self.XnT, self.XallT = self.Xn.transpose(1, 2), self.Xall.transpose(1, 2)
-            self.fT = torch.zeros(self.R, 1, n, dtype=x.dtype)
+            self.fT = torch.zeros(R, 1, n, dtype=dt)
+            if self.grad_attr:
+                self.Z = torch.zeros(R, n, H, dtype=dt)
+                # h and its relu mask m; [dT ; rw] @ [h, m] gives dT h (BCE part of dw2), dT m (db1
+                # / w2) and mbar. When a (1 x n x H) product would take bmm's scalar loop, h and m
+                # sit side by side so that one padded-enough bmm does it all.
+                self.joint = n * H < _BMM_SMALL
+                self.L = torch.zeros(R, 2, n, dtype=dt)  # rows [dT ; rw]
+                self.Ld = self.L[:, :1]
+                self.LdT = self.Ld.transpose(1, 2)
+                if self.joint:
+                    self.HM = torch.zeros(R, n, 2 * H, dtype=dt)  # [h | m]
+                    self.Hh, self.Hm = self.HM[..., :H], self.HM[..., H:]
+                    self.O = torch.zeros(R, 2, 2 * H, dtype=dt)  # [[dT h, dT m], [rw h, mbar]]
+                    self.O_dh, self.O_dm, self.O_mbar = self.O[:, :1, :H], self.O[:, :1, H:], self.O[:, 1:, H:]
+                else:
+                    self.Hh, self.Hm = self.Z, torch.zeros(R, n, H, dtype=dt)  # h in place of z
+                    self.O = torch.zeros(R, 2, H, dtype=dt)  # [dT m ; mbar]; dT h goes to gW2
+                    self.O_dh, self.O_dm, self.O_mbar = self.gW2, self.O[:, :1], self.O[:, 1:]
+                self.HhT = self.Hh.transpose(1, 2)
+                # dW1 without dz when an (n, d) and a (d, H) pass move less data than two (n, H) passes
+                self.dz_free = self.d * (2 * n + H) < 2 * n * H
+                if self.dz_free:
+                    self.Xt = torch.zeros(R, n, self.d, dtype=dt)
+                    self.XtT = self.Xt.transpose(1, 2)
         self.Xn.copy_(x)
         self.yT, self.rwT = y.unsqueeze(1), rw.unsqueeze(1)
+        if self.grad_attr:
+            self.L[:, 1] = rw
+            self.rwC = rw.unsqueeze(-1)
         if self.st.active and self.st.attribution == "input_x_grad":
             self.ref = _row_ref(x, self.st.t_hat.unsqueeze(1))
 
@@ -510,6 +564,9 @@ class _MLPProgram:
             mine.copy_(ref.reshape(mine.shape))
 
     def analytic_grads(self) -> None:
+        if self.grad_attr:
+            self._grad_attribution_step()
+            return
         st, W1, W2 = self.st, self.W1, self.W2
         z = torch.baddbmm(self.b1, self.Xn, W1)  # (R, n, H)
         h = torch.relu(z)
@@ -519,25 +576,9 @@ class _MLPProgram:
         torch.sum(dT, 2, keepdim=True, out=self.gb2)
         dz = torch.ops.aten.threshold_backward.grad_input(dT.transpose(1, 2) * W2, z, 0.0, grad_input=self.DZn)
         torch.sum(dz, 1, keepdim=True, out=self.gb1)
-        if not st.active:
-            torch.bmm(self.XnT, dz, out=self.gW1)
-            return
-        if st.attribution == "grad":
-            mbar = torch.bmm(self.rwT, torch.sign(h))  # (R, 1, H) row-weighted mean ReLU mask
-            vv = torch.mul(W2, mbar, out=self.DZv)  # w2 * mbar
-            g = torch.bmm(vv, W1.transpose(1, 2))  # (R, 1, d) global attribution
-            if st.fast:
-                self.Bg.copy_(g)  # (an out= into this strided slice makes bmm loop over models)
-                # [|g|^2 + 1e-24, <g, t>]: the tiny offset keeps |g|^-1.5 finite if every unit is dead
-                torch.baddbmm(self.S_eps, g, self.BT, out=self.S)
-                torch.mul(self.S0.pow(self.expo), torch.addcmul(self.c0, self.S1, self.c1), out=self.coef)
-                q = torch.bmm(self.coef, self.B, out=self.Xq)  # gamma dL/dg as a row
-            else:
-                q = self.Xq.copy_(_normalized_mse_grad(g, st.t_hat.unsqueeze(1), st.c_scale.unsqueeze(1)))
-            torch.bmm(self.XallT, self.DZall, out=self.gW1)  # x^T dz + q (w2*mbar)^T
-            self.gW2.addcmul_(mbar, torch.bmm(q, W1))
-            return
         torch.bmm(self.XnT, dz, out=self.gW1)
+        if not st.active:
+            return
         mask = torch.sign(h)
         Gm = mask * W2  # (R, n, H): m_i * w2
         x = self.Xn
@@ -545,6 +586,40 @@ class _MLPProgram:
         dG = x * _normalized_mse_grad(x * G, self.ref, st.c_scale.unsqueeze(1) * self.rwT.transpose(1, 2))
         self.gW1.baddbmm_(dG.transpose(1, 2), Gm)
         self.gW2.add_((torch.bmm(dG, W1) * mask).sum(1, keepdim=True))
+
+    def _grad_attribution_step(self) -> None:
+        """Gradients of BCE + gamma * L_att for the batch-mean gradient attribution."""
+        st, W1, W2 = self.st, self.W1, self.W2
+        z = torch.baddbmm(self.b1, self.Xn, W1, out=self.Z)
+        h = torch.clamp_min(z, 0.0, out=self.Hh) if self.joint else z.relu_()
+        torch.sign(h, out=self.Hm)  # m = relu mask
+        torch.baddbmm(self.b2, W2, self.HhT, out=self.fT)
+        dT = torch.sigmoid(self.fT, out=self.Ld).sub_(self.yT).mul_(self.rwT)  # BCE deltas, in L's first row
+        torch.sum(dT, 2, keepdim=True, out=self.gb2)
+        if self.joint:
+            torch.bmm(self.L, self.HM, out=self.O)
+        else:
+            torch.bmm(dT, h, out=self.gW2)
+            torch.bmm(self.L, self.Hm, out=self.O)
+        torch.mul(W2, self.O_dm, out=self.gb1)  # sum_i dz_i = w2 * (dT m)
+        vv = torch.mul(W2, self.O_mbar, out=self.DZv)  # w2 * mbar
+        if self.cosine:
+            g = torch.bmm(vv, self.W1T, out=self.Cg)
+            torch.baddbmm(self.S_eps, g, self.CsT, out=self.S)
+            torch.pow(self.S0, -1.5, out=self.K)
+            q = torch.bmm(self.S.mul_(self.K), self.Cq, out=self.Xq)
+        else:
+            g = torch.bmm(vv, self.W1T, out=self.G)
+            q = self.Xq.copy_(_normalized_mse_grad(g, st.t_hat.unsqueeze(1), st.c_scale.unsqueeze(1)))
+        if self.dz_free:
+            # dW1 = sum_i (dT_i x_i + rw_i q) (m_i * w2)^T = (Xt^T m) * w2: no dz pass over (n, H)
+            torch.mul(self.rwC, q, out=self.Xt).addcmul_(self.LdT, self.Xn)
+            torch.bmm(self.XtT, self.Hm, out=self.gW1).mul_(W2)
+        else:
+            torch.mul(self.Hm, self.LdT, out=self.DZn).mul_(W2)  # dz_i = m_i * w2 * dT_i
+            torch.bmm(self.XallT, self.DZall, out=self.gW1)  # x^T dz + q (w2*mbar)^T
+        torch.bmm(q, W1, out=self.QW)
+        torch.addcmul(self.O_dh, self.O_mbar, self.QW, out=self.gW2)  # dT h + mbar * (q^T W1)
 
 
 def _autograd_grads(prog, st: _Statics) -> dict[str, Tensor]:
