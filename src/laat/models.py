@@ -466,8 +466,8 @@ class _MLPProgram:
       also loops over models in scalar code when m*k*n < 400 (``_BMM_SMALL``), so small
       products are padded or merged past that, and ``bmm`` only writes (``out=``) into
       contiguous buffers (a strided ``out`` costs a temporary and a copy);
-    - the attribution step writes into preallocated buffers (a fresh (R, n, H) tensor per
-      step can cost more in page faults than its arithmetic);
+    - every step writes into preallocated buffers (a fresh (R, n, H) tensor per step can
+      cost more in page faults than its arithmetic);
     - the 'grad' attribution reuses the forward's h and its mask m: ``[dT ; rw] @ [h, m]``
       gives dw2's BCE part, dT m (= db1 / w2) and mbar at once; dW1's BCE and attribution
       parts come out of one bmm, either ``[x ; q]^T [dz ; w2*mbar]`` or, when that moves
@@ -521,8 +521,10 @@ class _MLPProgram:
             self.DZn, self.DZv, self.DZall = self.DZe[:, :n], self.DZe[:, n:n + 1], self.DZe[:, :n + 1]
             self.XnT, self.XallT = self.Xn.transpose(1, 2), self.Xall.transpose(1, 2)
             self.fT = torch.zeros(R, 1, n, dtype=dt)
+            self.dTC = self.fT.transpose(1, 2)  # the BCE deltas as a column
+            self.Z = torch.zeros(R, n, H, dtype=dt)
+            self.ZT = self.Z.transpose(1, 2)
             if self.grad_attr:
-                self.Z = torch.zeros(R, n, H, dtype=dt)
                 # h and its relu mask m; [dT ; rw] @ [h, m] gives dT h (BCE part of dw2), dT m (db1
                 # / w2) and mbar. When a (1 x n x H) product would take bmm's scalar loop, h and m
                 # sit side by side so that one padded-enough bmm does it all.
@@ -568,13 +570,15 @@ class _MLPProgram:
             self._grad_attribution_step()
             return
         st, W1, W2 = self.st, self.W1, self.W2
-        z = torch.baddbmm(self.b1, self.Xn, W1)  # (R, n, H)
-        h = torch.relu(z)
+        # h = relu(x W1 + b1), in place in a buffer: a fresh (R, n, H) tensor per step can cost
+        # page faults that outweigh the arithmetic
+        h = torch.baddbmm(self.b1, self.Xn, W1, out=self.Z).relu_()
         # BCE deltas as a row (R, 1, n): sigma(w2 . h_i + b2) - y_i, times the row weight
-        dT = torch.sigmoid(torch.baddbmm(self.b2, W2, h.transpose(1, 2), out=self.fT)).sub_(self.yT).mul_(self.rwT)
+        dT = torch.baddbmm(self.b2, W2, self.ZT, out=self.fT).sigmoid_().sub_(self.yT).mul_(self.rwT)
         torch.bmm(dT, h, out=self.gW2)
         torch.sum(dT, 2, keepdim=True, out=self.gb2)
-        dz = torch.ops.aten.threshold_backward.grad_input(dT.transpose(1, 2) * W2, z, 0.0, grad_input=self.DZn)
+        dz = torch.mul(self.dTC, W2, out=self.DZn)
+        torch.ops.aten.threshold_backward.grad_input(dz, h, 0.0, grad_input=dz)  # h > 0 exactly where z > 0
         torch.sum(dz, 1, keepdim=True, out=self.gb1)
         torch.bmm(self.XnT, dz, out=self.gW1)
         if not st.active:
