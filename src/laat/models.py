@@ -509,6 +509,7 @@ class _MLPProgram:
             self.S_eps = torch.zeros(1, 1, k, dtype=dt)
             self.S_eps[..., 1] = EPS * EPS
             self.K = torch.zeros(R, 1, 1, dtype=dt)
+            self.p15 = torch.tensor(-1.5, dtype=dt)  # (pow with a tensor exponent dispatches faster)
         self.n = -1
 
     def load(self, x: Tensor, y: Tensor, rw: Tensor) -> None:
@@ -610,7 +611,7 @@ class _MLPProgram:
         if self.cosine:
             g = torch.bmm(vv, self.W1T, out=self.Cg)
             torch.baddbmm(self.S_eps, g, self.CsT, out=self.S)
-            torch.pow(self.S0, -1.5, out=self.K)
+            torch.pow(self.S0, self.p15, out=self.K)
             q = torch.bmm(self.S.mul_(self.K), self.Cq, out=self.Xq)
         else:
             g = torch.bmm(vv, self.W1T, out=self.G)
