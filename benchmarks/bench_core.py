@@ -17,7 +17,8 @@ change the amount of work, and no LLM is needed to time the core. No accuracy is
 Splits are the protocol's (laat.splits.few_shot_split, seed 69); Min-Max scaling is fitted on
 each repetition's training rows. Timings are the best of --repeat interleaved runs, wall clock,
 with this process's cpu time alongside (other processes share the 2 cores; the load average is
-printed at start and end).
+printed at start and end). Regulariser overheads (gamma=100 time / gamma=0 time) are taken within
+each round, where both ran back to back, and printed as the median (min-max) over rounds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -98,19 +100,47 @@ def fit_per_cell(cells: list[Cell], model: str, gamma: float) -> None:
         fit_many(c.X, c.y, c.target, model=model, gamma=gamma, seeds=c.seeds)
 
 
-def timed(repeat: int, *calls) -> list[tuple[float, float]]:
-    """Best (wall, cpu) seconds of each (fn, *args) call over ``repeat`` interleaved rounds.
+@dataclass
+class Timing:
+    """Wall and cpu seconds of each call in each round of `timed`."""
+
+    wall: list[list[float]]  # [call][round]
+    cpu: list[list[float]]
+
+    def best(self, i: int) -> tuple[float, float]:
+        return min(self.wall[i]), min(self.cpu[i])
+
+    def ratio(self, num: list[int], den: list[int], cpu: bool = False) -> tuple[float, float, float]:
+        """Median, min and max over rounds of sum(t[num]) / sum(t[den]) within each round.
+
+        Both sides of a ratio run back to back in the same round, so load that drifts over
+        seconds cancels; the spread over rounds shows the noise that is left.
+        """
+        t = self.cpu if cpu else self.wall
+        r = sorted(sum(t[i][k] for i in num) / sum(t[i][k] for i in den) for k in range(len(t[0])))
+        return statistics.median(r), r[0], r[-1]
+
+
+def timed(repeat: int, *calls) -> Timing:
+    """Time each (fn, *args) call once per round, ``repeat`` interleaved rounds.
 
     Interleaving keeps slow drifts of the machine's load out of the ratios; cpu time (this
     process only) is less hurt by other processes than wall time.
     """
-    best = [[float("inf"), float("inf")] for _ in calls]
+    t = Timing([[] for _ in calls], [[] for _ in calls])
     for _ in range(repeat):
-        for b, (fn, *args) in zip(best, calls):
+        for i, (fn, *args) in enumerate(calls):
             w0, c0 = time.perf_counter(), time.process_time()
             fn(*args)
-            b[0], b[1] = min(b[0], time.perf_counter() - w0), min(b[1], time.process_time() - c0)
-    return [tuple(b) for b in best]
+            t.wall[i].append(time.perf_counter() - w0)
+            t.cpu[i].append(time.process_time() - c0)
+    return t
+
+
+def fmt_ratio(t: Timing, num: list[int], den: list[int]) -> str:
+    """'median (min-max)' of the wall-clock ratio, then the median cpu-time ratio."""
+    w, c = t.ratio(num, den), t.ratio(num, den, cpu=True)
+    return f"{w[0]:.2f}x ({w[1]:.2f}-{w[2]:.2f}; cpu {c[0]:.2f}x)"
 
 
 # ---- one-by-one references --------------------------------------------------------------------
@@ -177,7 +207,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="timings are the best of this many runs")
     ap.add_argument("--sample-reps", type=int, default=2,
                     help="repetitions per cell timed one-by-one (core and estimator paths)")
+    ap.add_argument("--sections", default="1,2,3",
+                    help="comma-separated sections to run (default 1,2,3; e.g. 1 for the per-k overhead only)")
     args = ap.parse_args()
+    sections = {int(x) for x in args.sections.split(",")}
     torch.set_num_threads(args.threads)
 
     print(f"bench_core: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -192,59 +225,66 @@ def main() -> None:
     worst = check_batched_equals_single(cells)
     print(f"check: batched == one-at-a-time fits, max |logit difference| = {worst:.1e}")
 
-    # 1. fits/s per model and k, regularised and plain
-    print("\n1. fits/s per k (7 datasets x 20 repetitions = 140 fits, one fit_many call)")
-    print(f"   {'model':5} {'k':>3} {'gamma=100':>18} {'gamma=0':>18} {'reg/plain':>10}")
-    for m in MODELS:
-        for k in KS:
-            sub = [c for c in cells if c.k == k]
-            n = len(sub) * REPS
-            (rw, rc), (pw, pc) = timed(args.repeat, (fit_one_call, sub, m, 100.0), (fit_one_call, sub, m, 0.0))
-            print(f"   {m:5} {k:>3} {n / rw:>9.0f} ({n / rc:>5.0f}) {n / pw:>9.0f} ({n / pc:>5.0f}) "
-                  f"{rw / pw:>9.2f}x")
-
-    # 2. the full protocol
-    n_fits = len(cells) * REPS * len(MODELS)
-    print(f"\n2. full few-shot protocol: {n_fits} fits x 200 epochs "
-          f"({len(DATASETS)} datasets x k in {KS} x {REPS} repetitions x LR+MLP)")
     rows = {}
-    for label, fn in (("one fit_many call per model", fit_one_call), ("one program per (dataset, k)", fit_per_cell)):
-        res = timed(args.repeat, *[(fn, cells, m, g) for g in (100.0, 0.0) for m in MODELS])
-        rows[(label, 100.0)], rows[(label, 0.0)] = res[:2], res[2:]
-        (lw, lc), (mw, mc) = rows[(label, 100.0)]
-        (plw, plc), (pmw, pmc) = rows[(label, 0.0)]
-        tw, tc = lw + mw, lc + mc
-        print(f"   {label}:")
-        print(f"     gamma=100: {tw:.2f} s ({tc:.2f} s cpu) = {n_fits / tw:.0f} fits/s "
-              f"[LR {lw:.2f} s, MLP {mw:.2f} s]")
-        print(f"     gamma=0:   {plw + pmw:.2f} s ({plc + pmc:.2f} s cpu); regulariser overhead "
-              f"{tw / (plw + pmw):.2f}x overall, LR {lw / plw:.2f}x, MLP {mw / pmw:.2f}x "
-              f"(cpu: LR {lc / plc:.2f}x, MLP {mc / pmc:.2f}x)")
-    (lw, lc), (mw, mc) = rows[("one fit_many call per model", 100.0)]
-    best_w, best_c = lw + mw, lc + mc
-    ref_s = n_fits / REFERENCE_FITS_PER_S
-    print(f"   + {t_scale * 1e3:.0f} ms to Min-Max scale all {len(cells) * REPS} training sets")
-    print(f"   vs the paper's implementation ({REFERENCE_FITS_PER_S} fits/s, ~{ref_s:.0f} s): "
-          f"{n_fits / best_w / REFERENCE_FITS_PER_S:.0f}x faster by wall clock "
-          f"({n_fits / best_c / REFERENCE_FITS_PER_S:.0f}x by cpu time); target >= {TARGET_SPEEDUP:.0f}x, "
-          f"i.e. <= {ref_s / TARGET_SPEEDUP:.1f} s")
-    print(f"   regulariser overhead target <= {TARGET_OVERHEAD}x (paper's implementation: 1.4x)")
+    if 1 in sections:  # fits/s per model and k, regularised and plain
+        print("\n1. fits/s per k (7 datasets x 20 repetitions = 140 fits, one fit_many call); reg/plain: median")
+        print("   (min-max) over the rounds of the within-round wall-clock ratio, and the median cpu-time ratio")
+        print(f"   {'model':5} {'k':>3} {'gamma=100':>18} {'gamma=0':>18} {'reg/plain':>30}")
+        for m in MODELS:
+            for k in KS:
+                sub = [c for c in cells if c.k == k]
+                n = len(sub) * REPS
+                t = timed(args.repeat, (fit_one_call, sub, m, 100.0), (fit_one_call, sub, m, 0.0))
+                (rw, rc), (pw, pc) = t.best(0), t.best(1)
+                print(f"   {m:5} {k:>3} {n / rw:>9.0f} ({n / rc:>5.0f}) {n / pw:>9.0f} ({n / pc:>5.0f}) "
+                      f"{fmt_ratio(t, [0], [1]):>30}")
 
-    # 3. batched vs one-by-one
-    print(f"\n3. batched vs one-by-one (gamma=100; one-by-one timed on {args.sample_reps} repetitions of "
-          "every cell, the naive loop on 1)")
-    print(f"   {'model':5} {'batched':>9} {'R=1 core':>9} {'estimator':>10} {'naive':>8} "
-          f"{'batched/R=1':>12} {'batched/naive':>14}   (fits/s, wall clock)")
-    for i, m in enumerate(MODELS):
-        batched = len(cells) * REPS / rows[("one fit_many call per model", 100.0)][i][0]
-        n_core = len(cells) * args.sample_reps
-        core = n_core / one_by_one_core(cells, m, args.sample_reps)
-        est = n_core / one_by_one_estimator(cells, m, args.sample_reps)
-        naive = len(cells) / one_by_one_naive(cells, m, 1)
-        print(f"   {m:5} {batched:>9.0f} {core:>9.1f} {est:>10.1f} {naive:>8.1f} "
-              f"{batched / core:>11.0f}x {batched / naive:>13.0f}x")
-    print("   R=1 core: fit_many on one repetition at a time; estimator: LAATClassifier.fit (adds input")
-    print("   validation and scaling); naive: nn.Module + autograd double back-prop + torch.optim.Adam.")
+    n_fits = len(cells) * REPS * len(MODELS)
+    ref_s = n_fits / REFERENCE_FITS_PER_S
+    if 2 in sections:  # the full protocol
+        print(f"\n2. full few-shot protocol: {n_fits} fits x 200 epochs "
+              f"({len(DATASETS)} datasets x k in {KS} x {REPS} repetitions x LR+MLP)")
+        for label, fn in (("one fit_many call per model", fit_one_call),
+                          ("one program per (dataset, k)", fit_per_cell)):
+            t = timed(args.repeat, *[(fn, cells, m, g) for g in (100.0, 0.0) for m in MODELS])
+            rows[(label, 100.0)], rows[(label, 0.0)] = [t.best(0), t.best(1)], [t.best(2), t.best(3)]
+            (lw, lc), (mw, mc) = rows[(label, 100.0)]
+            (plw, plc), (pmw, pmc) = rows[(label, 0.0)]
+            tw, tc = lw + mw, lc + mc
+            print(f"   {label}:")
+            print(f"     gamma=100: {tw:.2f} s ({tc:.2f} s cpu) = {n_fits / tw:.0f} fits/s "
+                  f"[LR {lw:.2f} s, MLP {mw:.2f} s]")
+            print(f"     gamma=0:   {plw + pmw:.2f} s ({plc + pmc:.2f} s cpu) = {n_fits / (plw + pmw):.0f} fits/s "
+                  f"[LR {plw:.2f} s, MLP {pmw:.2f} s]")
+            print(f"     regulariser overhead: overall {fmt_ratio(t, [0, 1], [2, 3])}, "
+                  f"LR {fmt_ratio(t, [0], [2])}, MLP {fmt_ratio(t, [1], [3])}")
+        (lw, lc), (mw, mc) = rows[("one fit_many call per model", 100.0)]
+        best_w, best_c = lw + mw, lc + mc
+        print(f"   + {t_scale * 1e3:.0f} ms to Min-Max scale all {len(cells) * REPS} training sets")
+        print(f"   vs the paper's implementation ({REFERENCE_FITS_PER_S} fits/s, ~{ref_s:.0f} s): "
+              f"{n_fits / best_w / REFERENCE_FITS_PER_S:.0f}x faster by wall clock "
+              f"({n_fits / best_c / REFERENCE_FITS_PER_S:.0f}x by cpu time); target >= {TARGET_SPEEDUP:.0f}x, "
+              f"i.e. <= {ref_s / TARGET_SPEEDUP:.1f} s")
+        print(f"   regulariser overhead target <= {TARGET_OVERHEAD}x (paper's implementation: 1.4x)")
+
+    if 3 in sections:  # batched vs one-by-one
+        print(f"\n3. batched vs one-by-one (gamma=100; one-by-one timed on {args.sample_reps} repetitions of "
+              "every cell, the naive loop on 1)")
+        print(f"   {'model':5} {'batched':>9} {'R=1 core':>9} {'estimator':>10} {'naive':>8} "
+              f"{'batched/R=1':>12} {'batched/naive':>14}   (fits/s, wall clock)")
+        if not rows:
+            t = timed(args.repeat, *[(fit_one_call, cells, m, 100.0) for m in MODELS])
+            rows[("one fit_many call per model", 100.0)] = [t.best(i) for i in range(len(MODELS))]
+        for i, m in enumerate(MODELS):
+            batched = len(cells) * REPS / rows[("one fit_many call per model", 100.0)][i][0]
+            n_core = len(cells) * args.sample_reps
+            core = n_core / one_by_one_core(cells, m, args.sample_reps)
+            est = n_core / one_by_one_estimator(cells, m, args.sample_reps)
+            naive = len(cells) / one_by_one_naive(cells, m, 1)
+            print(f"   {m:5} {batched:>9.0f} {core:>9.1f} {est:>10.1f} {naive:>8.1f} "
+                  f"{batched / core:>11.0f}x {batched / naive:>13.0f}x")
+        print("   R=1 core: fit_many on one repetition at a time; estimator: LAATClassifier.fit (adds input")
+        print("   validation and scaling); naive: nn.Module + autograd double back-prop + torch.optim.Adam.")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 
