@@ -469,9 +469,9 @@ class _MLPProgram:
     - every step writes into preallocated buffers (a fresh (R, n, H) tensor per step can
       cost more in page faults than its arithmetic);
     - the 'grad' attribution reuses the forward's h and its mask m: ``[dT ; rw] @ [h, m]``
-      gives dw2's BCE part, dT m (= db1 / w2) and mbar at once; dW1's BCE and attribution
-      parts come out of one bmm, either ``[x ; q]^T [dz ; w2*mbar]`` or, when that moves
-      less data, ``((dT x_i + rw_i q)^T m) * w2`` without dz.
+      gives dw2's BCE part, dT m (= db1 / w2) and mbar; dW1's BCE and attribution parts
+      come out of one bmm, either ``[x ; q]^T [dz ; w2*mbar]`` or, when that moves less
+      data, ``([dT x ; q]^T [m ; mbar]) * w2`` without dz.
     """
 
     def __init__(self, p: dict[str, Tensor], st: _Statics, capacity: int):
@@ -530,8 +530,8 @@ class _MLPProgram:
                 # / w2) and mbar. When a (1 x n x H) product would take bmm's scalar loop, h and m
                 # sit side by side so that one padded-enough bmm does it all.
                 self.joint = n * H < _BMM_SMALL
-                self.L = torch.zeros(R, 2, n, dtype=dt)  # rows [dT ; rw]
-                self.Ld = self.L[:, :1]
+                L = torch.zeros(2, R, n, dtype=dt)  # rows [dT ; rw], outermost: a bmm writes f into L[0]
+                self.L, self.Ld, self.Lrw = L.transpose(0, 1), L[0].unsqueeze(1), L[1]
                 self.LdT = self.Ld.transpose(1, 2)
                 if self.joint:
                     self.HM = torch.zeros(R, n, 2 * H, dtype=dt)  # [h | m]
@@ -539,20 +539,22 @@ class _MLPProgram:
                     self.O = torch.zeros(R, 2, 2 * H, dtype=dt)  # [[dT h, dT m], [rw h, mbar]]
                     self.O_dh, self.O_dm, self.O_mbar = self.O[:, :1, :H], self.O[:, :1, H:], self.O[:, 1:, H:]
                 else:
-                    self.Hh, self.Hm = self.Z, torch.zeros(R, n, H, dtype=dt)  # h in place of z
+                    self.Mall = torch.zeros(R, n + 1, H, dtype=dt)  # [m ; mbar]
+                    self.Hh, self.Hm, self.Mv = self.Z, self.Mall[:, :n], self.Mall[:, n:]  # h in place of z
                     self.O = torch.zeros(R, 2, H, dtype=dt)  # [dT m ; mbar]; dT h goes to gW2
                     self.O_dh, self.O_dm, self.O_mbar = self.gW2, self.O[:, :1], self.O[:, 1:]
                 self.HhT = self.Hh.transpose(1, 2)
                 # dW1 without dz when an (n, d) and a (d, H) pass move less data than two (n, H) passes
-                self.dz_free = self.d * (2 * n + H) < 2 * n * H
+                self.dz_free = not self.joint and self.d * (2 * n + H) < 2 * n * H
+                self.q_out = self.Xq
                 if self.dz_free:
-                    self.Xt = torch.zeros(R, n, self.d, dtype=dt)
-                    self.XtT = self.Xt.transpose(1, 2)
+                    Xt = torch.zeros(n + 1, R, self.d, dtype=dt)  # [dT x_i ; q], rows outermost like Xe
+                    self.Xd, self.q_out = Xt[:n].transpose(0, 1), Xt[n].unsqueeze(1)
+                    self.XtT = Xt.permute(1, 2, 0)
         self.Xn.copy_(x)
         self.yT, self.rwT = y.unsqueeze(1), rw.unsqueeze(1)
         if self.grad_attr:
-            self.L[:, 1] = rw
-            self.rwC = rw.unsqueeze(-1)
+            self.Lrw.copy_(rw)
         if self.st.active and self.st.attribution == "input_x_grad":
             self.ref = _row_ref(x, self.st.t_hat.unsqueeze(1))
 
@@ -598,8 +600,8 @@ class _MLPProgram:
         z = torch.baddbmm(self.b1, self.Xn, W1, out=self.Z)
         h = torch.clamp_min(z, 0.0, out=self.Hh) if self.joint else z.relu_()
         torch.sign(h, out=self.Hm)  # m = relu mask
-        torch.baddbmm(self.b2, W2, self.HhT, out=self.fT)
-        dT = torch.sigmoid(self.fT, out=self.Ld).sub_(self.yT).mul_(self.rwT)  # BCE deltas, in L's first row
+        # BCE deltas, in L's first row
+        dT = torch.baddbmm(self.b2, W2, self.HhT, out=self.Ld).sigmoid_().sub_(self.yT).mul_(self.rwT)
         torch.sum(dT, 2, keepdim=True, out=self.gb2)
         if self.joint:
             torch.bmm(self.L, self.HM, out=self.O)
@@ -612,14 +614,15 @@ class _MLPProgram:
             g = torch.bmm(vv, self.W1T, out=self.Cg)
             torch.baddbmm(self.S_eps, g, self.CsT, out=self.S)
             torch.pow(self.S0, self.p15, out=self.K)
-            q = torch.bmm(self.S.mul_(self.K), self.Cq, out=self.Xq)
+            q = torch.bmm(self.S.mul_(self.K), self.Cq, out=self.q_out)
         else:
             g = torch.bmm(vv, self.W1T, out=self.G)
-            q = self.Xq.copy_(_normalized_mse_grad(g, st.t_hat.unsqueeze(1), st.c_scale.unsqueeze(1)))
+            q = self.q_out.copy_(_normalized_mse_grad(g, st.t_hat.unsqueeze(1), st.c_scale.unsqueeze(1)))
         if self.dz_free:
-            # dW1 = sum_i (dT_i x_i + rw_i q) (m_i * w2)^T = (Xt^T m) * w2: no dz pass over (n, H)
-            torch.mul(self.rwC, q, out=self.Xt).addcmul_(self.LdT, self.Xn)
-            torch.bmm(self.XtT, self.Hm, out=self.gW1).mul_(W2)
+            # dW1 = (sum_i dT_i x_i m_i^T + q mbar^T) * w2 = ([dT x ; q]^T [m ; mbar]) * w2: no dz pass
+            torch.mul(self.LdT, self.Xn, out=self.Xd)
+            self.Mv.copy_(self.O_mbar)
+            torch.bmm(self.XtT, self.Mall, out=self.gW1).mul_(W2)
         else:
             torch.mul(self.Hm, self.LdT, out=self.DZn).mul_(W2)  # dz_i = m_i * w2 * dT_i
             torch.bmm(self.XallT, self.DZall, out=self.gW1)  # x^T dz + q (w2*mbar)^T
