@@ -8,7 +8,8 @@ sign agreement; plus the calls, tokens and wall time the elicitation cost.
 
 Answers are cached in --cache-dir (default data/llm_cache), so a rerun only prints the
 table; wall time and tokens are those of the run that paid for the calls (from the cache
-record), so the figures stay meaningful on reruns. Run it alone: it uses both cores.
+record), so the figures stay meaningful on reruns. Run it alone: other jobs on the same
+cores slow llama.cpp down many times over.
 
     .venv/bin/python benchmarks/bench_priors.py                      # all datasets, all strategies
     .venv/bin/python benchmarks/bench_priors.py --datasets diabetes --strategies yes_no direct
@@ -76,7 +77,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reasoning-max-tokens", type=int, default=512)
     ap.add_argument("--max-rank-steps", type=int, default=15,
                     help="elimination: rank only the top k (keeps d=144 affordable)")
-    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (1 is faster on a busy machine)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="llama.cpp threads (2 can help only on an otherwise idle machine)")
     ap.add_argument("--gguf", default=None, help="your own GGUF instead of the bundled SmolLM2")
     ap.add_argument("--cache-dir", default=str(ROOT / "data" / "llm_cache"))
     ap.add_argument("--json", default=None, help="also write the rows as JSON here")

@@ -58,9 +58,7 @@ def test_default_run_logs_everything_and_registers_a_servable_model(project):
 
     # The default strategy (per_feature: one generated answer per feature and sample) with 2
     # samples instead of 5: the same code path, 16 LLM calls instead of 40 to keep CI short.
-    # One llama.cpp thread, as in the other real-server tests: on shared cores, two threads
-    # spin-wait and generate several times slower.
-    _run(project, runtime_params={"prior_elicitation": {"n_samples": 2, "n_threads": 1}})
+    _run(project, runtime_params={"prior_elicitation": {"n_samples": 2}})
 
     client = _client(project)
     (exp,) = [e for e in client.search_experiments() if e.name == "laat"]

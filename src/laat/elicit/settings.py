@@ -39,7 +39,9 @@ class ElicitationSettings(BaseModel):
     gguf_path: str | None = None             # local: your own GGUF (default: bundled SmolLM2)
     gguf_sha256: str | None = None
     n_ctx: int = Field(8192, ge=512)
-    n_threads: int = Field(2, ge=1)
+    # One llama.cpp thread: on a 2-core machine shared with anything else, two threads
+    # spin-wait on each other (a cold diabetes run, load ~4.4: 55 s with 1 thread, 435 s with 2).
+    n_threads: int = Field(1, ge=1)
 
     # cache and robustness
     cache_dir: str = "data/llm_cache"
