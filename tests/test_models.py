@@ -12,13 +12,7 @@ from laat.attribution import laat_loss, normalized_target
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny tensors: a second intra-op thread only adds spin-waiting on a shared 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def data(R=3, n=9, d=5, seed=0, dtype=F64):
