@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from laat.elicit import STRATEGIES, run_elicitation
+from laat.elicit.run import expected_calls
 from laat.elicit import prompts as P
 from laat.elicit.settings import ElicitationSettings
 
@@ -67,6 +68,9 @@ def test_every_strategy_gives_a_valid_prior(fake_llm, fake_settings, toy_meta, s
     assert all(-10 <= m <= 10 for m in p.mean)
     assert len(p.samples) == 2 and np.allclose(np.mean(p.samples, axis=0), p.mean)
     assert srv.n_chat == 2 * calls_per_sample == p.provenance["calls"]
+    # the progress bar's total is the real number of calls
+    assert expected_calls(strategy, len(toy_meta.encoded_columns), ElicitationSettings(
+        strategy=strategy, n_samples=2)) == srv.n_chat
     assert p.provenance["strategy"] == strategy and len(p.provenance["prompt_hash"]) == 64
     assert set(e.record["prompts"]) == {c["prompt_sha256"] for c in e.record["calls"]}
     for req in srv.requests:

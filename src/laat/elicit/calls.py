@@ -69,6 +69,7 @@ class CallContext:
     tally: Tally = field(default_factory=Tally)
     calls: list[dict[str, Any]] = field(default_factory=list)
     prompts: dict[str, str] = field(default_factory=dict)
+    progress: Any = None  # anything with update(n), e.g. a tqdm bar: one tick per answered call
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def chat(self, prompt: str, *, step: str, sample: int, attempt: int, temperature: float,
@@ -139,6 +140,8 @@ class CallContext:
                                "cached": reply.cached, "prompt_sha256": phash, "response": reply.content,
                                "finish_reason": reply.finish_reason, "usage": reply.usage,
                                "latency_s": round(reply.latency_s, 4)})
+            if self.progress is not None:
+                self.progress.update(1)
 
 
 def _reply(entry: dict[str, Any], cached: bool) -> Reply:

@@ -137,6 +137,27 @@ def _cost(tokens_in: int, tokens_out: int, s: ElicitationSettings) -> float | No
     return round(tokens_in * s.price_in_per_mtok / 1e6 + tokens_out * s.price_out_per_mtok / 1e6, 6)
 
 
+def expected_calls(strategy: str, d: int, settings: ElicitationSettings) -> int:
+    """LLM calls an elicitation makes when every answer is valid (re-asks come on top)."""
+    yes_no = d * (2 if settings.yes_no_mirror else 1)
+    per_sample = {"reason_then_parse": 2, "direct": 1, "per_feature": d, "yes_no": yes_no,
+                  "elimination": min(d - 1, settings.max_rank_steps or d - 1)
+                  + (yes_no if settings.elimination_signs else 0)}[strategy]
+    return per_sample * settings.n_samples
+
+
+def _progress_bar(meta, settings: ElicitationSettings, strategy: str):
+    """A tqdm bar of answered calls (cached ones too): per_feature on 144 features makes 720.
+
+    ``disable=None`` shows it on a terminal only, so Kedro and CI logs stay clean.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(total=expected_calls(strategy, len(meta.encoded_columns), settings),
+                desc=f"{meta.name} prior ({strategy})", unit="call", dynamic_ncols=True, leave=False,
+                disable=None if settings.progress else True)
+
+
 def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrides) -> Elicitation:
     """Elicit an LLM prior for ``meta`` (source ``local`` or ``openai``) with its full record.
 
@@ -153,10 +174,11 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     fn = STRATEGIES[strategy]
     t0 = time.perf_counter()
     try:
-        workers = max(1, min(settings.n_samples, settings.concurrency, endpoint.max_concurrency))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elicit") as pool:
-            futures = [pool.submit(fn, ctx, meta, settings, i) for i in range(settings.n_samples)]
-            results: list[SampleResult] = [f.result() for f in futures]
+        with _progress_bar(meta, settings, strategy) as ctx.progress:
+            workers = max(1, min(settings.n_samples, settings.concurrency, endpoint.max_concurrency))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elicit") as pool:
+                futures = [pool.submit(fn, ctx, meta, settings, i) for i in range(settings.n_samples)]
+                results: list[SampleResult] = [f.result() for f in futures]
     finally:
         endpoint.close()
     wall = time.perf_counter() - t0

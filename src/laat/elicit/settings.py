@@ -72,6 +72,8 @@ class ElicitationSettings(BaseModel):
     price_in_per_mtok: float | None = Field(None, ge=0)
     price_out_per_mtok: float | None = Field(None, ge=0)
 
+    progress: bool = True  # a progress bar of LLM calls on an interactive terminal (never in logs)
+
     @model_validator(mode="after")
     def _openai_needs_model(self) -> ElicitationSettings:
         if self.source == "openai" and not self.model:
