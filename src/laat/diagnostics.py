@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from laat.trust import DEFAULT_SETTINGS, agreement_test
+from laat.trust import DEFAULT_SETTINGS, agreement_test, class_mean_difference, class_mean_differences
 
 AGREES, DISAGREES, NO_EVIDENCE = "agrees", "disagrees", "no evidence"
 
@@ -82,7 +82,7 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
     span = np.where(hi > lo, hi - lo, 1.0)
     Xs = (Xa - lo) / span  # Min-Max on these rows, as the model will see them
 
-    delta = _mean_difference(Xs, yy[None, :], w)[0]
+    delta = class_mean_difference(Xs, yy, w)
     perm = _permuted_differences(Xs, yy, w, n_permutations, seed)  # (B, d)
     sgn = np.sign(scores)
     # one-sided: how often does a random labelling go at least as far against the prior?
@@ -181,20 +181,13 @@ def plot_prior_diagnostic(table: pd.DataFrame, summary: Mapping[str, Any], *, pr
     return fig
 
 
-def _mean_difference(Xs: np.ndarray, Y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted class-mean differences for each labelling in Y (B, n) -> (B, d)."""
-    wp = Y * w[None, :]
-    wn = (1 - Y) * w[None, :]
-    return (wp @ Xs) / wp.sum(axis=1, keepdims=True) - (wn @ Xs) / wn.sum(axis=1, keepdims=True)
-
-
 def _permuted_differences(Xs, yy, w, n_permutations: int, seed: int, chunk: int = 256) -> np.ndarray:
     rng = np.random.default_rng(seed)
     out = []
     for start in range(0, n_permutations, chunk):
         m = min(chunk, n_permutations - start)
         Y = np.stack([rng.permutation(yy) for _ in range(m)])
-        out.append(_mean_difference(Xs, Y, w))
+        out.append(class_mean_differences(Xs, Y, w))
     return np.concatenate(out)
 
 

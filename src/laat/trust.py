@@ -119,13 +119,21 @@ class Agreement:
 
 def class_mean_difference(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
     """Per-feature mean(positive rows) - mean(negative rows), weighted; the data's direction."""
-    X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y).astype(bool)
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    wp, wn = w * y, w * ~y
-    if wp.sum() <= 0 or wn.sum() <= 0:
+    if (w * y).sum() <= 0 or (w * ~y).sum() <= 0:
         raise ValueError("class_mean_difference needs rows with positive weight in both classes")
-    return (wp @ X) / wp.sum() - (wn @ X) / wn.sum()
+    return class_mean_differences(X, y[None, :], w)[0]
+
+
+def class_mean_differences(X: np.ndarray, Y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """`class_mean_difference` for a batch of labellings Y (B, n) of the same rows -> (B, d);
+    the diagnostic's permutation test runs thousands at once."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    wp = Y * w[None, :]
+    wn = (1.0 - Y) * w[None, :]
+    return (wp @ X) / wp.sum(axis=1, keepdims=True) - (wn @ X) / wn.sum(axis=1, keepdims=True)
 
 
 def sign_flip_p_value(contributions: np.ndarray, n_draws: int = 20000, seed: int = 0) -> tuple[float, bool]:
