@@ -203,18 +203,19 @@ def _yes_no_scores(ctx: CallContext, meta, settings, sample: int) -> tuple[list[
     """Score = 10 * (2 P - 1) with P = sigmoid(l): l is the log-odds of Yes to "more likely?",
     minus those of Yes to "less likely?" (halved, so a model answering both consistently keeps
     its own P) when ``settings.yes_no_mirror``."""
+    def ask(f: str, j: int, mirror: bool) -> tuple[float, float]:
+        r = ctx.chat(P.yes_no_prompt(meta, f, variant=sample, mirror=mirror),
+                     step=f"{'yes_no_mirror' if mirror else 'yes_no'}:{f}", sample=sample, attempt=0,
+                     temperature=0.0, max_tokens=1, seed=_seed(settings, sample, 0, j), top_logprobs=20)
+        return _yes_probability(r)
+
     scores, probs = [], {}
     for j, f in enumerate(meta.encoded_columns):
-        r = ctx.chat(P.yes_no_prompt(meta, f, variant=sample), step=f"yes_no:{f}", sample=sample, attempt=0,
-                     temperature=0.0, max_tokens=1, seed=_seed(settings, sample, 0, j), top_logprobs=20)
-        p_yes, p_no = _yes_probability(r)
+        p_yes, p_no = ask(f, j, mirror=False)
         probs[f] = {"p_yes": round(p_yes, 6), "p_no": round(p_no, 6)}
         log_odds = _log_odds(p_yes, p_no)
         if settings.yes_no_mirror:
-            r = ctx.chat(P.yes_no_prompt(meta, f, variant=sample, mirror=True), step=f"yes_no_mirror:{f}",
-                         sample=sample, attempt=0, temperature=0.0, max_tokens=1,
-                         seed=_seed(settings, sample, 0, j), top_logprobs=20)
-            m_yes, m_no = _yes_probability(r)
+            m_yes, m_no = ask(f, j, mirror=True)
             probs[f].update(mirror_p_yes=round(m_yes, 6), mirror_p_no=round(m_no, 6))
             log_odds = (log_odds - _log_odds(m_yes, m_no)) / 2.0
         # 10 (2 sigmoid(l) - 1) = 10 tanh(l / 2); without the mirror this is 10 (2 P(Yes|Yes or No) - 1).
