@@ -130,8 +130,8 @@ def apply_range_policy(rows: pd.DataFrame, meta: DatasetMeta,
     reported ("reject"), moved to the nearest allowed value ("clip": clipped to the range,
     then rounded for integers) or passed on ("allow": the model extrapolates). Infinite
     values are reported under every policy. Text that is not a number is left to
-    ``check_raw_rows``. Returns the rows (clip replaces the affected columns) and one
-    problem per column.
+    ``check_raw_rows``. Returns the rows (clip replaces the affected columns) and the
+    problems, each naming the column, the values with their row labels and the range.
     """
     if out_of_range not in get_args(OutOfRange):
         raise InputError(f"{OUT_OF_RANGE_PARAM} must be one of {list(get_args(OutOfRange))}, got {out_of_range!r}")
