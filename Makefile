@@ -1,5 +1,6 @@
 # Two entry points: `make run` (set up + run the main job) and `make test` (set up + run tests).
-# Both create/refresh .venv themselves, so they work on a fresh clone.
+# Both create/refresh .venv themselves, so they work on a fresh clone. `make serve` serves the
+# champion that `make run` registered.
 SHELL := /bin/bash
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
@@ -9,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench viz clean-venv
+.PHONY: setup run test serve bench viz clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# The registry `kedro run` writes to; the model name is the evaluation parameter model_name_prefix + DS.
+DS ?= diabetes
+PORT ?= 5001
+TRACKING_URI ?= sqlite:///mlflow.db
+# mlflow launches its scoring server as `uvicorn` by name, so the venv's bin goes first on PATH.
+serve: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI="$(TRACKING_URI)" $(BIN)/mlflow models serve \
+	  -m "models:/laat-$(DS)@champion" --env-manager local -h 127.0.0.1 -p $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,15 +20,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from laat.datasets import encode, labels, load_dataset, load_metadata
 from laat.metrics import classification_metrics
-from laat.serving import (CHAMPION, InputError, LAATPyfuncModel, check_raw_rows, log_model,
-                          pip_requirements_for, promote_if_better)
+from laat.serving import (CHAMPION, InputError, LAATPyfuncModel, ServedError, check_raw_rows, log_model,
+                          pip_requirements_for, predict_raw, promote_if_better)
 
 
 @pytest.fixture(scope="module")
@@ -197,10 +197,11 @@ def test_missing_raw_column_is_named(diabetes, logged):
     meta, _, test = diabetes
     rows = test.drop(columns=["Glucose", "BMI"])
     with pytest.raises(InputError, match=r"missing raw columns \['Glucose', 'BMI'\]"):
-        LAATPyfuncModel(meta.model_dump(), logged["good"]["est"]).predict(None, rows)
+        predict_raw(logged["good"]["est"], meta, rows)
     served = mlflow.pyfunc.load_model(logged["good"]["uri"])
-    with pytest.raises(MlflowException, match=r"missing inputs \['Glucose', 'BMI'\]"):
+    with pytest.raises(ServedError, match=r"missing raw columns \['Glucose', 'BMI'\]") as err:
         served.predict(rows)
+    assert err.value.get_http_status_code() == 400
 
 
 def test_bad_values_are_named(project_root):
@@ -214,6 +215,62 @@ def test_bad_values_are_named(project_root):
         check_raw_rows(rows, meta)
     assert "'Gender' has unknown categories ['Other'] (known: ['Female', 'Male'])" in str(err.value)
     assert "'Age' has non-numeric values ['forty']" in str(err.value)
+
+
+def _diabetes_rows(diabetes, **values) -> pd.DataFrame:
+    rows = diabetes[2][diabetes[0].raw_columns].head(4).astype(float)
+    for column, (row, value) in values.items():
+        rows.loc[rows.index[row], column] = value
+    return rows
+
+
+def test_out_of_range_values_are_rejected_by_default_naming_column_values_and_range(diabetes):
+    meta = diabetes[0]
+    rows = _diabetes_rows(diabetes, Glucose=(0, -50), Age=(3, 500), Pregnancies=(1, 2.5), BMI=(2, np.inf))
+    with pytest.raises(InputError) as err:
+        check_raw_rows(rows, meta)
+    msg, at = str(err.value), rows.index
+    assert f"'Glucose' has values outside its range [0, no max]: -50 (row {at[0]})" in msg
+    assert f"'Age' has values outside its range [0, 120]: 500 (row {at[3]})" in msg
+    assert f"'Pregnancies' is an integer column but has non-whole values: 2.5 (row {at[1]})" in msg
+    assert f"'BMI' has infinite values: inf (row {at[2]})" in msg
+
+
+def test_out_of_range_clip_moves_values_into_range_and_allow_passes_them(diabetes):
+    meta = diabetes[0]
+    rows = _diabetes_rows(diabetes, Glucose=(0, -50), Age=(3, 500), Pregnancies=(1, 2.5))
+    clipped = check_raw_rows(rows, meta, "clip")
+    assert clipped["Glucose"].iloc[0] == 0 and clipped["Age"].iloc[3] == 120
+    assert clipped["Pregnancies"].iloc[1] == 2  # rounded half to even
+    pd.testing.assert_frame_equal(clipped.drop(columns=["Glucose", "Age", "Pregnancies"]),
+                                  rows.drop(columns=["Glucose", "Age", "Pregnancies"]))
+    pd.testing.assert_frame_equal(check_raw_rows(rows, meta, "allow"), rows)
+    with pytest.raises(InputError, match="infinite"):  # no policy scores an infinite value
+        check_raw_rows(_diabetes_rows(diabetes, BMI=(0, -np.inf)), meta, "allow")
+    with pytest.raises(InputError, match=r"out_of_range must be one of \['reject', 'clip', 'allow'\]"):
+        check_raw_rows(rows, meta, "drop")
+
+
+def test_zero_rows_give_zero_predictions_but_still_need_the_columns(diabetes, logged):
+    meta = diabetes[0]
+    model = LAATPyfuncModel(meta.model_dump(), logged["good"]["est"])
+    out = model.predict(None, diabetes[2].head(0))
+    assert list(out.columns) == ["p_no", "p_yes"] and len(out) == 0
+    with pytest.raises(ServedError, match=r"missing raw columns \['Pregnancies', 'Glucose',"):
+        model.predict(None, pd.DataFrame())
+
+
+def test_an_internal_failure_is_a_500_whose_body_has_no_traceback(diabetes):
+    meta, train, test = diabetes
+    # fit on 3 unnamed columns: it cannot score the 8 the dataset encodes to (what _check_estimator refuses at logging)
+    est = LogisticRegression().fit(encode(train, meta).to_numpy()[:, :3], labels(train, meta))
+    with pytest.raises(ServedError) as err:
+        LAATPyfuncModel(meta.model_dump(), est).predict(None, test)
+    assert err.value.get_http_status_code() == 500
+    assert json.loads(err.value.serialize_as_json()) == {
+        "error_code": "INTERNAL_ERROR",
+        "message": "internal error while scoring (ValueError); the traceback is in the server's log"}
+    assert isinstance(err.value.__cause__, ValueError)  # the cause stays with the exception
 
 
 def test_estimator_fit_on_other_columns_is_refused_at_logging(store, diabetes):
@@ -233,70 +290,147 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_mlflow_models_serve_answers_raw_rows(store, diabetes, laat_model, tmp_path):
-    """A LAATClassifier (torch inside) served from the registry by a fresh process."""
+@pytest.fixture(scope="module")
+def server(store, diabetes, laat_model, project_root, tmp_path_factory):
+    """`make serve` on 127.0.0.1 for a LAATClassifier (torch inside) registered as laat-diabetes.
+
+    Started once for every HTTP test, with the venv's bin removed from PATH: the target must
+    put it there itself (mlflow launches its scoring server as `uvicorn` by name).
+    """
     meta, train, test = diabetes
-    est, name = laat_model, "diab-served"
+    est, name = laat_model, f"laat-{meta.name}"
     info = _log(store, est, meta, train, name)
     auc = classification_metrics(labels(test, meta), est.predict_proba(encode(test, meta))[:, 1])["roc_auc"]
     assert promote_if_better(store["client"], name, info.registered_model_version, "roc_auc", auc)["promoted"]
 
     port = _free_port()
-    log = tmp_path / "serve.log"
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
     bin_dir = Path(sys.executable).parent
-    # serve runs `exec uvicorn` through a shell: the venv's bin must be on PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    mlflow_cli = bin_dir / "mlflow"
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != bin_dir)
+    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "PATH": path}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    # -o: serve with the interpreter running these tests; never (re)install from inside a test
+    cmd = ["make", "-C", str(project_root), "-o", ".venv/.installed", "serve", f"BIN={bin_dir}",
+           f"DS={meta.name}", f"PORT={port}", f"TRACKING_URI={store['uri']}"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(mlflow_cli), "models", "serve", "-m", f"models:/{name}@{CHAMPION}", "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            started = time.monotonic()
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"mlflow models serve exited with {proc.returncode}:\n{log.read_text()}")
-                try:
-                    with urllib.request.urlopen(f"{base}/ping", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"server not ready after 120 s:\n{log.read_text()}")
-                time.sleep(0.5)
-            print(f"mlflow models serve ready after {time.monotonic() - started:.1f} s")
-
-            rows = test.head(20)
-            body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
-            req = urllib.request.Request(f"{base}/invocations", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=30) as r:
-                preds = json.loads(r.read())["predictions"]
-            got = pd.DataFrame(preds)
-            assert list(got.columns) == ["p_no", "p_yes"]
-            np.testing.assert_allclose(got.to_numpy(), est.predict_proba(encode(rows, meta)), rtol=1e-9)
-
-            bad = {"dataframe_split": json.loads(rows.drop(columns=["Glucose"]).to_json(orient="split", index=False))}
-            req = urllib.request.Request(f"{base}/invocations", data=json.dumps(bad).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with pytest.raises(urllib.error.HTTPError) as err:
-                urllib.request.urlopen(req, timeout=30)
-            assert err.value.code == 400 and "Glucose" in err.value.read().decode()
-        finally:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        deadline = started + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"make serve exited with {proc.returncode}:\n{log.read_text()}")
             try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=20)
-            except ProcessLookupError:
+                with urllib.request.urlopen(f"{base}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after 120 s:\n{log.read_text()}")
+            time.sleep(0.5)
+        print(f"make serve ready after {time.monotonic() - started:.1f} s")
+        yield {"base": base, "est": est, "meta": meta, "rows": test.head(20)}
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _post(server, body) -> tuple[int, str]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(f"{server['base']}/invocations", data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _split(rows: pd.DataFrame, **params) -> dict:
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    return {**body, "params": params} if params else body
+
+
+def _one_row(server, **values) -> pd.DataFrame:
+    """The first test row with some raw values replaced (any type, as a JSON client may send)."""
+    row = server["rows"][server["meta"].raw_columns].head(1).astype(object)
+    for column, value in values.items():
+        row.loc[row.index[0], column] = value
+    return row.reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_served_model_answers_raw_rows_like_the_estimator(server):
+    meta, rows = server["meta"], server["rows"]
+    status, body = _post(server, _split(rows))
+    assert status == 200
+    got = pd.DataFrame(json.loads(body)["predictions"])
+    assert list(got.columns) == ["p_no", "p_yes"]
+    np.testing.assert_allclose(got.to_numpy(), server["est"].predict_proba(encode(rows, meta)), rtol=1e-9)
+
+
+# (request, substrings the one message must contain); the JSON-shape answers are MLflow's own
+BAD_REQUESTS = {
+    "glucose_below_min": (lambda s: _split(_one_row(s, Glucose=-50)),
+                          ["'Glucose' has values outside its range [0, no max]: -50 (row 0)", 'out_of_range="clip"']),
+    "age_above_max": (lambda s: _split(_one_row(s, Age=500)),
+                      ["'Age' has values outside its range [0, 120]: 500 (row 0)"]),
+    "age_not_whole": (lambda s: _split(_one_row(s, Age=50.5)),
+                      ["'Age' is an integer column but has non-whole values: 50.5 (row 0)"]),
+    "text_in_numeric_column": (lambda s: _split(_one_row(s, Glucose="high")),
+                               ["'Glucose' has non-numeric values ['high']"]),
+    "missing_column": (lambda s: {"dataframe_split": json.loads(
+                           _one_row(s).drop(columns=["Glucose"]).to_json(orient="split", index=False))},
+                       ["missing raw columns ['Glucose']"]),
+    "unknown_columns_only": (lambda s: {"dataframe_records": [{"glucose": 148, "age": 50}]},
+                             ["missing raw columns ['Pregnancies', 'Glucose',"]),
+    "empty_records_list": (lambda s: {"dataframe_records": []},  # carries no columns
+                           ["missing raw columns ['Pregnancies', 'Glucose',"]),
+    "unknown_policy": (lambda s: _split(_one_row(s), out_of_range="ignore"),
+                       ["out_of_range must be one of ['reject', 'clip', 'allow'], got 'ignore'"]),
+    "json_list_not_object": (lambda s: [[6, 148, 72, 35, 0, 33.6, 0.627, 50]],
+                             ["The input must be a JSON dictionary with exactly one of the input fields"]),
+    "json_without_input_field": (lambda s: {"rows": [[6, 148, 72, 35, 0, 33.6, 0.627, 50]]},
+                                 ["exactly one of the input fields"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_served_model_answers_bad_input_with_one_clear_400(server, case):
+    make, expected = BAD_REQUESTS[case]
+    status, body = _post(server, make(server))
+    print(f"{case}: {status} {body}")
+    assert status == 400
+    answer = json.loads(body)
+    assert answer["error_code"] in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
+    for text in expected:
+        assert text in answer["message"]
+    assert "stack_trace" not in answer and "Traceback" not in body
+    assert "Failed to predict data" not in body  # MLflow's prefix that quotes the whole request
+    assert not re.search(r"""(^|[\s'"(])/[\w.-]+/""", answer["message"])  # no absolute path
+
+
+@pytest.mark.slow
+def test_served_model_answers_zero_rows_with_zero_predictions(server):
+    assert _post(server, _split(server["rows"].head(0))) == (200, '{"predictions": []}')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("policy", "age_seen"), [("clip", 120), ("allow", 500)])
+def test_out_of_range_policy_per_request(server, policy, age_seen):
+    status, body = _post(server, _split(_one_row(server, Age=500), out_of_range=policy))
+    assert status == 200
+    expected = server["est"].predict_proba(encode(_one_row(server, Age=age_seen), server["meta"]))
+    np.testing.assert_allclose(pd.DataFrame(json.loads(body)["predictions"]).to_numpy(), expected, rtol=1e-9)
 
 
 def test_laat_classifier_round_trips_and_pins_cpu_torch(store, diabetes, laat_model):

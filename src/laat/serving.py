@@ -6,6 +6,13 @@ the full file still lands in the right column. Output: a DataFrame with one colu
 class, ``p_<negative>`` then ``p_<positive>`` (``p_no``, ``p_yes`` for diabetes), rows in
 input order. The label is left to the caller because the threshold is a business choice.
 
+Bad requests get HTTP 400 with one message naming the column, the values and what is
+allowed (no stack trace): missing columns, unknown categories, non-numeric text, and values
+outside the metadata's ``[min, max]`` or non-whole values in an integer column (the
+``out_of_range`` policy: "reject" by default, "clip" or "allow" per request). Zero rows
+with the raw columns give zero rows out; a request with none of the columns (MLflow drops
+unknown ones, and an empty records list has none) is a missing-columns 400.
+
 This module imports mlflow at the top (the model class subclasses ``PythonModel``):
 import it inside Kedro node functions, not at pipeline-module level.
 
@@ -16,16 +23,20 @@ leaves the reason on the model version.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import shutil
 import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from laat.datasets import DatasetMeta, encode, parse_metadata
@@ -36,22 +47,46 @@ EVAL_TAG = "eval.{metric}"
 BASE_REQUIREMENTS = ("mlflow", "cloudpickle", "pandas", "numpy", "scikit-learn", "scipy", "pyyaml", "pydantic")
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 _BOOL_TEXT = {"true", "false", "1", "0", "1.0", "0.0", "yes", "no"}  # what datasets.encode reads
+OutOfRange = Literal["reject", "clip", "allow"]
+OUT_OF_RANGE_DEFAULT: OutOfRange = "reject"
+OUT_OF_RANGE_PARAM = "out_of_range"  # the request-level setting: {"params": {"out_of_range": "clip"}}
+_SHOWN = 5  # offending values quoted per column in an error message
+
+_logger = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
     """Raw rows that do not fit the dataset's metadata; the message names columns and values."""
 
 
+class ServedError(MlflowException):
+    """A failed request as the scoring server answers it: the status and this message, nothing else.
+
+    MLflow's scoring server sends an MlflowException raised in ``predict`` as the JSON body,
+    after prefixing its message with the whole request printed as a DataFrame; an other
+    exception becomes a generic message plus a traceback with the server's paths.
+    """
+
+    def __init__(self, message: str, error_code: int = INVALID_PARAMETER_VALUE):
+        super().__init__(message, error_code=error_code)
+        self.reason = message
+
+    def serialize_as_json(self) -> str:
+        return json.dumps({"error_code": self.error_code, "message": self.reason})
+
+
 def output_columns(meta: DatasetMeta) -> list[str]:
     return [f"p_{c}" for c in meta.target.classes]
 
 
-def check_raw_rows(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
+def check_raw_rows(df: pd.DataFrame, meta: DatasetMeta,
+                   out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT) -> pd.DataFrame:
     """The raw feature columns of ``df`` (target and extra columns dropped), or an InputError.
 
     Checked: every raw column present; categorical values among the metadata's categories
     (encode would silently turn an unknown one into an all-zero block); numeric values
-    numeric; no missing values in a feature the metadata does not declare nullable.
+    numeric; no missing values in a feature the metadata does not declare nullable; numbers
+    within the metadata's range, as ``out_of_range`` says (see ``apply_range_policy``).
     """
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"expected a pandas DataFrame of raw rows, got {type(df).__name__}")
@@ -80,9 +115,62 @@ def check_raw_rows(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
                 problems.append(f"{f.name!r} has non-boolean values {bad[:5]} (use true/false or 1/0)")
         if not f.nullable and col.isna().any():
             problems.append(f"{f.name!r} has {int(col.isna().sum())} missing values but is not nullable")
+    rows, range_problems = apply_range_policy(rows, meta, out_of_range)
+    problems += range_problems
     if problems:
         raise InputError(f"dataset {meta.name!r}: bad input rows: " + "; ".join(problems))
     return rows
+
+
+def apply_range_policy(rows: pd.DataFrame, meta: DatasetMeta,
+                       out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT) -> tuple[pd.DataFrame, list[str]]:
+    """Numbers the metadata does not allow, handled as ``out_of_range`` says.
+
+    A value outside its feature's ``[min, max]`` or a non-whole value in an integer column is
+    reported ("reject"), moved to the nearest allowed value ("clip": clipped to the range,
+    then rounded for integers) or passed on ("allow": the model extrapolates). Infinite
+    values are reported under every policy. Text that is not a number is left to
+    ``check_raw_rows``. Returns the rows (clip replaces the affected columns) and the
+    problems, each naming the column, the values with their row labels and the range.
+    """
+    if out_of_range not in get_args(OutOfRange):
+        raise InputError(f"{OUT_OF_RANGE_PARAM} must be one of {list(get_args(OutOfRange))}, got {out_of_range!r}")
+    problems, out_of_policy = [], False
+    for f in meta.features:
+        if f.type not in ("numeric", "integer"):
+            continue
+        num = pd.to_numeric(rows[f.name], errors="coerce")
+        lo = -np.inf if f.min is None else f.min
+        hi = np.inf if f.max is None else f.max
+        infinite = np.isinf(num)
+        outside = ((num < lo) | (num > hi)) & ~infinite
+        fractional = (num % 1 != 0) & num.notna() & ~infinite & (f.type == "integer")
+        if infinite.any():
+            problems.append(f"{f.name!r} has infinite values: {_quote(num, infinite)}")
+        if out_of_range == "reject":
+            out_of_policy |= bool(outside.any() or fractional.any())
+            if outside.any():
+                bounds = f"[{_bound(f.min, 'no min')}, {_bound(f.max, 'no max')}]"
+                problems.append(f"{f.name!r} has values outside its range {bounds}: {_quote(num, outside)}")
+            if fractional.any():
+                problems.append(f"{f.name!r} is an integer column but has non-whole values: {_quote(num, fractional)}")
+        elif out_of_range == "clip" and (outside | fractional).any():
+            fixed = num.clip(lo, hi)
+            rows = rows.assign(**{f.name: fixed.round() if f.type == "integer" else fixed})
+    if out_of_policy:
+        problems.append(f'{OUT_OF_RANGE_PARAM}="clip" or "allow" scores out-of-range and non-whole values anyway')
+    return rows, problems
+
+
+def _bound(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:g}"
+
+
+def _quote(values: pd.Series, mask: pd.Series) -> str:
+    """``-50 (row 0), 500 (row 3)``: the first offending values with their row labels."""
+    hits = values[mask]
+    shown = ", ".join(f"{v:g} (row {i})" for i, v in hits.head(_SHOWN).items())
+    return shown + (f" and {len(hits) - _SHOWN} more" if len(hits) > _SHOWN else "")
 
 
 def input_schema(meta: DatasetMeta):
@@ -90,11 +178,21 @@ def input_schema(meta: DatasetMeta):
 
     Declaring numbers as ``double`` would make MLflow refuse rows read straight from the
     CSV (it will not cast int64 to float64), and ``long`` would refuse 3.0 or a NaN; so
-    numbers pass through and ``check_raw_rows`` validates them, naming the column.
+    numbers pass through and ``check_raw_rows`` validates them, naming the column. Columns
+    are declared optional so that a missing one also reaches ``check_raw_rows``: MLflow's own
+    refusal would quote the whole request twice.
     """
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    return Schema([ColSpec("string" if f.type == "categorical" else AnyType(), f.name) for f in meta.features])
+    return Schema([ColSpec("string" if f.type == "categorical" else AnyType(), f.name, required=False)
+                   for f in meta.features])
+
+
+def params_schema():
+    """The request-level settings a client may pass as ``params`` (MLflow fills in the defaults)."""
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    return ParamSchema([ParamSpec(OUT_OF_RANGE_PARAM, "string", OUT_OF_RANGE_DEFAULT)])
 
 
 class LAATPyfuncModel(PythonModel):
@@ -109,12 +207,27 @@ class LAATPyfuncModel(PythonModel):
         return parse_metadata(self.metadata, origin="served model metadata")
 
     def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc API)
-        return predict_raw(self.estimator, self.meta, model_input)
+        """``predict_raw`` with the request's ``params``; failures become a ServedError (400 or 500)."""
+        out_of_range = (params or {}).get(OUT_OF_RANGE_PARAM, OUT_OF_RANGE_DEFAULT)
+        try:
+            return predict_raw(self.estimator, self.meta, model_input, out_of_range=out_of_range)
+        except InputError as err:
+            raise ServedError(str(err)) from None
+        except Exception as err:
+            _logger.exception("scoring failed")
+            raise ServedError(f"internal error while scoring ({type(err).__name__}); the traceback is in "
+                              "the server's log", error_code=INTERNAL_ERROR) from err
 
 
-def predict_raw(estimator: Any, meta: DatasetMeta, rows: pd.DataFrame) -> pd.DataFrame:
-    """Validate raw rows, encode them like training did, return ``p_<class>`` columns."""
-    checked = check_raw_rows(rows, meta)
+def predict_raw(estimator: Any, meta: DatasetMeta, rows: pd.DataFrame,
+                out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT) -> pd.DataFrame:
+    """Validate raw rows, encode them like training did, return ``p_<class>`` columns.
+
+    Zero rows in (an empty batch, still with the raw columns) give zero rows out.
+    """
+    checked = check_raw_rows(rows, meta, out_of_range)
+    if len(checked) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in output_columns(meta)}, index=checked.index)
     X = encode(checked, meta)
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
@@ -187,7 +300,8 @@ def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_exam
     example = check_raw_rows(input_example.head(5), meta).reset_index(drop=True)
     output = model.predict(None, example)
     # infer from the output alone: inferring from the raw example too warns about int columns
-    signature = ModelSignature(inputs=input_schema(meta), outputs=infer_signature(output).inputs)
+    signature = ModelSignature(inputs=input_schema(meta), outputs=infer_signature(output).inputs,
+                               params=params_schema())
     with tempfile.TemporaryDirectory() as tmp:
         # ship the package source without bytecode caches (code_paths copies a folder as is)
         code = shutil.copytree(Path(laat.__file__).resolve().parent, Path(tmp) / "laat",
