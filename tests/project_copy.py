@@ -1,0 +1,57 @@
+"""A throw-away copy of the project's config and raw data for end-to-end runs.
+
+Code and pyproject stay in the real project; the copied catalogs write under the copy and
+MLflow uses a sqlite store inside it, so a test run touches nothing of the real project.
+Imported by tests that run Kedro for real (importlib mode: they put tests/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_project(dst: Path, datasets: list[str], params: dict | None = None) -> Path:
+    """Copy conf/ and the raw CSVs of ``datasets`` into ``dst``.
+
+    ``params`` are written to ``conf/local/parameters_test.yml``, the documented way to
+    override parameters (lists included). Kedro merges environments per top-level key, so
+    each top-level block given here replaces the base one: pass whole blocks.
+    """
+    shutil.copytree(ROOT / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials.yml"))
+    for catalog in (dst / "conf" / "base").glob("catalog*.yml"):
+        catalog.write_text(catalog.read_text().replace("filepath: data/", f"filepath: {dst}/data/"))
+    mlflow_yml = dst / "conf" / "base" / "mlflow.yml"
+    mlflow_yml.write_text(mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{dst / 'mlflow.db'}"))
+    (dst / "data" / "01_raw").mkdir(parents=True)
+    for ds in datasets:
+        shutil.copy(ROOT / "data" / "01_raw" / f"{ds}.csv", dst / "data" / "01_raw" / f"{ds}.csv")
+    if params:
+        (dst / "conf" / "local" / "parameters_test.yml").write_text(yaml.safe_dump(params))
+    return dst
+
+
+def base_params(name: str) -> dict:
+    """The base parameter block ``name`` (e.g. ``training``), to edit and pass to copy_project."""
+    for path in (ROOT / "conf" / "base").glob("parameters*.yml"):
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if name in loaded:
+            return loaded[name]
+    raise KeyError(name)
+
+
+def lean_training() -> dict:
+    """The base training block with the prior diagnostic's permutation test at its minimum."""
+    training = base_params("training")
+    training["diagnostic"]["n_permutations"] = 100
+    return {"training": training}
+
+
+def mlflow_client(project: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
