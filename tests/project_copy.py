@@ -1,12 +1,15 @@
 """A throw-away copy of the project's config and raw data for end-to-end runs.
 
-Code and pyproject stay in the real project; the copied catalogs write under the copy and
-MLflow uses a sqlite store inside it, so a test run touches nothing of the real project.
+The code stays in the real project (``src`` in the copy is empty: subprocesses get the real
+one on PYTHONPATH, see ``cli_env``); pyproject.toml is copied so that `kedro` and `laat`
+commands started in the copy find a project. The copied catalogs write under the
+copy and MLflow uses a sqlite store inside it, so a run touches nothing of the real project.
 Imported by tests that run Kedro for real (importlib mode: they put tests/ on sys.path).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -23,8 +26,11 @@ def copy_project(dst: Path, datasets: list[str], params: dict | None = None) -> 
     each top-level block given here replaces the base one: pass whole blocks.
     """
     shutil.copytree(ROOT / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials.yml"))
+    shutil.copy(ROOT / "pyproject.toml", dst / "pyproject.toml")
+    (dst / "src").mkdir()
     for catalog in (dst / "conf" / "base").glob("catalog*.yml"):
-        catalog.write_text(catalog.read_text().replace("filepath: data/", f"filepath: {dst}/data/"))
+        text = catalog.read_text().replace("filepath: data/", f"filepath: {dst}/data/")
+        catalog.write_text(text.replace("filepath: conf/", f"filepath: {dst}/conf/"))
     mlflow_yml = dst / "conf" / "base" / "mlflow.yml"
     mlflow_yml.write_text(mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{dst / 'mlflow.db'}"))
     (dst / "data" / "01_raw").mkdir(parents=True)
@@ -49,6 +55,15 @@ def lean_training() -> dict:
     training = base_params("training")
     training["diagnostic"]["n_permutations"] = 100
     return {"training": training}
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for a `kedro`/`laat` subprocess: this checkout's code first, no telemetry,
+    no tracking URI inherited from the caller, no colours or terminal width in the output."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")])),
+               KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", NO_COLOR="1", COLUMNS="200")
+    return env
 
 
 def mlflow_client(project: Path):
