@@ -69,6 +69,14 @@ def test_types_ranges_categories_nullability_and_the_named_target_are_inferred(c
     assert meta["sensitive_features"] == []
 
 
+def test_an_all_empty_column_is_a_nullable_number_without_a_range(tmp_path):
+    path = tmp_path / "e.csv"
+    pd.DataFrame({"Blank": [np.nan, np.nan], "Y": ["no", "yes"]}).to_csv(path, index=False)
+    assert draft_metadata(path)["features"] == [
+        {"name": "Blank", "type": "numeric", "description": f"{PLACEHOLDER} what Blank measures, with its unit",
+         "nullable": True}]
+
+
 def test_without_a_named_target_the_last_binary_column_is_taken_and_target_overrides(tmp_path):
     path = tmp_path / "t.csv"
     pd.DataFrame({"Paid": ["true", "false", "true"], "Size": [1.5, 2.5, 3.0],

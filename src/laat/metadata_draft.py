@@ -48,12 +48,13 @@ def _feature(name: str, s: pd.Series) -> dict[str, Any]:
     values = s.dropna()
     if _is_boolean(s):
         spec.update(type="boolean", description=f"{PLACEHOLDER} what {name} = yes means")
-    elif pd.api.types.is_numeric_dtype(s) and not values.empty:
-        integer = bool((values % 1 == 0).all())
-        cast = int if integer else float
+    elif pd.api.types.is_numeric_dtype(s):
+        integer = not values.empty and bool((values % 1 == 0).all())
         spec.update(type="integer" if integer else "numeric",
-                    description=f"{PLACEHOLDER} what {name} measures, with its unit",
-                    min=cast(values.min()), max=cast(values.max()))
+                    description=f"{PLACEHOLDER} what {name} measures, with its unit")
+        if not values.empty:  # an all-empty column has no range to infer
+            cast = int if integer else float
+            spec.update(min=cast(values.min()), max=cast(values.max()))
     else:
         categories = sorted({str(v).strip() for v in values.unique()})
         spec.update(type="categorical", description=f"{PLACEHOLDER} what {name} records",
