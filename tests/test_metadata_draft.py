@@ -187,3 +187,24 @@ def test_a_drafted_and_filled_in_yaml_runs_the_whole_chain_to_a_registered_model
     version = client.get_model_version_by_alias("laat-clinic", "champion")
     metrics = client.get_run(version.run_id).data.metrics
     assert metrics["clinic.roc_auc"] > 0.6  # the label depends on the columns; chance is 0.5
+
+
+def test_the_command_writes_the_draft_and_points_at_what_to_check(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from laat.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"Id": [f"c{i}" for i in range(30)], "Score": range(30),
+                  "Label": ["a", "b"] * 15}).to_csv("ids.csv", index=False)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["draft-metadata", "ids.csv", "--target", "Label"])
+    assert done.exit_code == 0, done.output
+    written = yaml.safe_load((tmp_path / "conf/base/datasets/ids.yml").read_text())
+    assert written["target"] == {"column": "Label", "classes": ["a", "b"]}
+    lines = done.output.splitlines()
+    assert lines[0] == "Wrote conf/base/datasets/ids.yml: target 'Label' ['a', 'b'], 2 features, 35 placeholders to fill in."
+    assert lines[1].startswith("Check 'Id': 30 categories")
+    again = runner.invoke(cli, ["draft-metadata", "ids.csv", "--out", "conf/base/datasets/ids.yml"])
+    assert again.exit_code == 1 and "exists; choose another --out or pass --force" in again.output
+    assert runner.invoke(cli, ["draft-metadata", "ids.csv", "--force"]).exit_code == 0

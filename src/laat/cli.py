@@ -89,7 +89,7 @@ def draft_metadata(csv: Path, target: str | None, out: Path | None, force: bool)
     target are inferred; descriptions are TODO placeholders to fill in before a run."""
     from laat.datasets import DEFAULT_METADATA_DIR, MetadataError
     from laat.metadata_draft import draft_metadata as draft
-    from laat.metadata_draft import placeholders, write_draft
+    from laat.metadata_draft import many_categories, placeholders, write_draft
 
     try:
         metadata = draft(csv, target=target)
@@ -98,4 +98,7 @@ def draft_metadata(csv: Path, target: str | None, out: Path | None, force: bool)
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Wrote {path}: target {metadata['target']['column']!r} {metadata['target']['classes']}, "
                f"{len(metadata['features'])} features, {len(placeholders(metadata))} placeholders to fill in.")
+    for name, n in many_categories(metadata).items():
+        click.echo(f"Check {name!r}: {n} categories, each a one-hot column; an ID or free text? "
+                   f"Drop the column from the CSV or group its values.")
     click.echo(f"Next: replace every TODO in {path}, then `kedro run --pipeline {metadata['name']}`.")

@@ -20,6 +20,8 @@ from laat.datasets import _FALSE, _TRUE, DEFAULT_METADATA_DIR, MetadataError
 PLACEHOLDER = "TODO:"
 # Column names that usually hold the label, matched as whole words of the lower-cased name.
 TARGET_WORDS = ("target", "class", "label", "outcome", "y")
+# More categories than this is more likely an ID or free text than a feature: worth a look.
+MANY_CATEGORIES = 20
 
 _HEADER = """\
 # Drafted by `laat draft-metadata` from {csv}.
@@ -112,6 +114,12 @@ def draft_metadata(csv: str | Path, target: str | None = None, name: str | None 
         "features": [_feature(str(c), frame[c]) for c in frame.columns if c != target],
         "sensitive_features": [],
     }
+
+
+def many_categories(metadata: dict[str, Any]) -> dict[str, int]:
+    """Categorical columns with more than ``MANY_CATEGORIES`` values (one one-hot column each)."""
+    return {f["name"]: len(f["categories"]) for f in metadata["features"]
+            if len(f.get("categories") or ()) > MANY_CATEGORIES}
 
 
 def write_draft(metadata: dict[str, Any], out: str | Path, overwrite: bool = False) -> Path:
