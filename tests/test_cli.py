@@ -13,7 +13,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
-from project_copy import base_params, cli_env, copy_project, lean_training, mlflow_client  # noqa: E402
+from project_copy import cli_env, copy_project, lean_training, mlflow_client  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +55,15 @@ def test_bad_data_ends_with_the_message_and_a_hint_not_a_traceback(project):
     assert "Traceback" in verbose.stdout and "DataValidationError" in verbose.stdout
 
 
-@pytest.mark.parametrize("change, args, expected", [
-    ("placeholder", [], ["Error: dataset metadata conf/base/datasets/diabetes.yml still has 1 placeholder(s)",
-                         "  - features[1] 'Glucose'.description"]),
-    ("none", ["--params", "training.estimator.gamma=-1"], ["gamma"]),
-    ("no_csv", [], ["diabetes.raw", "No such file"]),
+@pytest.mark.parametrize("change, params, expected", [
+    ("placeholder", "prior_source=oracle",
+     ["Error: dataset metadata conf/base/datasets/diabetes.yml still has 1 placeholder(s)",
+      "  - features[1] 'Glucose'.description"]),
+    ("none", "prior_source=oracle,training.estimator.gamma=-1", ["Parameter validation failed", "gamma"]),
+    ("no_csv", "prior_source=oracle", ["diabetes.raw", "No such file"]),
+    ("none", "prior_source=openai,prior_elicitation.model=any", ["Error: no API key", "OPENAI_API_KEY"]),
 ])
-def test_user_errors_end_with_their_message(project, change, args, expected):
+def test_user_errors_end_with_their_message(project, change, params, expected):
     if change == "placeholder":
         path = project / "conf/base/datasets/diabetes.yml"
         meta = yaml.safe_load(path.read_text())
@@ -69,7 +71,7 @@ def test_user_errors_end_with_their_message(project, change, args, expected):
         path.write_text(yaml.safe_dump(meta, sort_keys=False))
     elif change == "no_csv":
         (project / "data/01_raw/diabetes.csv").unlink()
-    done = _cli(project, BIN / "laat", "run", "--params", "prior_source=oracle", *args)
+    done = _cli(project, BIN / "laat", "run", "--params", params)
     assert done.returncode == 1
     tail = "\n".join(done.lines[-6:])
     assert all(text in tail for text in expected), tail
@@ -93,10 +95,9 @@ def test_one_stage_for_one_namespace(project):
 
 
 def test_console_script_runs_the_chain_with_a_fraction_split(project):
-    training = base_params("training")
-    training["split"].update(strategy="fraction", test_fraction=0.8)  # 154 training rows: quick
-    training["diagnostic"]["n_permutations"] = 100
-    (project / "conf/local/parameters_test.yml").write_text(yaml.safe_dump({"training": training}))
+    params = lean_training()
+    params["training"]["split"] = {"strategy": "fraction", "test_fraction": 0.8}  # 154 training rows: quick
+    (project / "conf/local/parameters_test.yml").write_text(yaml.safe_dump(params))
 
     done = _cli(project, BIN / "laat", "run", "--pipeline", "diabetes", "--params", "prior_source=oracle")
     assert done.returncode == 0, done.stdout[-3000:]
@@ -108,4 +109,5 @@ def test_console_script_runs_the_chain_with_a_fraction_split(project):
     version = client.get_model_version_by_alias("laat-diabetes", "champion")
     run = client.get_run(version.run_id)
     assert run.data.params["training.split.strategy"] == "fraction"
+    assert run.data.params["training.diagnostic.n_permutations"] == "100"
     assert 0.5 < run.data.metrics["diabetes.roc_auc"] <= 1.0

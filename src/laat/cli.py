@@ -45,8 +45,7 @@ def _hint(exc: BaseException) -> str | None:
                               "data/08_reporting/<dataset>/validation_report.json"),
         (MetadataError, "fix the dataset's YAML in conf/base/datasets/ (`laat draft-metadata <csv>` drafts one)"),
         (PriorError, "fix the prior file the message names (expert priors: conf/base/priors/<dataset>.yml)"),
-        (ParameterValidationError, "fix the parameter in conf/*/parameters_*.yml or in --params"),
-        (ValidationError, "fix the parameter in conf/*/parameters_*.yml or in --params"),
+        ((ParameterValidationError, ValidationError), "fix the parameter in conf/*/parameters_*.yml or in --params"),
         (ElicitationError, "check prior_elicitation in conf/base/parameters_prior_elicitation.yml "
                            "(model, base_url, gguf_path) or choose another prior_source"),
         (DatasetError, "check that the file exists and its entry in conf/base/catalog*.yml"),
