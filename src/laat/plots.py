@@ -109,7 +109,7 @@ def plot_metric_by_group(by_group: pd.DataFrame, metric: str) -> Figure:
                          f"(has {list(by_group.columns)})")
     if by_group.empty:
         fig = Figure(figsize=(4.5, 1.5), layout="constrained")
-        fig.text(0.5, 0.5, f"{metric} by group: sensitive features {NONE_DECLARED}\n(none in the dataset metadata)",
+        fig.text(0.5, 0.5, f"{metric} by group: {NONE_DECLARED}\n(no sensitive_features in the dataset metadata)",
                  ha="center", va="center", fontsize=9)
         return fig
     features = list(dict.fromkeys(by_group["feature"]))
