@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
-from laat.fairness import GROUP_METRICS, fairness_report, group_labels, quantile_edges
+from laat.fairness import BY_GROUP_COLUMNS, GROUP_METRICS, fairness_report, group_labels, quantile_edges
 
 
 def test_yes_for_one_group_no_for_the_other_is_maximally_unfair():
@@ -106,3 +106,13 @@ def test_several_features_stack_into_one_long_table(project_root):
 def test_bad_input_names_the_problem(kwargs, msg):
     with pytest.raises((ValueError, TypeError), match=msg):
         fairness_report([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], **kwargs)
+
+
+def test_no_sensitive_features_gives_no_gaps_and_a_table_that_reads_back(tmp_path):
+    y, p = [0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8]
+    summary, by_group = fairness_report(y, p, pd.DataFrame(index=range(4)))
+    assert summary == {}
+    assert list(by_group.columns) == list(BY_GROUP_COLUMNS) and by_group.empty
+    by_group.to_csv(tmp_path / "by_group.csv", index=False)
+    back = pd.read_csv(tmp_path / "by_group.csv")
+    assert list(back.columns) == list(BY_GROUP_COLUMNS) and back.empty

@@ -10,6 +10,10 @@ Differences are max - min over the groups where the metric is defined. TPR is un
 for a group with no positives (fairlearn would report 0 there, which inflates equalized
 odds on small test sets), so such groups are left out of that difference rather than
 counted as a perfect miss.
+
+A dataset without sensitive features gets no gaps and a by-group table with its columns but
+no rows, so the artifact reads back like any other; ``NONE_DECLARED`` is how every stage
+says so.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import pandas as pd
 from laat.metrics import check_binary_inputs, predict_labels
 
 GROUP_METRICS = ("count", "base_rate", "selection_rate", "accuracy", "tpr", "fpr", "roc_auc")
+BY_GROUP_COLUMNS = ("feature", "group", *GROUP_METRICS)
 MISSING_GROUP = "missing"
+NONE_DECLARED = "none declared"
 
 
 # ---- groups ---------------------------------------------------------------------------------
@@ -142,7 +148,8 @@ def fairness_report(y_true, p_yes, sensitive: pd.DataFrame, threshold: float = 0
 
     Returns ``summary`` (``fairness.<feature>.<gap>`` -> float, for MLflow; a gap is
     omitted when fewer than two groups define it) and ``by_group`` (one row per feature
-    and group: ``feature, group`` and the ``GROUP_METRICS`` columns, for a CSV artifact).
+    and group: the ``BY_GROUP_COLUMNS``, for a CSV artifact). With no sensitive columns
+    both are empty (the table keeps its columns).
     """
     from fairlearn.metrics import MetricFrame, count, selection_rate
     from sklearn.metrics import accuracy_score
@@ -151,8 +158,6 @@ def fairness_report(y_true, p_yes, sensitive: pd.DataFrame, threshold: float = 0
     if not isinstance(sensitive, pd.DataFrame):
         raise TypeError(f"fairness_report: sensitive must be a DataFrame of sensitive columns, "
                         f"got {type(sensitive).__name__}")
-    if sensitive.shape[1] == 0:
-        raise ValueError("fairness_report: sensitive has no columns")
     if len(sensitive) != len(y):
         raise ValueError(f"fairness_report: sensitive has {len(sensitive)} rows but y_true has {len(y)}")
     unknown = sorted(set(bins or {}) - set(map(str, sensitive.columns)))
@@ -182,6 +187,7 @@ def fairness_report(y_true, p_yes, sensitive: pd.DataFrame, threshold: float = 0
                 summary[f"fairness.{name}.{gap}"] = float(max(diffs))
         table = table.reset_index(names="group")
         table.insert(0, "feature", name)
-        tables.append(table[["feature", "group", *GROUP_METRICS]])
-    by_group = pd.concat(tables, ignore_index=True)
-    return summary, by_group
+        tables.append(table[list(BY_GROUP_COLUMNS)])
+    if not tables:
+        return summary, pd.DataFrame(columns=list(BY_GROUP_COLUMNS))
+    return summary, pd.concat(tables, ignore_index=True)

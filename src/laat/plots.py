@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from laat.fairness import NONE_DECLARED
+
 PRIOR_KINDS = ("llm", "expert", "oracle", "random")
 PRIOR_COLOR, LEARNED_COLOR = "#d95f02", "#1b9e77"
 
@@ -97,13 +99,19 @@ def plot_roc(y_true, p_yes, label: str = "model") -> Figure:
 def plot_metric_by_group(by_group: pd.DataFrame, metric: str) -> Figure:
     """One panel per sensitive feature, a bar per group, group sizes under the labels.
 
-    ``by_group`` is the long table from ``laat.fairness.fairness_report``.
+    ``by_group`` is the long table from ``laat.fairness.fairness_report``. Without rows (no
+    sensitive features declared) the figure says so instead of drawing empty axes.
     """
     needed = {"feature", "group", "count", metric}
     missing = sorted(needed - set(by_group.columns))
     if missing:
         raise ValueError(f"plot_metric_by_group: by_group lacks columns {missing} "
                          f"(has {list(by_group.columns)})")
+    if by_group.empty:
+        fig = Figure(figsize=(4.5, 1.5), layout="constrained")
+        fig.text(0.5, 0.5, f"{metric} by group: {NONE_DECLARED}\n(no sensitive_features in the dataset metadata)",
+                 ha="center", va="center", fontsize=9)
+        return fig
     features = list(dict.fromkeys(by_group["feature"]))
     fig = Figure(figsize=(max(4.0, 3.2 * len(features)), 3.6), layout="constrained")
     axes = fig.subplots(1, len(features), squeeze=False, sharey=True)[0]

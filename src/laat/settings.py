@@ -6,6 +6,11 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # Parameters in conf/local/ (the way to set lists, which --params cannot) override only the
+    # keys they name. Kedro's default ("destructive") replaces whole top-level blocks, and it also
+    # merges --params into each environment first, so with any parameters file in conf/local/,
+    # `--params prior_elicitation.model=x` dropped every other prior_elicitation key.
+    "merge_strategy": {"parameters": "soft"},
 }
 
 from laat.hooks import TypedParamsToMlflow  # noqa: E402

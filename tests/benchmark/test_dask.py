@@ -3,8 +3,8 @@
 
 import logging
 
+import distributed  # a required dependency (dask[distributed]): no skip when it is missing
 import pandas as pd
-import pytest
 
 from laat.benchmark.sweep import run_sweep
 
@@ -22,7 +22,6 @@ def _rows_of(reference: pd.DataFrame, subset: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_dask_local_joblib_and_sequential_agree(tmp_path, contexts, swept):
-    distributed = pytest.importorskip("distributed")
     seq = run_sweep(tiny_config(tmp_path / "seq", **SUBSET), contexts=contexts)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
                                   silence_logs=logging.WARNING) as cluster, distributed.Client(cluster) as client:
@@ -37,7 +36,6 @@ def test_dask_local_joblib_and_sequential_agree(tmp_path, contexts, swept):
 
 def test_scheduler_address_from_config(tmp_path, contexts):
     """`dask_scheduler` alone (no client passed) connects to that cluster."""
-    distributed = pytest.importorskip("distributed")
     kw = dict(datasets=["bodyfat"], protocols=["few_shot"], methods=["laat_lr", "lr"], prior_sources=["oracle"])
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
                                   silence_logs=logging.WARNING) as cluster:

@@ -1,5 +1,7 @@
 """Evaluation template on an in-memory catalog against a real sqlite MLflow store."""
 
+import logging
+
 import pandas as pd
 import pytest
 import yaml
@@ -10,6 +12,7 @@ from kedro_datasets.pandas import CSVDataset
 
 from laat.datasets import encode, labels, load_metadata
 from laat.estimator import LAATClassifier
+from laat.fairness import BY_GROUP_COLUMNS, NONE_DECLARED
 from laat.pipelines.evaluation import create_pipeline
 from laat.pipelines.evaluation.nodes import EvaluationParams
 from laat.priors import oracle_prior_from_frame
@@ -29,17 +32,21 @@ def tracking(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
-def _inputs(gamma: float):
-    meta = load_metadata("diabetes")
-    raw = pd.read_csv("data/01_raw/diabetes.csv")
+def _inputs(dataset: str = "diabetes", flip_labels: bool = False):
+    """A few-shot LAAT model with its evaluation inputs; ``flip_labels`` trains it on the
+    wrong class (AUC below 0.5 on informative features), a model that cannot be champion."""
+    meta = load_metadata(dataset)
+    raw = pd.read_csv(f"data/01_raw/{dataset}.csv")
     tr, te = few_shot_split(labels(raw, meta), 10, seed=69)
     train, test = raw.iloc[tr].reset_index(drop=True), raw.iloc[te].reset_index(drop=True)
     prior = oracle_prior_from_frame(raw, meta)
-    model = LAATClassifier(gamma=gamma, random_state=0).fit(encode(train, meta), labels(train, meta), prior=prior)
+    y_train = labels(train, meta)
+    model = LAATClassifier(gamma=100.0, random_state=0).fit(
+        encode(train, meta), 1 - y_train if flip_labels else y_train, prior=prior)
     attributions = pd.DataFrame({"feature": meta.encoded_columns,
                                  "prior_target": model.prior_target_.to_numpy(),
                                  "learned": model.feature_attributions_.to_numpy()})
-    with open("conf/base/datasets/diabetes.yml", encoding="utf-8") as fh:
+    with open(f"conf/base/datasets/{dataset}.yml", encoding="utf-8") as fh:
         metadata = yaml.safe_load(fh)
     return {"model": model, "test_rows": test, "metadata": metadata, "prior": prior.to_dict(),
             "attributions": attributions, "params:evaluation": EvaluationParams()}
@@ -54,28 +61,50 @@ def _run(inputs, tmp_path):
     return {**out, "metrics": catalog.load("metrics"), "fairness_by_group": catalog.load("fairness_by_group")}
 
 
+def _champion(client) -> str:
+    return str(client.get_model_version_by_alias("laat-diabetes", "champion").version)
+
+
 def test_metrics_fairness_plots_and_champion_decision(tracking, tmp_path):
-    client, _ = tracking
-    first = _run(_inputs(gamma=100.0), tmp_path)
-    metrics = first["metrics"]
+    client, run = tracking
+    # v1: a model trained on flipped labels; the first version is champion whatever its score
+    weak = _run(_inputs(flip_labels=True), tmp_path)
+    weak_auc = weak["metrics"]["roc_auc"]["value"]
+    assert weak_auc < 0.5
+    decision = weak["registration"].load()
+    assert decision["promoted"] and decision["new_version"] == "1" and _champion(client) == "1"
+
+    # v2: the real model beats it, so the alias moves
+    good = _run(_inputs(), tmp_path)
+    metrics = good["metrics"]
     assert 0.5 < metrics["roc_auc"]["value"] <= 1.0
     assert "fairness.Age.demographic_parity_difference" in metrics
-    by_group = first["fairness_by_group"]
-    assert set(by_group["feature"]) == {"Age"}
+    assert set(good["fairness_by_group"]["feature"]) == {"Age"}
     for fig in ("attribution_plot", "roc_plot", "fairness_plot"):
-        assert first[fig].load().axes
-    decision = first["registration"].load()
-    assert decision["promoted"] and decision["new_version"] == "1"
-    assert str(client.get_model_version_by_alias("laat-diabetes", "champion").version) == "1"
+        assert good[fig].load().axes
+    decision = good["registration"].load()
+    assert decision["promoted"] and decision["new_version"] == "2" and _champion(client) == "2"
+    assert decision["previous_value"] == pytest.approx(weak_auc)
 
-    # a model trained with a constant prediction cannot beat it: the alias must stay on v1
-    weak = _inputs(gamma=0.0)
-    second = _run(weak, tmp_path)
-    decision2 = second["registration"].load()
-    v1 = decision["new_value"]
-    if decision2["new_value"] > v1:
-        assert decision2["promoted"]
-    else:
-        assert not decision2["promoted"]
-        assert str(client.get_model_version_by_alias("laat-diabetes", "champion").version) == "1"
-    assert decision2["previous_value"] == pytest.approx(v1)
+    # v3: the weak model again cannot beat v2: the alias stays
+    decision = _run(_inputs(flip_labels=True), tmp_path)["registration"].load()
+    assert not decision["promoted"] and decision["new_version"] == "3" and _champion(client) == "2"
+    assert decision["previous_value"] == pytest.approx(metrics["roc_auc"]["value"])
+    tags = client.get_run(run.info.run_id).data.tags
+    assert tags["diabetes.sensitive_features"] == "Age"
+
+
+def test_no_sensitive_features_every_output_says_none_declared(tracking, tmp_path, caplog):
+    client, run = tracking
+    inputs = _inputs("electricity")
+    assert inputs["metadata"]["sensitive_features"] == []
+    with caplog.at_level(logging.INFO, logger="laat.pipelines.evaluation.nodes"):
+        out = _run(inputs, tmp_path)
+    assert not any(k.startswith("fairness.") for k in out["metrics"])
+    by_group = out["fairness_by_group"]  # read back from the CSV
+    assert list(by_group.columns) == list(BY_GROUP_COLUMNS) and by_group.empty
+    texts = [t.get_text() for t in out["fairness_plot"].load().texts]
+    assert any(NONE_DECLARED in t for t in texts), texts
+    assert f"sensitive features {NONE_DECLARED}" in caplog.text
+    assert client.get_run(run.info.run_id).data.tags["electricity.sensitive_features"] == NONE_DECLARED
+    assert out["registration"].load()["registered"]

@@ -7,11 +7,13 @@ from typing import Any
 import pandas as pd
 
 from laat.datasets import parse_metadata
+from laat.metadata_draft import require_no_placeholders
 from laat.schema import DataValidationError, format_report, validation_report
 
 
 def check_dataset(raw: pd.DataFrame, metadata: dict[str, Any]) -> dict[str, Any]:
     """Validate every row and column lazily; the report is saved even when the data is bad."""
+    require_no_placeholders(metadata)
     return validation_report(raw, parse_metadata(metadata))
 
 

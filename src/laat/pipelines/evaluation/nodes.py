@@ -9,6 +9,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from laat.datasets import encode, labels, parse_metadata
+from laat.fairness import NONE_DECLARED, fairness_report
 from laat.priors import Prior
 
 log = logging.getLogger(__name__)
@@ -34,16 +35,15 @@ def predict_test(model, test_rows: pd.DataFrame, metadata: dict[str, Any]) -> pd
 def score(predictions: pd.DataFrame, test_rows: pd.DataFrame, metadata: dict[str, Any],
           params: EvaluationParams) -> tuple[dict[str, Any], pd.DataFrame]:
     """Classification and fairness metrics (MLflow-ready) plus the by-group table."""
-    from laat.fairness import fairness_report
     from laat.metrics import classification_metrics
 
     meta = parse_metadata(metadata)
     y, p = predictions["y_true"].to_numpy(), predictions["p_yes"].to_numpy()
     values = classification_metrics(y, p, threshold=params.threshold)
-    by_group = pd.DataFrame()
-    if meta.sensitive_features:
-        summary, by_group = fairness_report(y, p, test_rows[meta.sensitive_features], threshold=params.threshold)
-        values.update(summary)
+    summary, by_group = fairness_report(y, p, test_rows[meta.sensitive_features], threshold=params.threshold)
+    values.update(summary)
+    if not meta.sensitive_features:
+        log.info("%s fairness: sensitive features %s in the metadata, no fairness metrics", meta.name, NONE_DECLARED)
     for name, v in values.items():
         log.info("%s %s = %.4f", meta.name, name, v)
     return {k: {"value": float(v), "step": 0} for k, v in values.items()}, by_group
@@ -60,14 +60,7 @@ def plot_results(attributions: pd.DataFrame, predictions: pd.DataFrame, by_group
     att = plot_attributions(table["prior_target"], table["learned"], title=f"{meta.name}: prior vs learned",
                             prior_label=f"{p.label} prior", top_n=params.top_features)
     roc = plot_roc(predictions["y_true"], predictions["p_yes"], label=f"LAAT ({meta.name})")
-    if len(by_group):
-        groups = plot_metric_by_group(by_group, "accuracy")
-    else:
-        from matplotlib.figure import Figure
-
-        groups = Figure(figsize=(4, 1.5))
-        groups.text(0.5, 0.5, f"{meta.name}: no sensitive features in metadata", ha="center", va="center")
-    return att, roc, groups
+    return att, roc, plot_metric_by_group(by_group, "accuracy")
 
 
 def register_model(model, test_rows: pd.DataFrame, metrics: dict[str, Any], prior: dict[str, Any],
@@ -88,6 +81,7 @@ def register_model(model, test_rows: pd.DataFrame, metrics: dict[str, Any], prio
         f"{meta.name}.prior.source": p.source,
         f"{meta.name}.prior.label": p.label,
         f"{meta.name}.prior.fingerprint": str(p.provenance.get("fingerprint", "")),
+        f"{meta.name}.sensitive_features": ", ".join(meta.sensitive_features) or NONE_DECLARED,
     })
     name = f"{params.model_name_prefix}{meta.name}"
     if not params.register_model:
