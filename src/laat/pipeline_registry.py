@@ -2,6 +2,8 @@
 
 `kedro run` runs the chain for the default dataset, `--pipeline <dataset>` for another one,
 `--pipeline all` for every dataset with metadata, and `--pipeline <stage>` one stage for all.
+The datasets are the metadata files of the Kedro project being run (found from the working
+directory, as `kedro` finds it), so a project that installs this package brings its own.
 """
 
 from __future__ import annotations
@@ -14,11 +16,27 @@ from kedro.pipeline import Pipeline
 DEFAULT_DATASET = "diabetes"
 # Order matters: each stage consumes what the previous one produced.
 STAGES = ["data_validation", "prior_elicitation", "training", "evaluation"]
-METADATA_DIR = Path(__file__).resolve().parents[2] / "conf" / "base" / "datasets"
 
 
-def dataset_names(metadata_dir: Path = METADATA_DIR) -> list[str]:
-    return sorted(p.stem for p in metadata_dir.glob("*.yml"))
+def metadata_dir() -> Path:
+    """`<project>/<CONF_SOURCE>/base/datasets` of the Kedro project around the working directory."""
+    from kedro.framework.project import settings
+    from kedro.utils import find_kedro_project
+
+    root = find_kedro_project(Path.cwd()) or Path.cwd()
+    return root / settings.CONF_SOURCE / "base" / "datasets"
+
+
+def dataset_names(directory: Path | None = None) -> list[str]:
+    """Names of the metadata files; each becomes a pipeline and a namespace, so some are refused."""
+    directory = directory or metadata_dir()
+    names = sorted(p.stem for p in directory.glob("*.yml"))
+    reserved = {*STAGES, "all", "benchmark", "__default__"}
+    bad = [n for n in names if n in reserved or not n.isidentifier()]
+    if bad:
+        raise ValueError(f"{directory}: dataset file names {bad} cannot name a pipeline: use a Python "
+                         f"identifier (letters, digits, _) that is not one of {sorted(reserved)}")
+    return names
 
 
 def _template(stage: str) -> Pipeline | None:
@@ -50,5 +68,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["all"] = sum((pipelines[ds] for ds in datasets), start=Pipeline([]))
     if (benchmark := _template("benchmark")) is not None:
         pipelines["benchmark"] = benchmark
-    pipelines["__default__"] = pipelines[DEFAULT_DATASET]
+    # `kedro run` alone: diabetes where it is (this project), else the first dataset
+    default = DEFAULT_DATASET if DEFAULT_DATASET in datasets else next(iter(datasets), None)
+    pipelines["__default__"] = pipelines[default] if default else Pipeline([])
     return pipelines
