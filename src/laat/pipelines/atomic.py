@@ -2,7 +2,7 @@
 
 For files kept at one path across runs (validated rows, the prior of each source): two
 concurrent runs may both write the same file, and a reader must see one whole version,
-never a half-written one. Local files only (``os.replace`` is atomic on one filesystem).
+never a half-written one (nor, for parquet, parts of two). Local files only (``os.replace`` is atomic on one filesystem).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 import secrets
 from pathlib import PurePosixPath
 from typing import Any
+
+import pandas as pd
 
 from kedro.io.core import DatasetError, get_filepath_str
 from kedro_datasets.json import JSONDataset
@@ -50,7 +52,15 @@ class AtomicJSONDataset(_AtomicSave, JSONDataset):
 
 
 class AtomicParquetDataset(_AtomicSave, ParquetDataset):
-    """``pandas.ParquetDataset`` with an atomic save."""
+    """``pandas.ParquetDataset`` with an atomic save, read through one open file.
+
+    ``pd.read_parquet(path)`` may open the path more than once (footer, then row groups); a
+    replace in between mixes two versions ("Invalid column metadata"). One handle pins one.
+    """
+
+    def load(self) -> pd.DataFrame:
+        with self._fs.open(get_filepath_str(self._get_load_path(), self._protocol), mode="rb") as f:
+            return pd.read_parquet(f, **self._load_args)
 
 
 class AtomicTextDataset(_AtomicSave, TextDataset):
