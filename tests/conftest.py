@@ -62,7 +62,10 @@ def kedro_project(tmp_path, monkeypatch) -> Path:
     for catalog in (dst / "conf" / "base").glob("catalog*.yml"):
         catalog.write_text(catalog.read_text().replace("filepath: data/", f"filepath: {dst}/data/"))
     mlflow_yml = dst / "conf" / "base" / "mlflow.yml"
-    mlflow_yml.write_text(mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{dst / 'mlflow.db'}"))
+    mlflow_yml.write_text(mlflow_yml.read_text()
+                          .replace("sqlite:///mlflow.db", f"sqlite:///{dst / 'mlflow.db'}")
+                          # artifacts beside the store, not in ./mlruns of whatever the CWD is
+                          .replace("artifact_location: null", f"artifact_location: {dst / 'mlruns'}"))
     (dst / "data" / "01_raw").mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "data" / "01_raw" / "diabetes.csv", dst / "data" / "01_raw" / "diabetes.csv")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

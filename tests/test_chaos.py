@@ -68,12 +68,24 @@ def _versions_by_prior(client) -> dict[str, list]:
 
 
 def _predict(project: Path, version) -> np.ndarray:
+    """The registered version's answers on every CSV row.
+
+    Loading a pyfunc model puts its bundled copy of `laat` first on sys.path and drops the
+    imported `laat` modules; both are restored so later tests run the project's own code.
+    """
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model(f"models:/laat-diabetes/{version.version}")
-    rows = pd.read_csv(project / "data/01_raw/diabetes.csv").drop(columns=["Outcome"])
-    return model.predict(rows)["p_yes"].to_numpy()
+    path, own = list(sys.path), {k: m for k, m in sys.modules.items() if k.split(".")[0] == "laat"}
+    try:
+        mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+        model = mlflow.pyfunc.load_model(f"models:/laat-diabetes/{version.version}")
+        rows = pd.read_csv(project / "data/01_raw/diabetes.csv").drop(columns=["Outcome"])
+        return model.predict(rows)["p_yes"].to_numpy()
+    finally:
+        sys.path[:] = path
+        for name in [k for k in sys.modules if k.split(".")[0] == "laat"]:
+            del sys.modules[name]
+        sys.modules.update(own)
 
 
 def test_two_concurrent_runs_each_register_the_model_a_run_alone_makes(kedro_project):

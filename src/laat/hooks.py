@@ -10,6 +10,7 @@ import socket
 from datetime import datetime, timezone
 from typing import Any
 
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 from pydantic import BaseModel
@@ -96,9 +97,9 @@ class RunIsolation:
         global _run_id
         given = context.params.get("run_id")
         _run_id = check_run_id(str(given)) if given is not None else new_run_id()
-        uri, experiment = _tracking_config(context)
-        if uri is not None:
-            _prepare_store(uri, experiment)
+        uri, experiment, create_kwargs = _tracking_config(context)
+        if uri is not None and "://" in uri:  # a bare path is kedro-mlflow's file store: nothing to share
+            _prepare_store(uri, experiment, create_kwargs)
 
     @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run has started the run
     def before_pipeline_run(self) -> None:
@@ -109,16 +110,27 @@ class RunIsolation:
             mlflow.set_tags(dict(zip(RUN_TAGS, (_run_id, str(os.getpid()), socket.gethostname()))))
 
 
-def _tracking_config(context) -> tuple[str | None, str]:
-    """kedro-mlflow's tracking URI and experiment name, as it will resolve them (mlflow.yml)."""
-    conf = context.config_loader["mlflow"]
+def _tracking_config(context) -> tuple[str | None, str, dict[str, Any]]:
+    """kedro-mlflow's tracking URI, experiment name and creation kwargs, resolved as it does."""
+    from kedro_mlflow.config.kedro_mlflow_config import _validate_uri
+
+    try:
+        conf = context.config_loader["mlflow"]
+    except MissingConfigException:  # no mlflow.yml: kedro-mlflow falls back to its defaults
+        conf = {}
     uri = conf.get("server", {}).get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
-    experiment = conf.get("tracking", {}).get("experiment", {}).get("name") or context._package_name
-    return uri, experiment
+    exp_conf = conf.get("tracking", {}).get("experiment", {})
+    kwargs = dict(exp_conf.get("create_experiment_kwargs") or {})
+    if kwargs.get("artifact_location") is not None:
+        kwargs["artifact_location"] = _validate_uri(str(context.project_path), kwargs["artifact_location"])
+    return uri, exp_conf.get("name") or context._package_name, kwargs
 
 
-def _prepare_store(uri: str, experiment: str) -> None:
-    """Create the store and experiment under the store lock, then retire runs whose process died."""
+def _prepare_store(uri: str, experiment: str, create_kwargs: dict[str, Any] | None = None) -> None:
+    """Create the store and experiment under the store lock, then retire runs whose process died.
+
+    ``create_kwargs`` (artifact_location, tags) are mlflow.yml's, as kedro-mlflow would pass them.
+    """
     from mlflow import MlflowClient
     from mlflow.entities import RunStatus
 
@@ -127,7 +139,8 @@ def _prepare_store(uri: str, experiment: str) -> None:
     with store_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment,
+                                                                                     **(create_kwargs or {}))
         host = socket.gethostname()
         running = client.search_runs([exp_id], filter_string=f"attributes.status = 'RUNNING' and "
                                                              f"tags.`laat.host` = '{host}'")
