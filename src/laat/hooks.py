@@ -89,7 +89,8 @@ class RunIsolation:
     - The first use of a fresh sqlite store creates its tables; two processes doing that at
       once break alembic, so store creation and the experiment lookup happen under a file lock.
     - RUNNING runs of this experiment whose process (same host, tagged pid) is gone were killed
-      (kill -9, power loss); they are marked KILLED so they do not stay RUNNING forever.
+      (kill -9, power loss); they are marked KILLED so they do not stay RUNNING forever. A pid
+      reused since counts as alive: a live run is never marked, a dead one may stay RUNNING.
     """
 
     @hook_impl(tryfirst=True)
