@@ -1,7 +1,6 @@
 """Shared fixtures: the project root, and telemetry off for every Kedro command tests start."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -47,26 +46,3 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture
-def kedro_project(tmp_path, monkeypatch) -> Path:
-    """A copy of the project's config and the diabetes CSV in `tmp_path`, with its own
-    sqlite MLflow store; run it with `conf_source=<copy>/conf` (code stays in the real project).
-
-    Kedro resolves relative catalog paths against the project root, so the copied catalogs
-    are pointed at `tmp_path/data`; the run's other relative paths (LLM cache) follow the CWD.
-    """
-    dst = tmp_path
-    shutil.copytree(PROJECT_ROOT / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials.yml"))
-    for catalog in (dst / "conf" / "base").glob("catalog*.yml"):
-        catalog.write_text(catalog.read_text().replace("filepath: data/", f"filepath: {dst}/data/"))
-    mlflow_yml = dst / "conf" / "base" / "mlflow.yml"
-    mlflow_yml.write_text(mlflow_yml.read_text()
-                          .replace("sqlite:///mlflow.db", f"sqlite:///{dst / 'mlflow.db'}")
-                          # artifacts beside the store, not in ./mlruns of whatever the CWD is
-                          .replace("artifact_location: null", f"artifact_location: {dst / 'mlruns'}"))
-    (dst / "data" / "01_raw").mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "data" / "01_raw" / "diabetes.csv", dst / "data" / "01_raw" / "diabetes.csv")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return dst

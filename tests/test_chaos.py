@@ -2,7 +2,7 @@
 a fresh store opened by two processes at once, and stages run alone.
 
 Priors come from `oracle` and `random`, so no LLM is started. Each test uses its own copy
-of the project (`kedro_project`) with its own sqlite MLflow store.
+of the project (`project`) with its own sqlite MLflow store.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
+
+from project_copy import ROOT, cli_env, copy_project  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What `kedro run` prints to claim a dead run (laat.hooks.RunIsolation).
 KILLED_LOG = "marked KILLED"
 # Barrier for processes that must act at the same moment: each touches `<dir>/<step>-<name>`,
@@ -37,12 +40,17 @@ def barrier(path, step, me, n=2, timeout=60):
 """
 
 
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # in-process sessions write ./mlruns here, as `kedro run` in the copy does
+    return copy_project(tmp_path, ["diabetes"])
+
+
 def _kedro_run(project: Path, log_name: str, *args: str) -> subprocess.Popen:
-    """`kedro run` on the project copy, as a user starts it (CWD = the project, its own conf)."""
+    """`kedro run` in the project copy, as a user starts it; output goes to `<log_name>.log`."""
     log = open(project / f"{log_name}.log", "w")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen([sys.executable, "-m", "kedro", "run", "--conf-source", str(project / "conf"), *args],
-                            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "COLUMNS": "300"})  # rich wraps log lines at 80 otherwise
+    return subprocess.Popen([sys.executable, "-m", "kedro", "run", *args], cwd=project, env=cli_env(),
+                            stdout=log, stderr=subprocess.STDOUT)
 
 
 def _finish(project: Path, log_name: str, proc: subprocess.Popen, timeout: float = 240) -> str:
@@ -52,10 +60,11 @@ def _finish(project: Path, log_name: str, proc: subprocess.Popen, timeout: float
     return out
 
 
-def _client(project: Path):
+def _client(path: Path):
+    """Tracking and registry both on the store at `path` (never a registry URI set globally)."""
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{project / 'mlflow.db'}"
+    uri = f"sqlite:///{path / 'mlflow.db'}"
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -88,16 +97,16 @@ def _predict(project: Path, version) -> np.ndarray:
         sys.modules.update(own)
 
 
-def test_two_concurrent_runs_each_register_the_model_a_run_alone_makes(kedro_project):
+def test_two_concurrent_runs_each_register_the_model_a_run_alone_makes(project):
     # Both start on a fresh project: neither may die creating the MLflow store.
-    oracle = _kedro_run(kedro_project, "oracle", "--params", "prior_source=oracle")
-    random = _kedro_run(kedro_project, "random", "--params", "prior_source=random")
-    _finish(kedro_project, "oracle", oracle)
-    _finish(kedro_project, "random", random)
-    alone = _kedro_run(kedro_project, "random_alone", "--params", "prior_source=random")
-    _finish(kedro_project, "random_alone", alone)
+    oracle = _kedro_run(project, "oracle", "--params", "prior_source=oracle")
+    random = _kedro_run(project, "random", "--params", "prior_source=random")
+    _finish(project, "oracle", oracle)
+    _finish(project, "random", random)
+    alone = _kedro_run(project, "random_alone", "--params", "prior_source=random")
+    _finish(project, "random_alone", alone)
 
-    client = _client(kedro_project)
+    client = _client(project)
     by_prior = _versions_by_prior(client)
     assert sorted((k, len(v)) for k, v in by_prior.items()) == [("oracle", 1), ("random", 2)]
     run_ids = {client.get_run(mv.run_id).data.tags["laat.run_id"] for vs in by_prior.values() for mv in vs}
@@ -105,11 +114,11 @@ def test_two_concurrent_runs_each_register_the_model_a_run_alone_makes(kedro_pro
     concurrent_random, random_alone = sorted(by_prior["random"], key=lambda mv: int(mv.version))
     # Same parameters, same data, same seeds: the concurrent run's version is the lone run's
     # model, bit for bit (same machine, same code path), and not the oracle run's model.
-    np.testing.assert_array_equal(_predict(kedro_project, concurrent_random), _predict(kedro_project, random_alone))
-    assert not np.array_equal(_predict(kedro_project, by_prior["oracle"][0]),
-                              _predict(kedro_project, concurrent_random))
+    np.testing.assert_array_equal(_predict(project, concurrent_random), _predict(project, random_alone))
+    assert not np.array_equal(_predict(project, by_prior["oracle"][0]),
+                              _predict(project, concurrent_random))
     for run_id in run_ids:
-        assert (kedro_project / "data/06_models/diabetes" / run_id / "laat_model.pkl").is_file()
+        assert (project / "data/06_models/diabetes" / run_id / "laat_model.pkl").is_file()
 
 
 PREPARE = BARRIER + """
@@ -179,19 +188,19 @@ def _running_run_of(db: Path, pid: int) -> str | None:
     return row[0] if row else None
 
 
-def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(kedro_project):
-    victim = _kedro_run(kedro_project, "victim", "--params", "prior_source=oracle")
+def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(project):
+    victim = _kedro_run(project, "victim", "--params", "prior_source=oracle")
     deadline = time.monotonic() + 120
-    while (run_id := _running_run_of(kedro_project / "mlflow.db", victim.pid)) is None:
-        assert victim.poll() is None, (kedro_project / "victim.log").read_text()[-4000:]
+    while (run_id := _running_run_of(project / "mlflow.db", victim.pid)) is None:
+        assert victim.poll() is None, (project / "victim.log").read_text()[-4000:]
         assert time.monotonic() < deadline, "the run never showed up as RUNNING"
         time.sleep(0.1)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    client = _client(kedro_project)
+    client = _client(project)
     assert client.get_run(run_id).info.status == "RUNNING"  # nobody ended it
 
-    out = _finish(kedro_project, "next", _kedro_run(kedro_project, "next", "--pipeline", "data_validation",
+    out = _finish(project, "next", _kedro_run(project, "next", "--pipeline", "data_validation",
                                                     "--namespaces", "diabetes"))
     killed = client.get_run(run_id)
     assert killed.info.status == "KILLED"
@@ -206,8 +215,8 @@ def _session_run(project: Path, pipeline: str, runtime_params: dict, **run_args)
 
     import mlflow
 
-    bootstrap_project(PROJECT_ROOT)
-    with KedroSession.create(project_path=PROJECT_ROOT, conf_source=str(project / "conf"),
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT, conf_source=str(project / "conf"),
                              runtime_params=runtime_params) as session:
         session.run(pipeline_names=[pipeline], **run_args)
     # kedro-mlflow leaves a run active after an in-process session; separate `kedro run`
@@ -216,30 +225,29 @@ def _session_run(project: Path, pipeline: str, runtime_params: dict, **run_args)
         mlflow.end_run()
 
 
-def test_each_stage_runs_alone_once_its_inputs_exist(kedro_project, monkeypatch):
-    monkeypatch.chdir(kedro_project)
+def test_each_stage_runs_alone_once_its_inputs_exist(project):
     only = {"namespaces": ["diabetes"]}
     params = {"prior_source": "oracle", "run_id": "stages-alone"}
-    _session_run(kedro_project, "data_validation", {}, **only)
-    assert (kedro_project / "data/02_intermediate/diabetes/validated.parquet").is_file()
+    _session_run(project, "data_validation", {}, **only)
+    assert (project / "data/02_intermediate/diabetes/validated.parquet").is_file()
 
-    _session_run(kedro_project, "prior_elicitation", {"prior_source": "oracle"}, **only)
-    assert (kedro_project / "data/04_feature/diabetes/prior_oracle.json").is_file()
+    _session_run(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
+    assert (project / "data/04_feature/diabetes/prior_oracle.json").is_file()
 
-    _session_run(kedro_project, "training", params, **only)
-    model = kedro_project / "data/06_models/diabetes/stages-alone/laat_model.pkl"
+    _session_run(project, "training", params, **only)
+    model = project / "data/06_models/diabetes/stages-alone/laat_model.pkl"
     assert model.is_file()
-    client = _client(kedro_project)
+    client = _client(project)
     assert client.search_registered_models() == []
 
-    _session_run(kedro_project, "evaluation", params, **only)
-    registration = pd.read_json(kedro_project / "data/08_reporting/diabetes/stages-alone/registration.json",
+    _session_run(project, "evaluation", params, **only)
+    registration = pd.read_json(project / "data/08_reporting/diabetes/stages-alone/registration.json",
                                 typ="series")
     assert registration["registered"] and registration["new_version"] == "1"
 
     # --from-nodes: refit from the persisted split of the same run, then evaluate again
     fitted_at = model.stat().st_mtime_ns
-    _session_run(kedro_project, "diabetes", params, from_nodes=["diabetes.fit_model"])
+    _session_run(project, "diabetes", params, from_nodes=["diabetes.fit_model"])
     assert model.stat().st_mtime_ns > fitted_at
     versions = client.search_model_versions("name = 'laat-diabetes'")
     assert sorted(str(mv.version) for mv in versions) == ["1", "2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,22 @@ import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
+
+
+def _copy_project(src: Path, dst: Path) -> Path:
+    """Config and raw data copied into `dst`; code and pyproject stay in the real project.
+
+    Kedro resolves relative catalog paths against the project root, so the copied catalogs
+    are pointed at `dst/data`; the run's other relative paths (LLM cache) follow the CWD.
+    """
+    shutil.copytree(src / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials.yml"))
+    for catalog in (dst / "conf" / "base").glob("catalog*.yml"):
+        catalog.write_text(catalog.read_text().replace("filepath: data/", f"filepath: {dst}/data/"))
+    mlflow_yml = dst / "conf" / "base" / "mlflow.yml"
+    mlflow_yml.write_text(mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{dst / 'mlflow.db'}"))
+    (dst / "data" / "01_raw").mkdir(parents=True)
+    shutil.copy(src / "data" / "01_raw" / "diabetes.csv", dst / "data" / "01_raw" / "diabetes.csv")
+    return dst
 
 
 def _run(project: Path, runtime_params: dict | None = None, pipeline: str | None = None):
@@ -23,9 +40,11 @@ def _run(project: Path, runtime_params: dict | None = None, pipeline: str | None
 
 
 @pytest.fixture
-def project(kedro_project, monkeypatch):
-    monkeypatch.chdir(kedro_project)
-    return kedro_project
+def project(tmp_path, project_root, monkeypatch):
+    path = _copy_project(project_root, tmp_path)
+    monkeypatch.chdir(path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return path
 
 
 def _client(project: Path):

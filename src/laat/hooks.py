@@ -152,8 +152,8 @@ def _prepare_store(uri: str, experiment: str, create_kwargs: dict[str, Any] | No
             client.set_tag(run.info.run_id, "laat.recovered", f"process {pid} on {host} was gone; marked KILLED "
                                                               f"by process {os.getpid()}")
             client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
-            log.warning("MLflow run %s (laat run id %s) was still RUNNING but its process %d on %s is gone: "
-                        "marked KILLED", run.info.run_id, run.data.tags.get("laat.run_id"), pid, host)
+            log.warning("marked KILLED: MLflow run %s, still RUNNING, its process %d on %s is gone",
+                        run.info.run_id, pid, host)
 
 
 def _process_alive(pid: int) -> bool:
