@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from kedro.validation import ParameterValidationError
 
 from laat.hooks import _process_alive, check_run_id, new_run_id
 from laat.store_lock import lock_path
@@ -23,7 +24,7 @@ def test_fresh_run_ids_are_distinct_usable_folder_names():
 
 @pytest.mark.parametrize("bad", ["", "../other-run", "a/b", ".hidden", "-x", "x" * 129, "run id"])
 def test_a_run_id_that_is_not_a_plain_folder_name_is_refused_with_the_value(bad):
-    with pytest.raises(ValueError, match="is not a usable folder name") as err:
+    with pytest.raises(ParameterValidationError, match="is not a usable folder name") as err:
         check_run_id(bad)
     assert repr(bad) in str(err.value)
 

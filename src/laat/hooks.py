@@ -13,6 +13,7 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
+from kedro.validation import ParameterValidationError
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,9 @@ def new_run_id() -> str:
 
 
 def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a plain folder name; else the parameter error a bad ``--params`` gets."""
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
-        raise ValueError(f"run_id {run_id!r} is not a usable folder name: use letters, digits, '.', '_' "
+        raise ParameterValidationError(f"run_id {run_id!r} is not a usable folder name: use letters, digits, '.', '_' "
                          f"or '-' (at most 128, not starting with '.' or '-'), e.g. a run id printed by an "
                          f"earlier `kedro run`")
     return run_id
