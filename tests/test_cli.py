@@ -99,10 +99,11 @@ def test_console_script_runs_the_chain_with_a_fraction_split(project):
     params["training"]["split"] = {"strategy": "fraction", "test_fraction": 0.8}  # 154 training rows: quick
     (project / "conf/local/parameters_test.yml").write_text(yaml.safe_dump(params))
 
-    done = _cli(project, BIN / "laat", "run", "--pipeline", "diabetes", "--params", "prior_source=oracle")
+    done = _cli(project, BIN / "laat", "run", "--pipeline", "diabetes", "--params",
+                "prior_source=oracle,run_id=fraction")
     assert done.returncode == 0, done.stdout[-3000:]
-    test_rows = pd.read_parquet(project / "data/05_model_input/diabetes/test_rows.parquet")
-    train_rows = pd.read_parquet(project / "data/05_model_input/diabetes/train_rows.parquet")
+    test_rows = pd.read_parquet(project / "data/05_model_input/diabetes/fraction/test_rows.parquet")
+    train_rows = pd.read_parquet(project / "data/05_model_input/diabetes/fraction/train_rows.parquet")
     assert len(test_rows) + len(train_rows) == 768
     assert abs(len(test_rows) - 0.8 * 768) <= 2  # stratified rounding, not 10 shots per class
     client = mlflow_client(project)

@@ -89,8 +89,9 @@ def test_default_run_logs_everything_and_registers_a_servable_model(project):
     assert str(version.version) == "1"
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     served = mlflow.pyfunc.load_model("models:/laat-diabetes@champion")
-    test_rows = pd.read_parquet(project / "data/05_model_input/diabetes/test_rows.parquet")
-    model = pd.read_pickle(project / "data/06_models/diabetes/laat_model.pkl")
+    run_id = tags["laat.run_id"]  # the run's own outputs live in folders named by it
+    test_rows = pd.read_parquet(project / f"data/05_model_input/diabetes/{run_id}/test_rows.parquet")
+    model = pd.read_pickle(project / f"data/06_models/diabetes/{run_id}/laat_model.pkl")
     from laat.datasets import encode, load_metadata
 
     expected = model.predict_proba(encode(test_rows, load_metadata("diabetes")))[:, 1]

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import secrets
+import socket
+from datetime import datetime, timezone
 from typing import Any
 
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
+from kedro.validation import ParameterValidationError
 from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
 
 
 def flatten(value: Any, prefix: str, sep: str = ".") -> dict[str, Any]:
@@ -39,3 +49,120 @@ class TypedParamsToMlflow:
         for name, model in typed.items():
             flat.update(flatten(model.model_dump(mode="json"), name))
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+
+
+# --- run isolation -------------------------------------------------------------------------
+# Run-specific catalog paths contain `${run_id:}` (resolver registered in settings.py). Its
+# value is set once per Kedro session, before the catalog is built; `--params run_id=<id>`
+# reuses an earlier run's folder (e.g. to evaluate the model a training-only run wrote).
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+RUN_TAGS = ("laat.run_id", "laat.pid", "laat.host")
+_run_id: str | None = None
+
+
+def new_run_id() -> str:
+    """UTC time + pid + random: unique across concurrent processes, sortable by start time."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a plain folder name; else the parameter error a bad ``--params`` gets."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ParameterValidationError(f"run_id {run_id!r} is not a usable folder name: use letters, digits, '.', '_' "
+                         f"or '-' (at most 128, not starting with '.' or '-'), e.g. a run id printed by an "
+                         f"earlier `kedro run`")
+    return run_id
+
+
+def current_run_id() -> str:
+    """This session's run id (the `run_id` catalog resolver); made on first use outside a session."""
+    global _run_id
+    if _run_id is None:
+        _run_id = new_run_id()
+    return _run_id
+
+
+class RunIsolation:
+    """Per-session run id, safe MLflow store start-up, and recovery of runs killed mid-way.
+
+    - A run id per session (or `--params run_id=...`), used in run-specific catalog paths and
+      tagged on the MLflow run with this process's pid and host.
+    - The first use of a fresh sqlite store creates its tables; two processes doing that at
+      once break alembic, so store creation and the experiment lookup happen under a file lock.
+    - RUNNING runs of this experiment whose process (same host, tagged pid) is gone were killed
+      (kill -9, power loss); they are marked KILLED so they do not stay RUNNING forever. A pid
+      reused since counts as alive: a live run is never marked, a dead one may stay RUNNING.
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        global _run_id
+        given = context.params.get("run_id")
+        _run_id = check_run_id(str(given)) if given is not None else new_run_id()
+        uri, experiment, create_kwargs = _tracking_config(context)
+        if uri is not None and "://" in uri:  # a bare path is kedro-mlflow's file store: nothing to share
+            _prepare_store(uri, experiment, create_kwargs)
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run has started the run
+    def before_pipeline_run(self) -> None:
+        import mlflow
+
+        log.info("laat run id: %s (run-specific outputs under data/*/<dataset>/%s/)", _run_id, _run_id)
+        if mlflow.active_run() is not None:
+            mlflow.set_tags(dict(zip(RUN_TAGS, (_run_id, str(os.getpid()), socket.gethostname()))))
+
+
+def _tracking_config(context) -> tuple[str | None, str, dict[str, Any]]:
+    """kedro-mlflow's tracking URI, experiment name and creation kwargs, resolved as it does."""
+    from kedro_mlflow.config.kedro_mlflow_config import _validate_uri
+
+    try:
+        conf = context.config_loader["mlflow"]
+    except MissingConfigException:  # no mlflow.yml: kedro-mlflow falls back to its defaults
+        conf = {}
+    uri = conf.get("server", {}).get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    exp_conf = conf.get("tracking", {}).get("experiment", {})
+    kwargs = dict(exp_conf.get("create_experiment_kwargs") or {})
+    if kwargs.get("artifact_location") is not None:
+        kwargs["artifact_location"] = _validate_uri(str(context.project_path), kwargs["artifact_location"])
+    return uri, exp_conf.get("name") or context._package_name, kwargs
+
+
+def _prepare_store(uri: str, experiment: str, create_kwargs: dict[str, Any] | None = None) -> None:
+    """Create the store and experiment under the store lock, then retire runs whose process died.
+
+    ``create_kwargs`` (artifact_location, tags) are mlflow.yml's, as kedro-mlflow would pass them.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import RunStatus
+
+    from laat.store_lock import store_lock
+
+    with store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment,
+                                                                                     **(create_kwargs or {}))
+        host = socket.gethostname()
+        running = client.search_runs([exp_id], filter_string=f"attributes.status = 'RUNNING' and "
+                                                             f"tags.`laat.host` = '{host}'")
+        for run in running:
+            pid = int(run.data.tags["laat.pid"])
+            if _process_alive(pid):
+                continue
+            client.set_tag(run.info.run_id, "laat.recovered", f"process {pid} on {host} was gone; marked KILLED "
+                                                              f"by process {os.getpid()}")
+            client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+            log.warning("marked KILLED: MLflow run %s, still RUNNING, its process %d on %s is gone",
+                        run.info.run_id, pid, host)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

@@ -339,8 +339,12 @@ def promote_if_better(client, model_name: str, new_version: int | str, metric_na
     the registry. With no champion yet the new version is promoted; a champion without a
     recorded metric is NOT replaced (there is nothing to compare; move the alias by hand).
     Returns the decision, which is also written as ``promotion.*`` tags on the new version.
+
+    Read, compare and move happen under the store's file lock (``laat.store_lock``), so
+    candidates promoted at once from several processes are compared one after the other and
+    the best ends as champion. A champion displaced later is tagged ``promotion.superseded_by``.
     """
-    from mlflow.exceptions import MlflowException
+    from laat.store_lock import store_lock
 
     new_value = float(new_value)
     if not math.isfinite(new_value):
@@ -348,6 +352,18 @@ def promote_if_better(client, model_name: str, new_version: int | str, metric_na
     new_version = str(new_version)
     client.get_model_version(model_name, new_version)  # raises if it does not exist
     client.set_model_version_tag(model_name, new_version, EVAL_TAG.format(metric=metric_name), str(new_value))
+    # MlflowClient has no public accessor for its registry URI; it is where the alias lives.
+    with store_lock(client._registry_uri):
+        decision = _decide_and_move(client, model_name, new_version, metric_name, new_value, higher_is_better, alias)
+    for key in ("promoted", "reason", "previous_version"):
+        client.set_model_version_tag(model_name, new_version, f"promotion.{key}", str(decision[key]))
+    return decision
+
+
+def _decide_and_move(client, model_name: str, new_version: str, metric_name: str, new_value: float,
+                     higher_is_better: bool, alias: str) -> dict[str, Any]:
+    """The comparison and alias move of ``promote_if_better``; call it under the store lock."""
+    from mlflow.exceptions import MlflowException
 
     try:
         current = client.get_model_version_by_alias(model_name, alias)
@@ -375,6 +391,7 @@ def promote_if_better(client, model_name: str, new_version: int | str, metric_na
                                                     f"v{current.version}'s {prev:.6g} ({direction} is better)")
     if decision["promoted"]:
         client.set_registered_model_alias(model_name, alias, new_version)
-    for key in ("promoted", "reason", "previous_version"):
-        client.set_model_version_tag(model_name, new_version, f"promotion.{key}", str(decision[key]))
+        if decision["previous_version"] is not None:
+            client.set_model_version_tag(model_name, decision["previous_version"], "promotion.superseded_by",
+                                         new_version)
     return decision

@@ -2,6 +2,8 @@
 
 from kedro.config import OmegaConfigLoader
 
+from laat.hooks import RunIsolation, TypedParamsToMlflow, current_run_id
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -11,8 +13,10 @@ CONFIG_LOADER_ARGS = {
     # merges --params into each environment first, so with any parameters file in conf/local/,
     # `--params prior_elicitation.model=x` dropped every other prior_elicitation key.
     "merge_strategy": {"parameters": "soft"},
+    # `${run_id:}` in catalog paths: this session's run id (see laat.hooks.RunIsolation).
+    "custom_resolvers": {"run_id": current_run_id},
+    # read by RunIsolation before kedro-mlflow registers the same pattern
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-from laat.hooks import TypedParamsToMlflow  # noqa: E402
-
-HOOKS = (TypedParamsToMlflow(),)
+HOOKS = (TypedParamsToMlflow(), RunIsolation())

@@ -78,7 +78,9 @@ def test_bad_parameters_are_refused():
 
 @pytest.mark.parametrize("runtime, expected", [(None, "local"), ({"prior_source": "oracle"}, "oracle")])
 def test_catalog_names_prior_files_after_the_source(runtime, expected):
-    loader = OmegaConfigLoader("conf", base_env="base", default_run_env="local", runtime_params=runtime)
+    from laat.settings import CONFIG_LOADER_ARGS  # the project's loader: its resolvers (run_id)
+
+    loader = OmegaConfigLoader("conf", **CONFIG_LOADER_ARGS, runtime_params=runtime)
     params, catalog = loader["parameters"], loader["catalog"]
     assert params["prior_source"] == params["prior_elicitation"]["source"] == expected
     paths = [catalog[f"{{ds}}.{k}"]["dataset"]["filepath"] for k in ("prior", "prior_yaml", "elicitation_record")]
