@@ -41,6 +41,7 @@ class OpenAIEndpoint:
 
     kind = "openai"
     max_concurrency = 64
+    extra_body = None
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
@@ -70,12 +71,16 @@ class LocalEndpoint:
     """The project's own llama.cpp server, started on the first cache miss and stopped after.
 
     The cache identity is the GGUF's sha256, so answers survive restarts and port changes.
+    Every request carries its own seed and ``cache_prompt: false``: llama.cpp's logits for a
+    prompt prefix reused from its KV cache differ in the last bits from a cold evaluation, so
+    with the prompt cache on, the first call after a restart (a resumed elicitation) could
+    sample a different answer than an uninterrupted run did.
     """
 
     kind = "local"
-    # One llama.cpp slot: concurrent samples would only queue, and interleaving prompts
-    # with different prefixes defeats the server's prompt cache.
+    # One llama.cpp slot: concurrent samples would only queue.
     max_concurrency = 1
+    extra_body = {"cache_prompt": False}
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
