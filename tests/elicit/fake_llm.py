@@ -60,6 +60,7 @@ class FakeLLM:
         self.retry_after = retry_after
         self.requests: list[dict] = []
         self.times: list[float] = []  # time.monotonic() of each chat request's arrival
+        self.paths: list[str] = []  # request paths with their query strings
         self.served: list[str] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -136,9 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        if self.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
             self._send(404, {"error": {"message": "not found"}})
             return
+        self.fake.paths.append(self.path)
         fault, index = self.fake._next(body)
         if fault in {"429", "500", "503", "400"}:
             headers = ({"Retry-After": self.fake.retry_after()}

@@ -42,8 +42,14 @@ class RetryPolicy:
 
 def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
     """An OpenAI client with SDK retries off; ``base_url=None`` falls back to OPENAI_BASE_URL."""
-    redact_logger("httpx")  # it logs every request URL at INFO, credentials included
-    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
+    # The SDK's HTTP library (httpx, or the httpx2 it may bundle) logs every request URL at
+    # INFO, credentials included.
+    for cls in type(client._client).__mro__:
+        if cls.__module__.startswith("httpx"):
+            redact_logger(cls.__module__.split(".")[0])
+            break
+    return client
 
 
 def resolve_api_key(api_key_env: str = "OPENAI_API_KEY",

@@ -232,7 +232,7 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     record = {
         "dataset": meta.name,
         "strategy": strategy,
-        "settings": settings.model_dump(),
+        "settings": settings.public_dump(),
         "usage": {k: prov[k] for k in ("calls", "fresh_calls", "cached_calls", "tokens_in", "tokens_out",
                                        "fresh_tokens_in", "fresh_tokens_out", "latency_s", "wall_s",
                                        "cost_usd", "fresh_cost_usd")},
@@ -276,6 +276,6 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
     else:  # pragma: no cover - pydantic already restricts the values
         raise ValueError(f"unknown prior source {src!r}")
     prior.provenance.setdefault("dataset", meta.name)
-    record = {"dataset": meta.name, "source": prior.source, "settings": settings.model_dump(),
+    record = {"dataset": meta.name, "source": prior.source, "settings": settings.public_dump(),
               "calls": [], "prompts": {}, "usage": {"calls": 0, "tokens_in": 0, "tokens_out": 0}}
     return Elicitation(prior, record)
