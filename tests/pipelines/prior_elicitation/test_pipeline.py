@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -159,3 +161,30 @@ def test_a_key_in_base_url_is_stored_nowhere_after_a_real_kedro_run(tmp_path, pr
     logs = log_file.read_text()
     assert "HTTP Request: POST http://***@127.0.0.1" in logs  # the request was logged, masked
     assert secret not in logs + out + err
+
+
+def test_prior_json_says_it_is_generated_and_a_hand_edit_is_refused_before_overwrite(tmp_path):
+    from kedro.io import DatasetError
+
+    from laat.pipelines.prior_elicitation.prior_dataset import PriorJSONDataset
+    from laat.priors import PriorError
+
+    out = _run(_base_params(source="random", seed=4))
+    assert "conf/base/priors/diabetes.yml" in out["prior"]["note"] and "prior_source=expert" in out["prior"]["note"]
+    path = tmp_path / "prior_random.json"
+    ds = PriorJSONDataset(filepath=str(path))
+    ds.save(out["prior"])
+    ds.save(out["prior"])  # regenerating over an untouched file is fine
+    edited = ds.load()
+    edited["mean"][1] = 10.0 if edited["mean"][1] != 10.0 else -10.0
+    path.write_text(json.dumps(edited, indent=2))
+    with pytest.raises(DatasetError, match=r"(?s)prior_random.json: this generated prior was edited by hand.*"
+                                         r"conf/base/priors/diabetes.yml.*prior_source=expert"):
+        ds.save(out["prior"])
+    assert ds.load()["mean"] == edited["mean"]  # the edit is still there
+    # Loading it downstream (e.g. `--pipeline training` alone) is refused the same way.
+    with pytest.raises(PriorError, match="edited by hand"):
+        Prior.from_dict(edited)
+    path.write_text(path.read_text()[:-20])
+    with pytest.raises(DatasetError, match="not valid JSON.*edited by hand"):
+        ds.save(out["prior"])
