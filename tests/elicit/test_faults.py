@@ -216,8 +216,14 @@ def test_parse_scores_matches_by_name_not_position():
 
 def test_no_logprobs_support_is_a_clear_error(fake_llm, fake_settings, diabetes_meta):
     with fake_llm(["no_logprobs"]) as srv:
-        with pytest.raises(InvalidAnswerError, match="no log-probabilities"):
-            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, strategy="yes_no"))
+        s = fake_settings(srv.base_url, n_samples=1, strategy="yes_no")
+        with pytest.raises(InvalidAnswerError, match="no log-probabilities") as info:
+            run_elicitation(diabetes_meta, s)
+        assert "cache" not in str(info.value)
+        # The same failure replayed from the cache says where it came from and how to re-ask.
+        with pytest.raises(InvalidAnswerError, match=r"no log-probabilities.*came from the LLM cache.*refresh: true"):
+            run_elicitation(diabetes_meta, s)
+        assert srv.n_chat == 1
 
 
 def test_cut_off_answer_is_reasked_with_a_larger_budget(fake_llm, fake_settings, diabetes_meta):
