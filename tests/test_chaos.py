@@ -7,6 +7,7 @@ of the project (`project`) with its own sqlite MLflow store.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -254,3 +255,23 @@ def test_each_stage_runs_alone_once_its_inputs_exist(project):
     runs = [client.get_run(mv.run_id) for mv in versions]
     assert len({r.info.run_id for r in runs}) == 2
     assert {r.data.tags["laat.run_id"] for r in runs} == {"stages-alone"}
+
+
+def test_a_hand_edited_prior_json_is_neither_overwritten_nor_used(project):
+    from kedro.io import DatasetError
+
+    from laat.priors import PriorError
+
+    only = {"namespaces": ["diabetes"]}
+    _session_run(project, "data_validation", {}, **only)
+    _session_run(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
+    path = project / "data/04_feature/diabetes/prior_oracle.json"
+    edited = json.loads(path.read_text())
+    edited["mean"][0] += 1.0
+    path.write_text(json.dumps(edited))
+
+    with pytest.raises(DatasetError, match=r"prior_oracle.json: this generated prior was edited by hand"):
+        _session_run(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
+    assert json.loads(path.read_text())["mean"] == edited["mean"]
+    with pytest.raises(PriorError, match="edited by hand"):
+        _session_run(project, "training", {"prior_source": "oracle"}, **only)

@@ -143,3 +143,15 @@ def test_oracle_on_diabetes_ranks_glucose_first_and_handles_missing_values():
         oracle_prior(X, np.zeros(len(X)), meta)
     with pytest.raises(PriorError, match="768 rows but 5 labels"):
         oracle_prior(X, np.ones(5), meta)
+
+
+def test_json_form_carries_a_fingerprint_and_refuses_edited_scores():
+    from laat.priors import Prior, PriorError
+
+    p = Prior(features=["a", "b"], mean=[1.0, -2.0], source="llm", provenance={"dataset": "toy"})
+    d = p.to_dict()
+    assert "conf/base/priors/toy.yml" in d["note"] and Prior.from_dict(d).mean == p.mean
+    with pytest.raises(PriorError, match=r"edited by hand.*conf/base/priors/toy.yml.*prior_source=expert"):
+        Prior.from_dict({**d, "mean": [1.0, 3.0]})
+    # A dict without a fingerprint (built in code, or written before fingerprints) is accepted.
+    assert Prior.from_dict({k: v for k, v in d.items() if k != "fingerprint"}).mean == p.mean

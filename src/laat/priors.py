@@ -5,9 +5,11 @@ its provenance with it: which kind of source produced it (``llm``, ``expert``, `
 or ``random``), which model, prompt and strategy, and what it cost. Priors not elicited
 from an LLM say so in ``source`` and in every file name the pipelines derive from it.
 
-JSON is the lossless format. YAML is the hand-editable one: a domain expert can change
-scores, and on import a fingerprint of the exported scores tells whether anyone did, so
-an edited prior is tagged as such and never passes for raw LLM output.
+JSON is the lossless format and a generated one: it carries the same fingerprint and a
+note saying so, and a JSON prior whose scores no longer match its fingerprint is refused.
+YAML is the hand-editable one: a domain expert can change scores, and on import the
+fingerprint tells whether anyone did, so an edited prior is tagged as such and never passes
+for raw LLM output.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ SCORE_MIN, SCORE_MAX = -10.0, 10.0
 ORACLE_NOTE = ("ORACLE prior: logistic-regression coefficients fit on the FULL labelled dataset. "
                "It has seen the test labels: an upper bound for evaluation only, never a real prior.")
 RANDOM_NOTE = "RANDOM prior: seeded uniform integers in [-10, 10]; a control with no knowledge."
+GENERATED_NOTE = ("Generated file, rewritten on every run; a hand edit here is detected (fingerprint) and "
+                  "refused. To change scores, edit conf/base/priors/{dataset}.yml (start from the .yml "
+                  "next to this file) and run with prior_source=expert.")
 
 
 class PriorError(ValueError):
@@ -127,8 +132,10 @@ class Prior:
 
     # ---- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "features": list(self.features), "mean": list(self.mean),
+        return {"note": GENERATED_NOTE.format(dataset=self.provenance.get("dataset") or "<dataset>"),
+                "source": self.source, "features": list(self.features), "mean": list(self.mean),
                 "spread": list(self.spread), "samples": [list(s) for s in self.samples],
+                "fingerprint": _fingerprint(self.features, self.mean),
                 "provenance": _jsonable(self.provenance)}
 
     @classmethod
@@ -138,6 +145,7 @@ class Prior:
         missing = [k for k in ("source", "features", "mean") if k not in data]
         if missing:
             raise PriorError(f"{origin}: prior is missing keys {missing}")
+        check_not_hand_edited(data, origin)
         try:
             return cls(features=list(data["features"]), mean=list(data["mean"]),
                        spread=data.get("spread"), source=data["source"],
@@ -251,6 +259,26 @@ class Prior:
         """Load JSON or YAML by file suffix."""
         p = Path(path)
         return cls.load_yaml(p) if p.suffix in {".yml", ".yaml"} else cls.load_json(p)
+
+
+def check_not_hand_edited(data: Mapping[str, Any], origin: str = "<dict>") -> None:
+    """Raise if a generated prior's scores no longer match the fingerprint written with them.
+
+    A dict without a fingerprint (built in code, or written before fingerprints) passes.
+    """
+    fp = data.get("fingerprint")
+    if fp is None:
+        return
+    try:
+        actual = _fingerprint([str(f) for f in data["features"]], [float(m) for m in data["mean"]])
+    except (KeyError, TypeError, ValueError):
+        actual = None
+    if actual != fp:
+        dataset = (data.get("provenance") or {}).get("dataset") or "<dataset>"
+        raise PriorError(f"{origin}: this generated prior was edited by hand (its scores no longer match its "
+                         f"fingerprint), so they would pass for the {data.get('source')!r} source's own. "
+                         f"Put the edited scores in conf/base/priors/{dataset}.yml and run with "
+                         "prior_source=expert; delete this file to regenerate it.")
 
 
 def _num(v: float) -> float | int:

@@ -17,8 +17,11 @@ from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = {"ok", "429", "500", "503", "400", "timeout", "truncated_body", "truncated_json", "missing",
-          "extra", "renamed", "out_of_range", "duplicate", "not_integer", "no_logprobs", "no_choices"}
+# truncated_body: Content-Length promises more than is sent (the connection drops);
+# cut_json: a 200 whose complete body is JSON cut short; html: a 200 text/html page (a proxy's);
+# truncated_json: a well-formed completion whose *answer* is cut off (finish_reason "length").
+FAULTS = {"ok", "429", "500", "503", "400", "timeout", "truncated_body", "cut_json", "html", "truncated_json",
+          "missing", "extra", "renamed", "out_of_range", "duplicate", "not_integer", "no_logprobs", "no_choices"}
 
 
 def _h(text: str) -> int:
@@ -42,10 +45,11 @@ def answer_for_schema(schema: dict, salt: int = 0) -> dict:
 
 class FakeLLM:
     def __init__(self, script: list[str] | None = None, hang_s: float = 3.0, vary: bool = False,
-                 p_yes: Callable[[str], float] | None = None):
+                 p_yes: Callable[[str], float] | None = None, retry_after: Callable[[], str] | None = None):
         """``vary``: every request gets a different answer (like sampling at T > 0).
         ``p_yes``: P(Yes) of a log-prob request as a function of its prompt (default: a hash);
         the mass is then spread over token variants as a real tokenizer does ("Yes", " yes", ...).
+        ``retry_after``: the ``Retry-After`` header value of each 429/503, made when it is sent.
         """
         for f in script or []:
             assert f in FAULTS, f
@@ -53,7 +57,10 @@ class FakeLLM:
         self.hang_s = hang_s
         self.vary = vary
         self.p_yes = p_yes
+        self.retry_after = retry_after
         self.requests: list[dict] = []
+        self.times: list[float] = []  # time.monotonic() of each chat request's arrival
+        self.paths: list[str] = []  # request paths with their query strings
         self.served: list[str] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -87,6 +94,7 @@ class FakeLLM:
         """The fault for this request and the request's index (0-based)."""
         with self._lock:
             self.requests.append(body)
+            self.times.append(time.monotonic())
             fault = self.script.popleft() if self.script else "ok"
             self.served.append(fault)
             return fault, len(self.requests) - 1
@@ -99,10 +107,16 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
 
-    def _send(self, status: int, obj: dict, truncate: bool = False) -> None:
+    def _send(self, status: int, obj: dict, truncate: bool = False, headers: dict | None = None) -> None:
         data = json.dumps(obj).encode()
+        self._send_bytes(status, data, "application/json", truncate, headers)
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str, truncate: bool = False,
+                    headers: dict | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         if truncate:
             self.send_header("Connection", "close")
@@ -123,15 +137,26 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        if self.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
             self._send(404, {"error": {"message": "not found"}})
             return
+        self.fake.paths.append(self.path)
         fault, index = self.fake._next(body)
         if fault in {"429", "500", "503", "400"}:
-            self._send(int(fault), {"error": {"message": f"injected {fault}", "type": "injected", "code": fault}})
+            headers = ({"Retry-After": self.fake.retry_after()}
+                       if self.fake.retry_after and fault in {"429", "503"} else None)
+            self._send(int(fault), {"error": {"message": f"injected {fault}", "type": "injected", "code": fault}},
+                       headers=headers)
+            return
+        if fault == "html":
+            self._send_bytes(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html; charset=utf-8")
             return
         if fault == "timeout":
             time.sleep(self.fake.hang_s)
+        if fault == "cut_json":
+            data = json.dumps(self._completion(body, fault, index)).encode()
+            self._send_bytes(200, data[: len(data) // 2], "application/json")
+            return
         self._send(200, self._completion(body, fault, index), truncate=(fault == "truncated_body"))
 
     def _completion(self, body: dict, fault: str, index: int) -> dict:

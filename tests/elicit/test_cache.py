@@ -199,3 +199,66 @@ def test_concurrent_runs_of_one_elicitation_agree_and_reruns_reproduce_them(fake
         assert srv.n_chat == 2
     assert runs[0].prior.mean == runs[1].prior.mean == rerun.prior.mean
     assert [r.prior.provenance["fresh_calls"] for r in runs] == [1, 1]
+
+
+def _entries(cache_dir: Path) -> list[Path]:
+    return sorted(p for p in cache_dir.rglob("*.json") if "invalid" not in p.parts)
+
+
+def test_hand_edited_answer_is_refused_not_served_as_llm(fake_llm, fake_settings, diabetes_meta, tmp_path):
+    from laat.elicit import CacheEntryEditedError
+
+    with fake_llm() as srv:
+        s = fake_settings(srv.base_url, n_samples=1)
+        first = run_elicitation(diabetes_meta, s)
+        (path,) = _entries(tmp_path / "cache")
+        entry = json.loads(path.read_text())
+        scores = json.loads(entry["response"]["choices"][0]["message"]["content"])
+        scores["Glucose"] = -10 if scores["Glucose"] != -10 else 10
+        entry["response"]["choices"][0]["message"]["content"] = json.dumps(scores)
+        path.write_text(json.dumps(entry, indent=1))
+        with pytest.raises(CacheEntryEditedError) as info:
+            run_elicitation(diabetes_meta, s)
+        msg = str(info.value)
+        assert str(path) in msg and "refresh: true" in msg and "prior_source=expert" in msg
+        assert srv.n_chat == 1
+        # A refresh pays for the answer again and replaces the edited entry.
+        again = run_elicitation(diabetes_meta, s.model_copy(update={"refresh": True}))
+        assert srv.n_chat == 2 and again.prior.mean == first.prior.mean
+        assert run_elicitation(diabetes_meta, s).prior.provenance["cached_calls"] == 1
+
+
+def test_entry_without_answer_digest_is_refused(tmp_path):
+    from laat.elicit import CacheEntryEditedError
+
+    cache = ResponseCache(tmp_path)
+    key = cache_key({"k": 1})
+    cache.put(key, {"response": {"x": 1}})
+    entry = json.loads(cache.path(key).read_text())
+    del entry["response_sha256"]
+    cache.path(key).write_text(json.dumps(entry))
+    with pytest.raises(CacheEntryEditedError, match="records no answer digest"):
+        cache.get(key)
+    # Reformatting an entry (indentation, key order) is not an edit of its answer.
+    cache.put(key, {"response": {"b": 2, "a": [1, 2]}}, replace=True)
+    stored = json.loads(cache.path(key).read_text())
+    cache.path(key).write_text(json.dumps({**stored, "response": {"a": [1, 2], "b": 2}}, indent=4))
+    assert cache.get(key)["response"] == {"a": [1, 2], "b": 2}
+
+
+def test_a_changed_feature_description_changes_the_prompt_and_the_cache_key(fake_llm, fake_settings, diabetes_meta):
+    # Issue 17: a cache key without the prompt passed every other test; here only the text changes.
+    from laat.datasets import parse_metadata
+
+    raw = diabetes_meta.model_dump()
+    raw["features"][1]["description"] = "Plasma glucose two hours after an oral glucose load, in mg/dL"
+    edited = parse_metadata(raw)
+    assert edited.encoded_columns == diabetes_meta.encoded_columns
+    with fake_llm(vary=True) as srv:
+        s = fake_settings(srv.base_url, n_samples=1)
+        before = run_elicitation(diabetes_meta, s)
+        after = run_elicitation(edited, s)
+        assert srv.n_chat == 2
+        assert "two hours after an oral glucose load" in srv.requests[1]["messages"][-1]["content"]
+    assert after.prior.provenance["fresh_calls"] == 1 and after.prior.mean != before.prior.mean
+    assert after.record["calls"][0]["cache_key"] != before.record["calls"][0]["cache_key"]

@@ -3,24 +3,35 @@ and the on-disk cache is never left corrupt."""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from laat.elicit import InvalidAnswerError, LLMCallError, run_elicitation
+from laat.elicit.cache import answer_digest
 from laat.elicit.strategies import parse_scores
 
 
+def set_aside(cache_dir: Path) -> list[Path]:
+    """Answers a failed sample moved out of the cache."""
+    return sorted((cache_dir / "invalid").rglob("*.json")) if cache_dir.exists() else []
+
+
 def assert_cache_sound(cache_dir: Path) -> int:
-    """Every cache file is complete JSON with its own key; no temp files left behind."""
+    """Every live cache file is complete JSON with its own key and answer digest; no temp files.
+    Returns the number of live entries (answers set aside under invalid/ are not counted)."""
     files = list(cache_dir.rglob("*")) if cache_dir.exists() else []
     assert not [f for f in files if f.name.endswith(".tmp")], "temp files left in the cache"
-    entries = [f for f in files if f.suffix == ".json"]
+    entries = [f for f in files if f.suffix == ".json" and f not in set(set_aside(cache_dir))]
     for f in entries:
         entry = json.loads(f.read_text())
         assert entry["key"] == f.stem
         assert "response" in entry and "key_payload" in entry
+        assert entry["response_sha256"] == answer_digest(entry["response"])
     return len(entries)
 
 
@@ -51,6 +62,9 @@ def test_well_formed_answers_give_the_prior_by_name(fake_llm, fake_settings, dia
     (["503", "ok"], 2),
     (["timeout", "ok"], 2),
     (["truncated_body", "ok"], 2),
+    (["cut_json", "ok"], 2),
+    (["html", "ok"], 2),
+    (["html", "cut_json", "429", "ok"], 4),
 ])
 def test_transient_http_faults_are_retried(fake_llm, fake_settings, diabetes_meta, tmp_path, faults, http_calls):
     with fake_llm(faults, hang_s=3.0) as srv:
@@ -70,6 +84,51 @@ def test_persistent_5xx_fails_with_one_clear_error(fake_llm, fake_settings, diab
     assert "fake-model" in msg and "127.0.0.1" in msg
     assert srv.n_chat == 3
     assert assert_cache_sound(tmp_path / "cache") == 0
+
+
+def test_persistent_html_fails_naming_endpoint_model_and_body(fake_llm, fake_settings, diabetes_meta, tmp_path):
+    with fake_llm(["html"] * 10) as srv:
+        with pytest.raises(LLMCallError) as info:
+            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_attempts=3))
+        port = srv.base_url.split(":")[2].split("/")[0]
+    msg = str(info.value)
+    assert "failed after 3 attempts (3x MalformedResponseError)" in msg
+    assert f"http://127.0.0.1:{port}" in msg and "'fake-model'" in msg
+    assert "Content-Type text/html" in msg and "502 Bad Gateway" in msg
+    assert assert_cache_sound(tmp_path / "cache") == 0
+
+
+def test_cut_json_body_is_a_typed_error_saying_where_it_stopped(fake_llm, fake_settings, diabetes_meta):
+    with fake_llm(["cut_json"] * 10) as srv:
+        with pytest.raises(LLMCallError, match=r"2x MalformedResponseError.*JSON body cut short or malformed") as info:
+            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_attempts=2))
+    assert "fake-model" in str(info.value)
+
+
+def _http_date(seconds_from_now: float) -> str:
+    return email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+@pytest.mark.parametrize("retry_after", [lambda: "1", lambda: _http_date(2)], ids=["seconds", "http-date"])
+def test_retry_after_is_waited_for(fake_llm, fake_settings, diabetes_meta, retry_after):
+    # Without the header the wait is at most wait_initial_s (0.01 s) here; the server asks
+    # for 1 s (or a date 1-2 s ahead: HTTP dates have whole seconds).
+    with fake_llm(["429", "ok"], retry_after=retry_after) as srv:
+        run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, wait_max_s=5))
+        gap = srv.times[1] - srv.times[0]
+    assert srv.n_chat == 2
+    assert 0.9 <= gap < 4
+
+
+def test_retry_after_is_capped_by_the_longest_wait_and_reported(fake_llm, fake_settings, diabetes_meta):
+    with fake_llm(["429"] * 10, retry_after=lambda: "60") as srv:
+        t0 = time.monotonic()
+        with pytest.raises(LLMCallError) as info:
+            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_attempts=3, wait_max_s=0.2))
+        assert time.monotonic() - t0 < 10  # two waits of 0.2 s, not of 60 s
+    msg = str(info.value)
+    assert "failed after 3 attempts (3x HTTP 429 RateLimitError)" in msg and "fake-model" in msg
+    assert "asked to wait 60 s (Retry-After), waits are capped at 0.2 s" in msg
 
 
 def test_mixed_faults_are_counted_in_the_error(fake_llm, fake_settings, diabetes_meta):
@@ -115,7 +174,29 @@ def test_persistently_invalid_answers_fail_clearly(fake_llm, fake_settings, diab
     assert "3 invalid answers" in msg and "'diabetes', sample 0" in msg
     assert reason in msg
     assert srv.n_chat == 3
-    assert assert_cache_sound(tmp_path / "cache") == 3
+    # The failed answers are kept (they were paid for) but out of the cache, and the message says so.
+    assert assert_cache_sound(tmp_path / "cache") == 0 and len(set_aside(tmp_path / "cache")) == 3
+    assert str(tmp_path / "cache" / "invalid") in msg and "refresh: true" in msg
+
+
+def test_failed_sample_is_asked_again_once_the_endpoint_is_fixed(fake_llm, fake_settings, diabetes_meta):
+    with fake_llm(["missing"] * 3) as srv:  # after these three, the endpoint answers well
+        s = fake_settings(srv.base_url, n_samples=1, max_invalid=2)
+        with pytest.raises(InvalidAnswerError):
+            run_elicitation(diabetes_meta, s)
+        e = run_elicitation(diabetes_meta, s)
+        assert srv.n_chat == 4  # a real request, not the cached failure replayed
+    assert e.prior.mean == expected_scores(None, diabetes_meta.encoded_columns)
+    assert e.prior.provenance["fresh_calls"] == 1 and e.prior.provenance["cached_calls"] == 0
+
+
+def test_a_failure_caused_by_cached_answers_says_so(fake_llm, fake_settings, diabetes_meta):
+    with fake_llm(["missing", "ok"]) as srv:
+        run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_invalid=1))
+        # Fewer re-asks: the cached invalid first answer is now the whole budget.
+        with pytest.raises(InvalidAnswerError, match=r"1 of them replayed from the LLM cache.*refresh: true"):
+            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_invalid=0))
+        assert srv.n_chat == 2
 
 
 def test_rerun_after_invalid_answers_replays_them_from_cache(fake_llm, fake_settings, diabetes_meta):
@@ -135,8 +216,14 @@ def test_parse_scores_matches_by_name_not_position():
 
 def test_no_logprobs_support_is_a_clear_error(fake_llm, fake_settings, diabetes_meta):
     with fake_llm(["no_logprobs"]) as srv:
-        with pytest.raises(InvalidAnswerError, match="no log-probabilities"):
-            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, strategy="yes_no"))
+        s = fake_settings(srv.base_url, n_samples=1, strategy="yes_no")
+        with pytest.raises(InvalidAnswerError, match="no log-probabilities") as info:
+            run_elicitation(diabetes_meta, s)
+        assert "cache" not in str(info.value)
+        # The same failure replayed from the cache says where it came from and how to re-ask.
+        with pytest.raises(InvalidAnswerError, match=r"no log-probabilities.*came from the LLM cache.*refresh: true"):
+            run_elicitation(diabetes_meta, s)
+        assert srv.n_chat == 1
 
 
 def test_cut_off_answer_is_reasked_with_a_larger_budget(fake_llm, fake_settings, diabetes_meta):

@@ -83,3 +83,47 @@ def test_each_strategy_works_against_the_real_model(local_llm, diabetes_meta, tm
     p = run_elicitation(diabetes_meta, settings).prior
     assert p.features == diabetes_meta.encoded_columns and all(-10 <= m <= 10 for m in p.mean)
     assert p.provenance["strategy"] == strategy and p.provenance["fresh_calls"] >= 1
+
+
+KILL_LOCAL_SCRIPT = """
+import sys
+from laat.datasets import load_metadata
+from laat.elicit import run_elicitation
+run_elicitation(load_metadata(sys.argv[1]), source="local", strategy="direct", n_samples=2, n_ctx=2048,
+                n_threads=1, cache_dir=sys.argv[2], progress=False)
+"""
+
+
+def _live_entries(cache_dir):
+    return [p for p in cache_dir.glob("*/*.json")] if cache_dir.exists() else []
+
+
+def test_killed_then_resumed_elicitation_gives_the_uninterrupted_prior_paying_no_call_twice(diabetes_meta, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    settings = ElicitationSettings(source="local", strategy="direct", n_samples=2, n_ctx=2048, n_threads=1,
+                                   progress=False)
+    resumed_cache = tmp_path / "resumed"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_LOCAL_SCRIPT, str(root / "conf/base/datasets/diabetes.yml"),
+                             str(resumed_cache)], cwd=root, env=dict(os.environ))
+    deadline = time.monotonic() + 300
+    while not _live_entries(resumed_cache) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # kill -9 as soon as the first answer is stored
+    proc.wait(10)
+    paid_before_kill = len(_live_entries(resumed_cache))
+    assert paid_before_kill >= 1 and not list(resumed_cache.rglob("*.tmp"))
+
+    resumed = run_elicitation(diabetes_meta, settings, cache_dir=str(resumed_cache))
+    whole = run_elicitation(diabetes_meta, settings, cache_dir=str(tmp_path / "uninterrupted"))
+    assert resumed.prior.samples == whole.prior.samples and resumed.prior.mean == whole.prior.mean
+    r, w = resumed.prior.provenance, whole.prior.provenance
+    assert paid_before_kill < w["fresh_calls"]  # the kill came mid-way
+    assert r["cached_calls"] == paid_before_kill  # every answer paid before the kill was reused...
+    assert r["fresh_calls"] + paid_before_kill == w["fresh_calls"]  # ...and none was paid twice

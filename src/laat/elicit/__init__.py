@@ -14,6 +14,8 @@ _EXPORTS = {
     "InvalidAnswerError": "laat.elicit.errors",
     "LLMCallError": "laat.elicit.errors",
     "LocalServerError": "laat.elicit.errors",
+    "MalformedResponseError": "laat.elicit.errors",
+    "CacheEntryEditedError": "laat.elicit.errors",
     "ElicitationSettings": "laat.elicit.settings",
     "Elicitation": "laat.elicit.run",
     "build_prior": "laat.elicit.run",

@@ -9,6 +9,11 @@ entries and keeps every sample already paid for.
 The first answer written for a key wins: it is published with `os.link`, which fails
 instead of overwriting, so two processes eliciting the same key at once both end up using
 the same stored answer, and every rerun reproduces it. Only an explicit refresh replaces it.
+
+Each entry records the sha256 of its answer: an entry edited by hand (or by anything but
+this module) no longer matches and is refused with `CacheEntryEditedError`, instead of
+passing for the model's answer. Answers a sample gave up on are moved to ``invalid/``
+(`set_aside`), out of the way of the next run.
 """
 
 from __future__ import annotations
@@ -18,18 +23,30 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+from laat.elicit.errors import CacheEntryEditedError
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+INVALID_DIR = "invalid"
+
+
+def _canonical_sha256(obj: Any) -> str:
+    canon = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
 def cache_key(payload: dict[str, Any]) -> str:
-    canon = json.dumps({"v": CACHE_VERSION, **payload}, sort_keys=True, separators=(",", ":"),
-                       ensure_ascii=False, default=str)
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+    return _canonical_sha256({"v": CACHE_VERSION, **payload})
+
+
+def answer_digest(response: Any) -> str:
+    """sha256 of an answer as stored (key order and whitespace do not matter)."""
+    return _canonical_sha256(response)
 
 
 class ResponseCache:
@@ -40,6 +57,10 @@ class ResponseCache:
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
+
+    @property
+    def invalid_dir(self) -> Path:
+        return self.root / INVALID_DIR
 
     def get(self, key: str) -> dict[str, Any] | None:
         p = self.path(key)
@@ -55,6 +76,14 @@ class ResponseCache:
         if not isinstance(entry, dict) or entry.get("key") != key:
             log.warning("ignoring LLM cache entry %s: key mismatch", p)
             return None
+        if entry.get("response_sha256") != answer_digest(entry.get("response")):
+            why = ("records no answer digest" if "response_sha256" not in entry
+                   else "no longer matches the answer digest recorded when it was paid for")
+            raise CacheEntryEditedError(
+                f"LLM cache entry {p} {why}: it was edited or written by another tool, and would pass "
+                "for the model's own answer. Delete the file, or set `refresh: true`, to ask the model "
+                "again. To change a prior by hand, edit conf/base/priors/<dataset>.yml and run with "
+                "prior_source=expert.")
         return entry
 
     def put(self, key: str, entry: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:
@@ -66,7 +95,7 @@ class ResponseCache:
         """
         p = self.path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        stored = {**entry, "key": key}
+        stored = {**entry, "key": key, "response_sha256": answer_digest(entry.get("response"))}
         data = json.dumps(stored, ensure_ascii=False, indent=1, default=str)
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key[:8]}-", suffix=".tmp")
         try:
@@ -106,6 +135,17 @@ class ResponseCache:
             return existing
         os.replace(tmp, p)  # the file there is damaged or foreign (get() said why): replace it
         return None
+
+    def set_aside(self, key: str) -> Path | None:
+        """Move the entry for ``key`` to ``invalid/`` (time-stamped, nothing overwritten)."""
+        p = self.path(key)
+        dest = self.invalid_dir / key[:2] / f"{key}.{time.time_ns()}.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(p, dest)
+        except FileNotFoundError:  # already set aside by a concurrent run
+            return None
+        return dest
 
     def entries(self) -> list[Path]:
         return sorted(self.root.glob("*/*.json")) if self.root.exists() else []

@@ -3,6 +3,11 @@
 Strategies only say *what* to ask; `CallContext.chat` decides whether the answer is
 already on disk (zero HTTP requests) or must be paid for, stores it atomically before
 returning, and keeps the token/latency tally and the record of prompts and raw answers.
+
+An answer the strategy rejects is marked invalid in the record. If the sample then gives
+up, its invalid answers are moved out of the cache (`ResponseCache.set_aside`), so the next
+run asks again instead of replaying the failure; invalid answers followed by a valid one
+stay, so a rerun retraces the same path to the same prior for free.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from laat.elicit.cache import ResponseCache, cache_key
-from laat.elicit.client import RetryPolicy, call_with_retries, response_dict
+from laat.elicit.client import RetryPolicy, call_with_retries, chat_completion
 from laat.elicit.prompts import text_hash
 
 
@@ -22,6 +27,7 @@ class Endpoint(Protocol):
     kind: str          # "local" or "openai"
     label: str         # safe to log: no secrets
     model: str         # name sent in requests
+    extra_body: dict | None  # sent with every request, not part of the cache key
 
     def model_id(self, model: str) -> str: ...   # identity used in cache keys
     def client(self): ...                         # an openai.OpenAI; may start a server
@@ -71,6 +77,8 @@ class CallContext:
     prompts: dict[str, str] = field(default_factory=dict)
     progress: Any = None  # anything with update(n), e.g. a tqdm bar: one tick per answered call
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Each sample runs on one thread: its last call is the answer a strategy just rejected.
+    _last: threading.local = field(default_factory=threading.local)
 
     def chat(self, prompt: str, *, step: str, sample: int, attempt: int, temperature: float,
              max_tokens: int, seed: int, response_format: dict | None = None,
@@ -99,16 +107,16 @@ class CallContext:
             what = (f"{self.endpoint.label} model {model!r}: {self.strategy}/{step} "
                     f"sample {sample} attempt {attempt}")
             t0 = time.perf_counter()
-            resp = call_with_retries(lambda: client.chat.completions.create(**request),
-                                     policy=self.policy, what=what)
+            raw = call_with_retries(lambda: chat_completion(client, request, self.endpoint.extra_body),
+                                    policy=self.policy, what=what)
             latency = time.perf_counter() - t0
-            raw = response_dict(resp)
             entry = {"key_payload": payload, "response": raw, "usage": raw.get("usage") or {},
                      "latency_s": latency,
                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             # Another run may have stored this key meanwhile: use the answer that was kept,
             # so this run, the other and every rerun agree (we still paid for ours: not cached).
             entry = self.cache.put(key, entry, replace=self.refresh)
+        self._last.call = (key, cached)
         try:
             reply = _reply(entry, cached)
         except AnswerInvalid:
@@ -118,6 +126,22 @@ class CallContext:
             raise
         self._account(reply, key, prompt, step, sample, attempt)
         return reply
+
+    def reject_last(self, reason: str) -> tuple[str, bool]:
+        """Mark this thread's last answer invalid in the record; its (cache key, was cached)."""
+        key, cached = self._last.call
+        with self._lock:
+            for c in reversed(self.calls):
+                if c["cache_key"] == key:
+                    c["invalid"] = reason
+                    break
+        return key, cached
+
+    def set_aside(self, keys: list[str]) -> str:
+        """Move these answers out of the cache (a sample gave up on them); where they went."""
+        for key in keys:
+            self.cache.set_aside(key)
+        return str(self.cache.invalid_dir)
 
     def _account(self, reply: Reply, key: str, prompt: str, step: str, sample: int, attempt: int) -> None:
         pin = int(reply.usage.get("prompt_tokens") or 0)

@@ -1,17 +1,22 @@
 """OpenAI-compatible client factory and the retry policy around every call.
 
 The SDK's own retries are switched off (``max_retries=0``) so that tenacity alone decides:
-rate limits, 5xx, timeouts and connection errors are retried with jittered exponential
-backoff up to a bounded number of attempts; anything else (400, 401, 404, ...) fails at
-once. The final error names the endpoint, the model and every failure it saw.
+rate limits, 5xx, timeouts, connection errors and malformed bodies (a 200 carrying an HTML
+page or JSON cut short) are retried with jittered exponential backoff, or after the server's
+``Retry-After`` when it sends one (capped at the policy's longest wait), up to a bounded
+number of attempts; anything else (400, 401, 404, ...) fails at once. The final error names
+the endpoint, the model and every failure it saw.
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
 import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -19,11 +24,12 @@ from urllib.parse import urlsplit
 import openai
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from laat.elicit.errors import LLMCallError
+from laat.elicit.errors import LLMCallError, MalformedResponseError
+from laat.elicit.redact import redact, redact_logger
 
 T = TypeVar("T")
 
-RETRYABLE = (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError)
+RETRYABLE = (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError, MalformedResponseError)
 DEFAULT_CREDENTIALS = Path("conf") / "local" / "credentials.yml"
 
 
@@ -36,7 +42,14 @@ class RetryPolicy:
 
 def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
     """An OpenAI client with SDK retries off; ``base_url=None`` falls back to OPENAI_BASE_URL."""
-    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
+    # The SDK's HTTP library (httpx, or the httpx2 it may bundle) logs every request URL at
+    # INFO, credentials included.
+    for cls in type(client._client).__mro__:
+        if cls.__module__.startswith("httpx"):
+            redact_logger(cls.__module__.split(".")[0])
+            break
+    return client
 
 
 def resolve_api_key(api_key_env: str = "OPENAI_API_KEY",
@@ -69,6 +82,51 @@ def endpoint_label(base_url: str | None) -> str:
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
+def _snippet(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:50] + " ... " + text[-20:])
+
+
+def chat_completion(client: openai.OpenAI, request: dict[str, Any], extra_body: dict | None = None) -> dict[str, Any]:
+    """One chat request; its JSON body as a dict, or MalformedResponseError saying what came back.
+
+    The raw body is read (not the SDK's parsed object): the SDK hands back an HTML page as a
+    plain string and lets a cut-off JSON body escape as a bare JSONDecodeError.
+    """
+    http = client.chat.completions.with_raw_response.create(**request, extra_body=extra_body).http_response
+    ctype = http.headers.get("content-type", "")
+    text = http.text
+    if "json" not in ctype.split(";")[0]:
+        raise MalformedResponseError(f"HTTP {http.status_code} with Content-Type {ctype or '(none)'} "
+                                     f"instead of JSON: {_snippet(text)}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedResponseError(f"HTTP {http.status_code} with a JSON body cut short or malformed "
+                                     f"({exc.msg} at char {exc.pos} of {len(text)}): {_snippet(text)}") from None
+    if not isinstance(data, dict):
+        raise MalformedResponseError(f"HTTP {http.status_code} with JSON {type(data).__name__}, not an object")
+    return data
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait (``Retry-After``: seconds or an HTTP date), if it did."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
 def _describe(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None)
     return f"HTTP {status} {type(exc).__name__}" if status else type(exc).__name__
@@ -81,9 +139,15 @@ def call_with_retries(fn: Callable[[], T], *, policy: RetryPolicy, what: str) ->
     def _record(exc: BaseException) -> None:
         seen.append(exc)
 
+    backoff = wait_random_exponential(multiplier=policy.wait_initial, max=policy.wait_max)
+
+    def wait(retry_state) -> float:
+        asked = retry_after_s(retry_state.outcome.exception())
+        return backoff(retry_state) if asked is None else min(asked, policy.wait_max)
+
     retrying = Retrying(
         stop=stop_after_attempt(max(1, policy.max_attempts)),
-        wait=wait_random_exponential(multiplier=policy.wait_initial, max=policy.wait_max),
+        wait=wait,
         retry=retry_if_exception_type(RETRYABLE),
         reraise=True,
     )
@@ -98,14 +162,12 @@ def call_with_retries(fn: Callable[[], T], *, policy: RetryPolicy, what: str) ->
     except RETRYABLE as exc:
         counts = Counter(_describe(e) for e in seen)
         summary = ", ".join(f"{n}x {k}" for k, n in counts.items())
-        raise LLMCallError(f"{what} failed after {len(seen)} attempts ({summary}); last error: {exc}") from exc
+        asked = retry_after_s(exc)
+        waited = ("" if asked is None else f"; the server asked to wait {asked:.3g} s (Retry-After), "
+                  f"waits are capped at {policy.wait_max:g} s (wait_max_s)")
+        raise LLMCallError(redact(f"{what} failed after {len(seen)} attempts ({summary}); "
+                                  f"last error: {exc}{waited}")) from exc
     except openai.APIStatusError as exc:
-        raise LLMCallError(f"{what} was rejected with HTTP {exc.status_code} (not retried): {exc.message}") from exc
+        raise LLMCallError(redact(f"{what} was rejected with HTTP {exc.status_code} (not retried): "
+                                  f"{exc.message}")) from exc
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def response_dict(resp: Any) -> dict[str, Any]:
-    """The raw response as plain JSON (works for SDK objects and dicts)."""
-    if hasattr(resp, "model_dump"):
-        return resp.model_dump(mode="json", exclude_none=True)
-    return dict(resp)

@@ -17,3 +17,11 @@ class InvalidAnswerError(ElicitationError):
 
 class LocalServerError(ElicitationError):
     """The local llama.cpp server could not be started or its model file is wrong."""
+
+
+class MalformedResponseError(LLMCallError):
+    """An HTTP answer that is not a complete JSON completion (HTML page, body cut short); retried."""
+
+
+class CacheEntryEditedError(ElicitationError):
+    """A cached LLM answer no longer matches the digest recorded when it was paid for."""

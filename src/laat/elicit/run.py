@@ -41,6 +41,7 @@ class OpenAIEndpoint:
 
     kind = "openai"
     max_concurrency = 64
+    extra_body = None
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
@@ -70,12 +71,16 @@ class LocalEndpoint:
     """The project's own llama.cpp server, started on the first cache miss and stopped after.
 
     The cache identity is the GGUF's sha256, so answers survive restarts and port changes.
+    Every request carries its own seed and ``cache_prompt: false``: llama.cpp's logits for a
+    prompt prefix reused from its KV cache differ in the last bits from a cold evaluation, so
+    with the prompt cache on, the first call after a restart (a resumed elicitation) could
+    sample a different answer than an uninterrupted run did.
     """
 
     kind = "local"
-    # One llama.cpp slot: concurrent samples would only queue, and interleaving prompts
-    # with different prefixes defeats the server's prompt cache.
+    # One llama.cpp slot: concurrent samples would only queue.
     max_concurrency = 1
+    extra_body = {"cache_prompt": False}
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
@@ -227,7 +232,7 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     record = {
         "dataset": meta.name,
         "strategy": strategy,
-        "settings": settings.model_dump(),
+        "settings": settings.public_dump(),
         "usage": {k: prov[k] for k in ("calls", "fresh_calls", "cached_calls", "tokens_in", "tokens_out",
                                        "fresh_tokens_in", "fresh_tokens_out", "latency_s", "wall_s",
                                        "cost_usd", "fresh_cost_usd")},
@@ -271,6 +276,6 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
     else:  # pragma: no cover - pydantic already restricts the values
         raise ValueError(f"unknown prior source {src!r}")
     prior.provenance.setdefault("dataset", meta.name)
-    record = {"dataset": meta.name, "source": prior.source, "settings": settings.model_dump(),
+    record = {"dataset": meta.name, "source": prior.source, "settings": settings.public_dump(),
               "calls": [], "prompts": {}, "usage": {"calls": 0, "tokens_in": 0, "tokens_out": 0}}
     return Elicitation(prior, record)

@@ -1,7 +1,8 @@
 """Typed settings of an elicitation (also the Kedro parameters of the prior_elicitation pipeline).
 
 Secrets never live here: MLflow logs every parameter, so only the *name* of the
-environment variable holding the API key is a setting.
+environment variable holding the API key is a setting. A key a user put inside ``base_url``
+anyway is masked in every printed or stored form (`redact`), never in the value used to connect.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from laat.elicit.redact import redact
 
 Source = Literal["local", "openai", "expert", "oracle", "random"]
 Strategy = Literal["auto", "reason_then_parse", "direct", "per_feature", "yes_no", "elimination"]
@@ -22,7 +25,8 @@ HOSTED_DEFAULT_STRATEGY = "reason_then_parse"
 
 
 class ElicitationSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Validation errors would otherwise quote the input, base_url (and any key in it) included.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     source: Source = "local"
     strategy: Strategy = "auto"
@@ -79,6 +83,15 @@ class ElicitationSettings(BaseModel):
         if self.source == "openai" and not self.model:
             raise ValueError("source 'openai' needs `model` (e.g. gpt-4o-mini)")
         return self
+
+    def __repr_args__(self):
+        # str() and repr() are what kedro-mlflow logs (as a tag) and what tracebacks show.
+        for name, value in super().__repr_args__():
+            yield name, redact(value)
+
+    def public_dump(self) -> dict:
+        """The settings as JSON-ready values with credentials masked: what may be stored."""
+        return redact(self.model_dump(mode="json"))
 
     def resolved_timeout(self) -> float:
         if self.timeout_s is not None:

@@ -85,15 +85,27 @@ def parse_scores(content: str, features: Sequence[str]) -> list[float]:
     return [float(_as_int_score(f, obj[f])) for f in features]
 
 
-def reask(fn: Callable[[int], Any], max_invalid: int, what: str) -> Any:
-    """Call ``fn(attempt)`` until it returns; each AnswerInvalid costs one of the re-asks."""
+def reask(ctx: CallContext, fn: Callable[[int], Any], max_invalid: int, what: str) -> Any:
+    """Call ``fn(attempt)`` until it returns; each AnswerInvalid costs one of the re-asks.
+
+    When every attempt was invalid, those answers are set aside (out of the cache), so a rerun
+    after fixing the endpoint or model asks again instead of replaying the same failure.
+    """
     reasons: list[str] = []
+    rejected: list[tuple[str, bool]] = []
     for attempt in range(max_invalid + 1):
         try:
             return fn(attempt)
         except AnswerInvalid as exc:
             reasons.append(f"attempt {attempt}: {exc}")
-    raise InvalidAnswerError(f"{what}: {len(reasons)} invalid answers, giving up. " + " | ".join(reasons))
+            rejected.append(ctx.reject_last(str(exc)))
+    where = ctx.set_aside([key for key, _ in rejected])
+    replayed = sum(cached for _, cached in rejected)
+    origin = f"{replayed} of them replayed from the LLM cache, " if replayed else ""
+    raise InvalidAnswerError(
+        f"{what}: {len(reasons)} invalid answers, giving up ({origin}all moved out of the cache to {where}, "
+        "so the next run asks the model again; setting `refresh: true` re-asks every answer). "
+        + " | ".join(reasons))
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -125,7 +137,7 @@ def direct(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
                      response_format=P.scores_schema(features))
         return parse_scores(r.content, features)
 
-    return SampleResult(reask(attempt, settings.max_invalid, _what(ctx, meta, sample)))
+    return SampleResult(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample)))
 
 
 def reason_then_parse(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
@@ -144,7 +156,7 @@ def reason_then_parse(ctx: CallContext, meta, settings, sample: int) -> SampleRe
                       model=settings.parse_model)
         return parse_scores(r2.content, features)
 
-    return SampleResult(reask(attempt, settings.max_invalid, _what(ctx, meta, sample)))
+    return SampleResult(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample)))
 
 
 def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
@@ -161,7 +173,7 @@ def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
                 raise AnswerInvalid(f"expected exactly the key 'score', got {sorted(obj)}")
             return float(_as_int_score(f, obj["score"]))
 
-        scores.append(reask(attempt, settings.max_invalid, _what(ctx, meta, sample, f", feature {f!r}")))
+        scores.append(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample, f", feature {f!r}")))
     return SampleResult(scores)
 
 
@@ -173,8 +185,10 @@ def _yes_probability(reply) -> tuple[float, float]:
     """Total probability of Yes-like and No-like first tokens among the top log-probs."""
     content = (reply.logprobs or {}).get("content") or []
     if not content or not content[0].get("top_logprobs"):
+        cached = (" This answer came from the LLM cache: after switching to an endpoint that returns "
+                  "log-probabilities, set `refresh: true`.") if reply.cached else ""
         raise InvalidAnswerError("the endpoint returned no log-probabilities; strategy 'yes_no' "
-                                 "(and elimination signs) need `logprobs`/`top_logprobs` support")
+                                 "(and elimination signs) need `logprobs`/`top_logprobs` support." + cached)
     p_yes = p_no = 0.0
     for cand in content[0]["top_logprobs"]:
         tok = str(cand.get("token", "")).strip().lower()
@@ -250,7 +264,7 @@ def elimination(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
                                     f"got {r.content!r}")
             return pick
 
-        chosen.append(reask(attempt, settings.max_invalid, _what(ctx, meta, sample, f", rank step {k}")))
+        chosen.append(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample, f", rank step {k}")))
     if steps == d - 1:
         chosen += [f for f in order if f not in chosen]
     # Rank r (0 = most important) -> magnitude 10 (d - r) / d; unranked features share rank `steps`.

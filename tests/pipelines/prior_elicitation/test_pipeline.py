@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -106,3 +108,85 @@ def test_local_source_runs_the_real_server_end_to_end(tmp_path):
     assert all(c["prompt_sha256"] in record["prompts"] for c in record["calls"])
     again = Prior.from_dict(_run(params)["prior"])  # cached: no server start, no calls
     assert again.provenance["fresh_calls"] == 0 and again.mean == prior.mean
+
+
+@pytest.mark.slow
+def test_a_key_in_base_url_is_stored_nowhere_after_a_real_kedro_run(tmp_path, project_root, monkeypatch, capfd,
+                                                                    request):
+    import logging
+    import sys
+
+    from kedro.framework.startup import bootstrap_project
+
+    from mlflow import MlflowClient
+
+    sys.path.insert(0, str(project_root / "tests"))
+    sys.path.insert(0, str(project_root / "tests" / "elicit"))
+    from fake_llm import FakeLLM
+    from test_kedro_run import _copy_project, _run
+
+    secret = "sk-SECRET-in-base-url-4242"
+    project = _copy_project(project_root, tmp_path / "project")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    # Every log record of the run, at DEBUG, in a plain file. Bootstrap first: the first
+    # bootstrap applies Kedro's logging config, which would remove a handler added before it.
+    bootstrap_project(project_root)
+    log_file = tmp_path / "run.log"
+    handler = logging.FileHandler(log_file)
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.DEBUG)
+    request.addfinalizer(lambda: (root_logger.removeHandler(handler), root_logger.setLevel(level), handler.close()))
+    with FakeLLM() as srv:
+        url = srv.base_url.replace("http://", f"http://laat:{secret}@")
+        _run(project, runtime_params={"prior_source": "openai", "prior_elicitation": {
+            "model": "fake-model", "base_url": url, "strategy": "direct", "n_samples": 1}})
+        assert srv.n_chat == 1
+
+    masked = srv.base_url.replace("http://", "http://***@")
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments() if e.name == "laat"])
+    # What was logged is the masked URL (so this test would see the key if it were logged).
+    assert run.data.params["prior_elicitation.base_url"] == masked
+    # kedro-mlflow's own logging: the whole typed parameter object as one string, and the tag.
+    assert f"base_url='{masked}'" in run.data.params["prior_elicitation"]
+    assert masked in run.data.tags["runtime_params"]
+    stored = [p for p in project.rglob("*") if p.is_file() and p.name != "diabetes.csv"]
+    assert any(p.name.startswith("mlflow.db") for p in stored) and any("mlruns" in p.parts for p in stored)
+    assert any(p.parts[-3:-1] == ("04_feature", "diabetes") for p in stored)
+    leaks = [str(p.relative_to(project)) for p in stored if secret.encode() in p.read_bytes()]
+    assert leaks == []
+    out, err = capfd.readouterr()
+    logs = log_file.read_text()
+    assert "HTTP Request: POST http://***@127.0.0.1" in logs  # the request was logged, masked
+    assert secret not in logs + out + err
+
+
+def test_prior_json_says_it_is_generated_and_a_hand_edit_is_refused_before_overwrite(tmp_path):
+    from kedro.io import DatasetError
+
+    from laat.pipelines.prior_elicitation.prior_dataset import PriorJSONDataset
+    from laat.priors import PriorError
+
+    out = _run(_base_params(source="random", seed=4))
+    assert "conf/base/priors/diabetes.yml" in out["prior"]["note"] and "prior_source=expert" in out["prior"]["note"]
+    path = tmp_path / "prior_random.json"
+    ds = PriorJSONDataset(filepath=str(path))
+    ds.save(out["prior"])
+    ds.save(out["prior"])  # regenerating over an untouched file is fine
+    edited = ds.load()
+    edited["mean"][1] = 10.0 if edited["mean"][1] != 10.0 else -10.0
+    path.write_text(json.dumps(edited, indent=2))
+    with pytest.raises(DatasetError, match=r"(?s)prior_random.json: this generated prior was edited by hand.*"
+                                         r"conf/base/priors/diabetes.yml.*prior_source=expert"):
+        ds.save(out["prior"])
+    assert ds.load()["mean"] == edited["mean"]  # the edit is still there
+    # Loading it downstream (e.g. `--pipeline training` alone) is refused the same way.
+    with pytest.raises(PriorError, match="edited by hand"):
+        Prior.from_dict(edited)
+    path.write_text(path.read_text()[:-20])
+    with pytest.raises(DatasetError, match="not valid JSON.*edited by hand"):
+        ds.save(out["prior"])
