@@ -110,7 +110,11 @@ class LAATPyfuncModel(PythonModel):
 
 
 def predict_raw(estimator: Any, meta: DatasetMeta, rows: pd.DataFrame) -> pd.DataFrame:
-    """Validate raw rows, encode them like training did, return ``p_<class>`` columns."""
+    """Validate raw rows, encode them like training did, return ``p_<class>`` columns.
+
+    Gaps in nullable features reach the estimator as NaN plus their ``<name>_missing`` flag;
+    a model trained by the pipeline fills them with its own imputer step (`laat.preprocess`).
+    """
     checked = check_raw_rows(rows, meta)
     X = encode(checked, meta)
     names = getattr(estimator, "feature_names_in_", None)
