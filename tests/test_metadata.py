@@ -276,6 +276,12 @@ def test_one_hot_names_that_would_collide_are_refused_naming_both_sources():
             "features[2] (Colour_red) value")
 
 
+def test_a_repeated_column_is_refused_naming_both_entries():
+    raw = _minimal()
+    raw["features"].append({"name": "Age", "type": "numeric", "description": "Age again"})
+    _raises(raw, "encoded column 'Age'", "features[0] (Age) value", "features[2] (Age) value")
+
+
 def test_a_category_called_missing_collides_with_the_missing_indicator():
     raw = _minimal()
     raw["features"][1]["nullable"] = True
@@ -297,6 +303,16 @@ def test_nullable_features_get_a_missing_indicator_after_their_own_columns():
     # a missing category is one more category: every row still has exactly one 1 in the block
     block = enc[["Colour_blue", "Colour_red", "Colour_missing"]]
     assert block.to_numpy().tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 1]]
+
+
+def test_a_nullable_boolean_keeps_its_gap_for_the_imputer_and_flags_it():
+    raw = _minimal()
+    raw["features"][0] = {"name": "Smokes", "type": "boolean", "description": "Smokes", "nullable": True}
+    raw["sensitive_features"] = []
+    meta = parse_metadata(raw)
+    enc = encode(pd.DataFrame({"Smokes": ["Yes", None, "n"], "Colour": ["red"] * 3}), meta)
+    assert enc["Smokes"].tolist()[::2] == [1.0, 0.0] and np.isnan(enc.loc[1, "Smokes"])
+    assert enc["Smokes_missing"].tolist() == [0.0, 1.0, 0.0]
 
 
 def test_integer_codes_as_categories_match_a_column_read_as_floats():

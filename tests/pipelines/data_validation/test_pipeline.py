@@ -12,13 +12,13 @@ from laat.pipelines.training.nodes import TrainingParams
 from laat.schema import DataValidationError
 
 
-def _catalog(raw: pd.DataFrame, tmp_path, shots: int = 10) -> DataCatalog:
+def _catalog(raw: pd.DataFrame, tmp_path, shots: int = 10, strategy: str = "few_shot") -> DataCatalog:
     with open("conf/base/datasets/diabetes.yml", encoding="utf-8") as fh:
         metadata = yaml.safe_load(fh)
     return DataCatalog({
         "raw": MemoryDataset(raw),
         "metadata": MemoryDataset(metadata),
-        "params:training": MemoryDataset(TrainingParams.model_validate({"split": {"shots": shots}})),
+        "params:training": MemoryDataset(TrainingParams.model_validate({"split": {"shots": shots, "strategy": strategy}})),
         # persisted like in conf/base/catalog.yml, so the runner does not release it
         "validation_report": JSONDataset(filepath=str(tmp_path / "report.json")),
         "validated": MemoryDataset(),
@@ -62,3 +62,10 @@ def test_a_class_smaller_than_shots_needs_stops_the_run_naming_it(tmp_path):
                        match=r"class 'yes' of target 'Outcome' has 30 rows; 31 are needed "
                              r"\(training.split.shots = 30 for training and at least 1 for testing\)"):
         SequentialRunner().run(create_pipeline(), _catalog(raw, tmp_path / "30", shots=30))
+
+
+def test_a_fraction_split_needs_a_row_of_each_class_on_each_side(tmp_path):
+    raw = pd.read_csv("data/01_raw/diabetes.csv")
+    raw = pd.concat([raw[raw["Outcome"] == "no"], raw[raw["Outcome"] == "yes"].head(1)])
+    with pytest.raises(DataValidationError, match="class 'yes' of target 'Outcome' has 1 rows; 2 are needed"):
+        SequentialRunner().run(create_pipeline(), _catalog(raw, tmp_path, strategy="fraction"))
