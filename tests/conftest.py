@@ -46,3 +46,63 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# A table shaped like the ones users bring: target first and given as 0/1, column names with
+# "_", spaces, dots and non-ASCII, yes/no booleans in mixed spellings, gaps in a numeric and a
+# categorical column, no sensitive feature. Labels follow mother_weight and smokes.
+GAPPY_METADATA = """
+name: gappy
+csv: data/01_raw/gappy.csv
+task: Will the newborn weigh under 2.5 kg?
+target:
+  column: low birth.weight
+  classes: [0, 1]
+features:
+  - name: mother_weight
+    type: numeric
+    description: Mother's weight in kg before pregnancy
+    min: 30
+    max: 150
+    nullable: true
+  - name: birth place
+    type: categorical
+    description: Where the birth took place
+    nullable: true
+    categories:
+      hospital: Born in a hospital
+      home: Born at home
+  - name: smokes
+    type: boolean
+    description: Mother smoked during pregnancy
+  - name: âge.mère
+    type: integer
+    description: Mother's age in years
+sensitive_features: []
+"""
+
+
+def gappy_table(n: int = 160, seed: int = 0):
+    """(metadata mapping as YAML loads it, raw DataFrame as pandas reads the CSV)."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(62, 12, n).clip(35, 140).round(1)
+    smokes = rng.random(n) < 0.4
+    logit = -0.12 * (weight - 62) + 2.0 * smokes - 0.8
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    df = pd.DataFrame({
+        "low birth.weight": y,
+        "mother_weight": np.where(rng.random(n) < 0.15, np.nan, weight),
+        "birth place": np.where(rng.random(n) < 0.15, None, rng.choice(["hospital", "home"], n)),
+        "smokes": np.where(smokes, rng.choice(["yes", "Y", " TRUE"], n), rng.choice(["no", "N", "false "], n)),
+        "âge.mère": rng.integers(16, 45, n),
+    })
+    return yaml.safe_load(GAPPY_METADATA), df
+
+
+@pytest.fixture
+def gappy():
+    return gappy_table()

@@ -234,10 +234,95 @@ def _raises(raw: dict, *fragments: str) -> str:
     return msg
 
 
-def test_underscore_in_raw_name_is_rejected():
+def test_error_names_the_file_and_the_key_path():
     raw = _minimal()
-    raw["features"][0]["name"] = "Age_years"
-    _raises(raw, "Age_years", "'_'")
+    raw["features"][1]["name"] = "mother_weight"
+    raw["features"][1]["type"] = "colour"
+    msg = _raises(raw)
+    assert "toy.yml: features[1] (mother_weight).type: Input should be" in msg, msg
+
+
+def test_mapping_from_the_kedro_catalog_is_reported_under_its_file():
+    raw = _minimal()
+    raw["features"][0]["type"] = "number"
+    with pytest.raises(MetadataError) as err:
+        parse_metadata(raw)  # what a node gets: the YAML's mapping, not its path
+    assert "conf/base/datasets/toy.yml: features[0] (Age).type:" in str(err.value)
+    assert "<dict>" not in str(err.value)
+
+
+def test_real_csv_column_names_are_accepted():
+    raw = _minimal()
+    raw["features"] = [
+        {"name": "mother_weight", "type": "numeric", "description": "Weight in kg"},
+        {"name": "birth place", "type": "categorical", "description": "Place",
+         "categories": {"at home": "Born at home", "st. mary's": "Born at St Mary's"}},
+        {"name": "âge.mère", "type": "integer", "description": "Age of the mother"},
+        {"name": 2020, "type": "boolean", "description": "Seen in 2020"},
+    ]
+    raw["sensitive_features"] = ["âge.mère"]
+    meta = parse_metadata(raw, origin="toy.yml")
+    assert meta.encoded_columns == ["mother_weight", "âge.mère", "2020", "birth place_at home",
+                                    "birth place_st. mary's"]
+    df = pd.DataFrame({"mother_weight": [60.5], "birth place": ["st. mary's"], "âge.mère": [31], "2020": ["yes"],
+                       "Label": ["no"]})
+    assert encode(df, meta).iloc[0].tolist() == [60.5, 31.0, 1.0, 0.0, 1.0]
+
+
+def test_one_hot_names_that_would_collide_are_refused_naming_both_sources():
+    raw = _minimal()
+    raw["features"].append({"name": "Colour_red", "type": "numeric", "description": "Redness"})
+    _raises(raw, "encoded column 'Colour_red'", "features[1] (Colour) category 'red'",
+            "features[2] (Colour_red) value")
+
+
+def test_a_repeated_column_is_refused_naming_both_entries():
+    raw = _minimal()
+    raw["features"].append({"name": "Age", "type": "numeric", "description": "Age again"})
+    _raises(raw, "encoded column 'Age'", "features[0] (Age) value", "features[2] (Age) value")
+
+
+def test_a_category_called_missing_collides_with_the_missing_indicator():
+    raw = _minimal()
+    raw["features"][1]["nullable"] = True
+    raw["features"][1]["categories"]["missing"] = "Colour is not known"
+    _raises(raw, "'Colour_missing'", "category 'missing'", "missing-value indicator")
+
+
+def test_nullable_features_get_a_missing_indicator_after_their_own_columns():
+    raw = _minimal()
+    raw["features"][0]["nullable"] = True
+    raw["features"][1]["nullable"] = True
+    meta = parse_metadata(raw)
+    assert meta.encoded_columns == ["Age", "Age_missing", "Colour_blue", "Colour_red", "Colour_missing"]
+    desc = meta.encoded_descriptions()
+    assert desc["Age_missing"] == "Age in years: value not recorded"
+    df = pd.DataFrame({"Age": [30, None, 50], "Colour": ["red", "blue", None], "Label": ["no", "yes", "no"]})
+    enc = encode(df, meta)
+    assert np.isnan(enc.loc[1, "Age"]) and enc["Age_missing"].tolist() == [0.0, 1.0, 0.0]
+    # a missing category is one more category: every row still has exactly one 1 in the block
+    block = enc[["Colour_blue", "Colour_red", "Colour_missing"]]
+    assert block.to_numpy().tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 1]]
+
+
+def test_a_nullable_boolean_keeps_its_gap_for_the_imputer_and_flags_it():
+    raw = _minimal()
+    raw["features"][0] = {"name": "Smokes", "type": "boolean", "description": "Smokes", "nullable": True}
+    raw["sensitive_features"] = []
+    meta = parse_metadata(raw)
+    enc = encode(pd.DataFrame({"Smokes": ["Yes", None, "n"], "Colour": ["red"] * 3}), meta)
+    assert enc["Smokes"].tolist()[::2] == [1.0, 0.0] and np.isnan(enc.loc[1, "Smokes"])
+    assert enc["Smokes_missing"].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_integer_codes_as_categories_match_a_column_read_as_floats():
+    raw = _minimal()
+    raw["features"][1]["categories"] = {1: "Red", 2: "Blue"}  # unquoted in YAML
+    raw["features"][1]["nullable"] = True
+    meta = parse_metadata(raw)
+    df = pd.DataFrame({"Age": [3, 4, 5], "Colour": [1.0, np.nan, 2.0], "Label": ["no", "yes", "no"]})
+    enc = encode(df, meta)
+    assert enc[["Colour_1", "Colour_2", "Colour_missing"]].to_numpy().tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
 
 
 def test_categorical_without_categories_is_rejected():
@@ -246,17 +331,54 @@ def test_categorical_without_categories_is_rejected():
     _raises(raw, "Colour", "categories")
 
 
-def test_unquoted_yes_no_classes_are_rejected():
-    text = yaml.safe_dump(_minimal()).replace("- 'no'", "- no").replace("- 'yes'", "- yes")
-    raw = yaml.safe_load(text)
-    assert raw["target"]["classes"] == [False, True]  # what YAML 1.1 makes of bare no/yes
-    _raises(raw, "quote")
+@pytest.mark.parametrize("classes, values, canonical", [
+    ("[0, 1]", [0, 1, 1, 0], ["0", "1"]),
+    ("[0, 1]", [0.0, 1.0, 1.0, 0.0], ["0", "1"]),  # a numeric column pandas read as floats
+    ("[false, true]", [False, True, True, False], ["false", "true"]),
+    ("[no, yes]", ["no", "yes", "yes", "no"], ["false", "true"]),  # YAML 1.1 reads bare no/yes as booleans
+    ("['no', 'yes']", [" No", "YES", "y", "0"], ["no", "yes"]),  # any spelling of the same yes/no
+    ("[benign, malignant]", ["benign", "malignant", "malignant", "benign"], ["benign", "malignant"]),
+])
+def test_targets_as_numbers_booleans_or_text_have_one_text_form(classes, values, canonical):
+    from laat.schema import validation_report
+    from laat.serving import output_columns
+
+    raw = _minimal()
+    raw["target"]["classes"] = yaml.safe_load(classes)
+    meta = parse_metadata(raw)
+    assert meta.target.classes == canonical
+    df = pd.DataFrame({"Label": values, "Age": [1, 2, 3, 4], "Colour": ["red"] * 4})  # target first
+    assert labels(df, meta).tolist() == [0, 1, 1, 0]
+    assert validation_report(df, meta)["status"] == "passed"
+    assert output_columns(meta) == [f"p_{c}" for c in canonical]
+
+
+@pytest.mark.parametrize("classes, bad", [("[0, 1]", 2), ("[no, yes]", "maybe"), ("[benign, malignant]", "yes")])
+def test_a_label_outside_the_classes_is_refused(classes, bad):
+    raw = _minimal()
+    raw["target"]["classes"] = yaml.safe_load(classes)
+    meta = parse_metadata(raw)
+    df = pd.DataFrame({"Label": [yaml.safe_load(classes)[0], bad], "Age": [1, 2], "Colour": ["red", "red"]})
+    with pytest.raises(ValueError, match="labels outside"):
+        labels(df, meta)
+
+
+def test_classes_that_read_the_same_are_refused():
+    raw = _minimal()
+    raw["target"]["classes"] = [1, "1"]
+    _raises(raw, "target.classes", "distinct")
 
 
 def test_sensitive_feature_must_be_a_feature():
     raw = _minimal()
     raw["sensitive_features"] = ["Gender"]
-    _raises(raw, "sensitive_features", "Gender")
+    _raises(raw, "toy.yml: sensitive_features:", "Gender")
+
+
+def test_target_listed_as_a_feature_is_refused():
+    raw = _minimal()
+    raw["target"]["column"] = "Age"
+    _raises(raw, "toy.yml: features:", "features[0] (Age) is the target column")
 
 
 def test_misspelt_key_is_rejected():
@@ -268,7 +390,7 @@ def test_misspelt_key_is_rejected():
 def test_unquoted_boolean_category_is_rejected():
     raw = _minimal()
     raw["features"][1]["categories"] = {True: "Works", False: "Does not work"}
-    _raises(raw, "feature 'Colour' > categories", "quote them")
+    _raises(raw, "toy.yml: features[1] (Colour).categories", "quote them")
 
 
 def test_bad_file_error_names_the_file(tmp_path):

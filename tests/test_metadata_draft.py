@@ -127,8 +127,9 @@ def test_the_written_draft_parses_once_filled_in_and_is_not_overwritten(csv, tmp
     loaded = yaml.safe_load(text)
     assert loaded == draft_metadata(csv)  # quoted no/yes survive YAML
     meta = parse_metadata(_fill(loaded))
-    assert meta.encoded_columns == ["Age", "Income", "Smoker", "Treated", "Housing_free", "Housing_own",
-                                    "Housing_rent"]
+    # Income has gaps: its missing-value indicator follows it
+    assert meta.encoded_columns == ["Age", "Income", "Income_missing", "Smoker", "Treated", "Housing_free",
+                                    "Housing_own", "Housing_rent"]
     with pytest.raises(FileExistsError, match="--force"):
         write_draft(loaded, out)
     write_draft(loaded, out, overwrite=True)

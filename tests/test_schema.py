@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laat.datasets import encode, load_dataset, load_metadata
-from laat.schema import DataValidationError, validate, validation_report
+from laat.datasets import boolean_values, encode, load_dataset, load_metadata, parse_metadata
+from laat.schema import DataValidationError, format_report, validate, validation_report
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_unknown_target_label(diabetes):
     meta, df = diabetes
     bad = df.copy()
     bad.loc[7, "Outcome"] = "maybe"
-    _fails(bad, meta, "Outcome", "isin")
+    _fails(bad, meta, "Outcome", "target_labels (one of ['no', 'yes'] or another spelling of the same yes/no)")
 
 
 def test_string_in_numeric_column_is_reported_once(diabetes):
@@ -90,3 +90,60 @@ def test_one_hot_layout_of_two_rows_equals_full_file(liver):
     two = df[df["Gender"] == "Male"].head(2)  # a sample that misses the Female category
     assert list(encode(two, meta).columns) == list(encode(df, meta).columns) == meta.encoded_columns
     assert encode(two, meta)["Gender_Female"].sum() == 0
+
+
+def _with(meta, name: str, **changes):
+    """`meta` with feature `name` changed (e.g. nullable=True, type="boolean")."""
+    raw = meta.model_dump()
+    spec = next(f for f in raw["features"] if f["name"] == name)
+    spec.update(changes)
+    return parse_metadata(raw, origin="test metadata")
+
+
+def test_gaps_in_a_declared_nullable_numeric_column_pass(diabetes):
+    meta, df = diabetes
+    gappy = df.copy()
+    gappy.loc[[3, 8], "Glucose"] = np.nan
+    assert validation_report(gappy, _with(meta, "Glucose", nullable=True))["status"] == "passed"
+    _fails(gappy, meta, "Glucose", "not_nullable")  # the same rows, not declared nullable
+
+
+SPELLINGS = ["yes", "No", " TRUE ", "f", "Y", "n", "t", "False", "1", "0", "1.0", "0.0", True, False, 1, 0, 1.0, 0.0]
+TRUTH = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
+
+
+def test_validation_encoding_and_serving_share_one_boolean_vocabulary(diabetes):
+    from laat.serving import InputError, check_raw_rows
+
+    meta, df = diabetes
+    meta = _with(meta, "Age", type="boolean", min=None, max=None)
+    rows = df.head(len(SPELLINGS)).copy()
+    rows["Age"] = pd.Series(SPELLINGS, index=rows.index, dtype=object)
+    assert boolean_values(rows["Age"]).tolist() == TRUTH
+    assert validation_report(rows, meta)["status"] == "passed"
+    assert encode(rows, meta)["Age"].tolist() == TRUTH
+    check_raw_rows(rows, meta)  # accepted as served input
+    rows.loc[rows.index[2], "Age"] = "maybe"
+    line = next(ln for ln in str(pytest.raises(DataValidationError, validate, rows, meta).value).splitlines()
+                if "'Age'" in ln)
+    assert "boolean_values (yes/no, y/n, true/false, t/f, 1/0 (any case))" in line and "'maybe'" in line
+    with pytest.raises(InputError, match="'Age' has non-boolean values \\['maybe'\\]"):
+        check_raw_rows(rows, meta)
+
+
+def test_a_header_only_table_fails_saying_it_has_no_rows(diabetes):
+    meta, df = diabetes
+    report = validation_report(df.head(0), meta)
+    assert report["status"] == "failed"
+    assert "the table has no rows" in format_report(report)
+
+
+def test_too_few_rows_of_a_class_names_the_class_and_the_need(diabetes):
+    meta, df = diabetes
+    few = pd.concat([df[df["Outcome"] == "no"].head(40), df[df["Outcome"] == "yes"].head(10)])
+    report = validation_report(few, meta, min_rows_per_class=11, why="10 shots and 1 test row")
+    assert report["status"] == "failed"
+    (failure,) = report["failures"]
+    assert failure["message"] == ("class 'yes' of target 'Outcome' has 10 rows; 11 are needed "
+                                  "(10 shots and 1 test row)")
+    assert validation_report(few, meta, min_rows_per_class=10)["status"] == "passed"

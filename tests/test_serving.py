@@ -443,3 +443,33 @@ def test_laat_classifier_round_trips_and_pins_cpu_torch(store, diabetes, laat_mo
     served = mlflow.pyfunc.load_model(info.model_uri)
     np.testing.assert_allclose(served.predict(test).to_numpy(), laat_model.predict_proba(encode(test, meta)),
                                rtol=1e-10, atol=1e-12)
+
+
+def test_served_model_scores_raw_rows_with_gaps_using_the_training_medians(gappy, tmp_path):
+    """The imputer fitted on training rows is saved inside the pyfunc and applied to requests."""
+    from mlflow.models import ModelSignature
+
+    from laat.datasets import parse_metadata
+    from laat.estimator import LAATClassifier
+    from laat.preprocess import with_imputer
+    from laat.serving import input_schema
+
+    raw, df = gappy
+    meta = parse_metadata(raw)
+    train, test = df.iloc[:60], df.iloc[60:]
+    model = with_imputer(LAATClassifier(gamma=0.0, epochs=30, random_state=0))
+    model.fit(encode(train, meta), labels(train, meta))
+    mlflow.pyfunc.save_model(path=tmp_path / "gappy", python_model=LAATPyfuncModel(meta.model_dump(mode="json"), model),
+                             signature=ModelSignature(inputs=input_schema(meta)))
+    served = mlflow.pyfunc.load_model(str(tmp_path / "gappy"))
+
+    rows = test.drop(columns=["low birth.weight"])
+    assert rows["mother_weight"].isna().sum() > 5 and rows["birth place"].isna().sum() > 5
+    out = served.predict(rows)
+    assert list(out.columns) == ["p_0", "p_1"]
+    medians = encode(train, meta).median()  # pandas over the training rows: the independent reference
+    np.testing.assert_array_equal(out.to_numpy(), model[-1].predict_proba(encode(rows, meta).fillna(medians)))
+    check_raw_rows(rows, meta)  # gaps in nullable columns are accepted as input
+    no_smoke_answer = rows.assign(smokes=rows["smokes"].where(rows.index != rows.index[0]))
+    with pytest.raises(InputError, match="'smokes' has 1 missing values but is not nullable"):
+        served.predict(no_smoke_answer)

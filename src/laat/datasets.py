@@ -14,11 +14,49 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 FeatureType = Literal["numeric", "integer", "boolean", "categorical"]
 
 DEFAULT_METADATA_DIR = Path("conf") / "base" / "datasets"
+
+# The one boolean vocabulary (validation, encoding, serving and boolean targets all use it):
+# matched after stripping spaces and lower-casing.
+BOOLEAN_PAIRS = (("yes", "no"), ("y", "n"), ("true", "false"), ("t", "f"), ("1", "0"), ("1.0", "0.0"))
+BOOLEAN_TEXT: dict[str, bool] = {word: truth for pair in BOOLEAN_PAIRS for word, truth in zip(pair, (True, False))}
+BOOLEAN_HINT = ", ".join("/".join(pair) for pair in BOOLEAN_PAIRS[:-1]) + " (any case)"
+
+# `<column>_missing` is 1 where a nullable feature's value is missing, 0 elsewhere.
+MISSING = "missing"
+
+
+def boolean_values(values: pd.Series) -> pd.Series:
+    """1.0 / 0.0 per `BOOLEAN_TEXT`; NaN for a missing value and for a word outside it."""
+    words = values.astype(str).str.strip().str.lower()
+    return words.map(BOOLEAN_TEXT).astype("float64").where(values.notna())
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Values as stripped text, missing kept missing.
+
+    Integral floats lose their ``.0``: pandas reads a column of codes with a gap as floats,
+    and category ``"2"`` must still match the value 2.0.
+    """
+    def one(v):
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v).strip()
+
+    return values.map(one, na_action="ignore").astype(object).where(values.notna())
+
+
+def _class_label(v) -> str:
+    # YAML gives classes: [0, 1] as ints and bare true/false as bools; one text form each.
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
 
 
 class FeatureSpec(BaseModel):
@@ -26,31 +64,30 @@ class FeatureSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(min_length=1)
     type: FeatureType
     description: str = Field(min_length=1)
     categories: dict[str, str] | None = None  # value -> description of its one-hot column
     min: float | None = None
     max: float | None = None
-    nullable: bool = False
+    nullable: bool = False  # missing values allowed: imputed, and flagged in `<name>_missing`
 
-    @field_validator("name")
+    @field_validator("name", mode="before")
     @classmethod
-    def _no_underscore(cls, v: str) -> str:
-        # "_" separates column from category in dummy names; allowing it would make
-        # "a_b" ambiguous between column "a" category "b" and column "a_b".
-        if "_" in v:
-            raise ValueError(f"raw column name {v!r} must not contain '_'")
-        return v
+    def _name_as_text(cls, v):
+        # A CSV header such as 2020 is text to pandas; YAML reads it as a number.
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
     @field_validator("categories", mode="before")
     @classmethod
-    def _category_keys_are_text(cls, v, info):
-        # YAML turns bare yes/no/true/1 keys into bools/ints, silently renaming the category.
+    def _category_keys_are_text(cls, v):
+        # YAML turns bare yes/no/true keys into bools, silently renaming the category;
+        # integer codes are unambiguous and kept as their text.
         if isinstance(v, dict):
-            odd = [k for k in v if not isinstance(k, str)]
+            odd = [k for k in v if isinstance(k, bool | float)]
             if odd:
                 raise ValueError(f"category keys {odd} are not text: quote them in YAML (e.g. \"yes\": ...)")
+            return {str(k): d for k, d in v.items()}
         return v
 
     @model_validator(mode="after")
@@ -64,30 +101,64 @@ class FeatureSpec(BaseModel):
             raise ValueError(f"feature {self.name!r}: min {self.min} > max {self.max}")
         return self
 
+    def encoded_parts(self) -> list[tuple[str, str, str]]:
+        """(encoded column, its description, what it is) for each column this feature becomes.
+
+        A categorical becomes one column per category, ``<name>_<category>``; a nullable
+        feature gets ``<name>_missing`` last. For a categorical that column completes the
+        one-hot block (missing is one more category), so every row still has exactly one 1.
+        """
+        if self.type == "categorical":
+            parts = [(f"{self.name}_{c}", self.categories[c], f"category {c!r}") for c in sorted(self.categories)]
+        else:
+            parts = [(self.name, self.description, "value")]
+        if self.nullable:
+            parts.append((f"{self.name}_{MISSING}", f"{self.description}: value not recorded",
+                          "missing-value indicator"))
+        return parts
+
     @property
     def encoded_columns(self) -> list[str]:
-        if self.type != "categorical":
-            return [self.name]
-        return [f"{self.name}_{c}" for c in sorted(self.categories)]
+        return [col for col, _, _ in self.encoded_parts()]
 
 
 class TargetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    column: str
-    classes: list[str] = Field(min_length=2, max_length=2)  # [negative, positive]
+    column: str = Field(min_length=1)
+    classes: list[str] = Field(min_length=2, max_length=2)  # [negative, positive], canonical text
 
     @field_validator("classes", mode="before")
     @classmethod
-    def _as_strings(cls, v):
-        # YAML 1.1 reads a bare no/yes as booleans; refuse rather than guess.
+    def _as_text(cls, v):
         if not isinstance(v, list):
             raise ValueError(f"classes must be a list of two labels [negative, positive], got {v!r}")
-        if len(set(map(str, v))) != len(v):
+        labels = [_class_label(c) for c in v]
+        if len(set(labels)) != len(labels):
             raise ValueError(f"classes must be distinct, got {v!r}")
-        if any(isinstance(c, bool) for c in v):
-            raise ValueError("quote the class labels in YAML (\"no\", \"yes\"): bare no/yes are booleans")
-        return v
+        return labels
+
+    @property
+    def is_boolean(self) -> bool:
+        """Both classes are words of the boolean vocabulary, one false and one true."""
+        truths = [BOOLEAN_TEXT.get(c.lower()) for c in self.classes]
+        return None not in truths and truths[0] != truths[1]
+
+    def codes(self, values: pd.Series) -> pd.Series:
+        """Index of each value's class (0 negative, 1 positive); NaN if missing or unknown.
+
+        A value matches its class's text; for boolean classes any spelling of the same
+        truth value matches too (classes [0, 1] accept a column of false/true, and so on).
+        """
+        text = as_text(values)
+        out = pd.Series(np.nan, index=values.index)
+        for i, c in enumerate(self.classes):
+            out[text == c] = float(i)
+        if self.is_boolean:
+            truth = boolean_values(values)
+            for i, c in enumerate(self.classes):
+                out[out.isna() & (truth == float(BOOLEAN_TEXT[c.lower()]))] = float(i)
+        return out
 
 
 class SkewSpec(BaseModel):
@@ -112,18 +183,31 @@ class DatasetMeta(BaseModel):
     sensitive_features: list[str] = []
     skew: SkewSpec | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> DatasetMeta:
-        names = [f.name for f in self.features]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate feature names: {dupes}")
-        if self.target.column in names:
-            raise ValueError(f"target column {self.target.column!r} is also listed as a feature")
-        unknown = [s for s in self.sensitive_features if s not in names]
-        if unknown:
-            raise ValueError(f"sensitive_features not among features: {unknown}")
-        return self
+    @field_validator("features")
+    @classmethod
+    def _distinct_encoded_names(cls, features: list[FeatureSpec], info: ValidationInfo) -> list[FeatureSpec]:
+        """Refuse two features, categories or indicators that would encode to one column name."""
+        target = info.data.get("target")
+        seen: dict[str, str] = {}
+        for i, f in enumerate(features):
+            if target is not None and f.name == target.column:
+                raise ValueError(f"features[{i}] ({f.name}) is the target column; a feature cannot be the target")
+            for col, _, what in f.encoded_parts():
+                origin = f"features[{i}] ({f.name}) {what}"
+                if col in seen:
+                    raise ValueError(f"encoded column {col!r} would come from both {seen[col]} and {origin}; "
+                                     f"rename a column or a category")
+                seen[col] = origin
+        return features
+
+    @field_validator("sensitive_features")
+    @classmethod
+    def _sensitive_are_features(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        known = {f.name for f in info.data.get("features", [])}
+        unknown = [s for s in names if s not in known]
+        if known and unknown:
+            raise ValueError(f"{unknown} are not among the features")
+        return names
 
     # ---- derived layout -------------------------------------------------------------
     @property
@@ -140,33 +224,22 @@ class DatasetMeta(BaseModel):
 
     @property
     def encoded_columns(self) -> list[str]:
-        """Numeric and boolean columns in CSV order, then dummy blocks in CSV order."""
-        plain = [f.name for f in self.features if f.type != "categorical"]
-        dummies = [c for f in self.features if f.type == "categorical" for c in f.encoded_columns]
-        return plain + dummies
+        """Numeric and boolean columns in CSV order, then dummy blocks in CSV order.
+
+        A nullable feature's ``<name>_missing`` follows that feature's own column(s).
+        """
+        return list(self.encoded_descriptions())
 
     def encoded_descriptions(self) -> dict[str, str]:
         """Description of every encoded column, in `encoded_columns` order."""
         out: dict[str, str] = {}
-        for f in self.features:
-            if f.type != "categorical":
-                out[f.name] = f.description
-        for f in self.features:
-            if f.type == "categorical":
-                for cat in sorted(f.categories):
-                    out[f"{f.name}_{cat}"] = f.categories[cat]
+        for f in sorted(self.features, key=lambda f: f.type == "categorical"):  # stable: CSV order kept
+            out.update({col: desc for col, desc, _ in f.encoded_parts()})
         return out
-
-    def source_column(self, encoded: str) -> str:
-        """Raw column that an encoded column comes from."""
-        raw = encoded.split("_", 1)[0]
-        if raw not in self.feature:
-            raise KeyError(f"{encoded!r} is not an encoded column of dataset {self.name!r}")
-        return raw
 
 
 class MetadataError(ValueError):
-    """Metadata file missing or malformed; the message names the file."""
+    """Metadata file missing or malformed; the message names the file and the key."""
 
 
 def load_metadata(name_or_path: str | Path, metadata_dir: str | Path = DEFAULT_METADATA_DIR) -> DatasetMeta:
@@ -180,96 +253,84 @@ def load_metadata(name_or_path: str | Path, metadata_dir: str | Path = DEFAULT_M
     return parse_metadata(yaml.safe_load(path.read_text(encoding="utf-8")), origin=str(path))
 
 
-def parse_metadata(raw: dict, origin: str = "<dict>") -> DatasetMeta:
+def parse_metadata(raw: dict, origin: str | None = None) -> DatasetMeta:
+    """Validate a metadata mapping; every problem is reported as ``<origin>: <key path>: <what>``.
+
+    Without ``origin`` (a Kedro node receives the mapping, not the file) the file is named
+    as the catalog stores it: ``conf/base/datasets/<name>.yml``.
+    """
     if isinstance(raw, DatasetMeta):
         return raw
     from pydantic import ValidationError
 
+    if origin is None:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        origin = str(DEFAULT_METADATA_DIR / f"{name}.yml") if name else "dataset metadata"
     if not isinstance(raw, dict):
-        raise MetadataError(f"invalid dataset metadata in {origin}: expected a mapping, got {type(raw).__name__}")
+        raise MetadataError(f"{origin}: expected a mapping of metadata keys, got {type(raw).__name__}")
     try:
         return DatasetMeta.model_validate(raw)
     except ValidationError as exc:
-        problems = [f"  - {_where(err['loc'], raw)}: {err['msg']}" for err in exc.errors()]
-        raise MetadataError(f"invalid dataset metadata in {origin}:\n" + "\n".join(problems)) from exc
+        problems = [f"{origin}: {_where(err['loc'], raw)}: {err['msg'].removeprefix('Value error, ')}"
+                    for err in exc.errors()]
+        raise MetadataError("invalid dataset metadata:\n" + "\n".join(problems)) from exc
 
 
 def _where(loc: tuple, raw: dict) -> str:
-    """Turn pydantic's `features.3.categories` into `feature 'Gender' > categories`."""
-    parts = list(loc)
-    if len(parts) >= 2 and parts[0] == "features" and isinstance(parts[1], int):
-        try:
-            name = raw["features"][parts[1]].get("name", f"#{parts[1]}")
-        except (IndexError, AttributeError, KeyError, TypeError):
-            name = f"#{parts[1]}"
-        return " > ".join([f"feature {name!r}", *map(str, parts[2:])]) or f"feature {name!r}"
-    return ".".join(map(str, parts)) or "<top level>"
+    """pydantic's ``('features', 3, 'type')`` as ``features[3] (mother_weight).type``."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+            if loc[:i] == ("features",):
+                try:
+                    out += f" ({raw['features'][part]['name']})"
+                except (IndexError, KeyError, TypeError):
+                    pass
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
 
 
-# ---- typed frames and encoding ----------------------------------------------------------
-
-_TRUE = {"true", "1", "1.0", "yes"}
-_FALSE = {"false", "0", "0.0", "no"}
+# ---- encoding ---------------------------------------------------------------------------
 
 
-def _to_bool(s: pd.Series) -> pd.Series:
-    if s.dtype == bool:
-        return s
-    lowered = s.astype(str).str.strip().str.lower()
-    out = pd.Series(np.where(lowered.isin(_TRUE), 1.0, np.where(lowered.isin(_FALSE), 0.0, np.nan)), index=s.index)
-    return out.where(s.notna())
+def encode(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
+    """Raw columns as `meta.encoded_columns` (float32): one-hot blocks and missing indicators.
 
-
-def typed_frame(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
-    """Cast raw columns to the metadata's types, categories fixed by metadata.
-
-    Assumes the frame has already been validated (see `laat.schema`); unknown values
-    become NaN here rather than raising.
+    Assumes the frame has been validated (see `laat.schema`): an unknown category gets an
+    all-zero block and a value outside the boolean vocabulary becomes NaN. A missing numeric
+    or boolean value stays NaN (the fitted `laat.preprocess` imputer fills it); its
+    ``<name>_missing`` column says it was missing.
     """
     missing = [c for c in meta.raw_columns if c not in df.columns]
     if missing:
         raise KeyError(f"dataset {meta.name!r}: missing columns {missing}")
-    out = {}
+    parts: dict[str, np.ndarray] = {}
     for f in meta.features:
         col = df[f.name]
         if f.type == "categorical":
-            out[f.name] = pd.Categorical(col.astype("string").str.strip(), categories=sorted(f.categories))
+            text = as_text(col)
+            for cat in sorted(f.categories):
+                parts[f"{f.name}_{cat}"] = (text == cat).to_numpy(dtype="float32")
         elif f.type == "boolean":
-            out[f.name] = _to_bool(col).astype("float32")
+            parts[f.name] = boolean_values(col).to_numpy(dtype="float32")
         else:
-            out[f.name] = pd.to_numeric(col, errors="coerce").astype("float64")
-    typed = pd.DataFrame(out, index=df.index)
-    if meta.target.column in df.columns:
-        typed[meta.target.column] = pd.Categorical(df[meta.target.column].astype("string").str.strip(),
-                                                   categories=meta.target.classes)
-    return typed
-
-
-def encode(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
-    """One-hot encode raw columns into `meta.encoded_columns` (float32)."""
-    typed = typed_frame(df, meta)
-    parts: dict[str, np.ndarray] = {}
-    for f in meta.features:
-        if f.type == "categorical":
-            continue
-        parts[f.name] = typed[f.name].to_numpy(dtype="float32")
-    for f in meta.features:
-        if f.type != "categorical":
-            continue
-        codes = typed[f.name].astype(object)
-        for cat in sorted(f.categories):
-            parts[f"{f.name}_{cat}"] = (codes == cat).to_numpy(dtype="float32")
+            parts[f.name] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy(dtype="float32")
+        if f.nullable:
+            parts[f"{f.name}_{MISSING}"] = col.isna().to_numpy(dtype="float32")
     return pd.DataFrame(parts, index=df.index, columns=meta.encoded_columns)
 
 
 def labels(df: pd.DataFrame, meta: DatasetMeta) -> np.ndarray:
     """Target as 0/1 (index in `classes`); raises on a label the metadata does not know."""
-    y = df[meta.target.column].astype("string").str.strip()
-    bad = sorted(set(y.dropna()) - set(meta.target.classes))
-    if bad or y.isna().any():
+    values = df[meta.target.column]
+    codes = meta.target.codes(values)
+    if codes.isna().any():
+        bad = sorted({str(v) for v in values[codes.isna()].dropna()}) or ["<missing>"]
         raise ValueError(f"dataset {meta.name!r}: target {meta.target.column!r} has labels outside "
-                         f"{meta.target.classes}: {bad or ['<missing>']}")
-    return (y == meta.positive_class).to_numpy(dtype="int64")
+                         f"{meta.target.classes}: {bad[:10]}")
+    return codes.to_numpy(dtype="int64")
 
 
 def load_dataset(meta: DatasetMeta, root: str | Path = ".") -> pd.DataFrame:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from laat.datasets import _FALSE, _TRUE, DEFAULT_METADATA_DIR, MetadataError
+from laat.datasets import BOOLEAN_TEXT, DEFAULT_METADATA_DIR, MetadataError
 
 PLACEHOLDER = "TODO:"
 # Column names that usually hold the label, matched as whole words of the lower-cased name.
@@ -40,8 +40,8 @@ def _is_boolean(s: pd.Series) -> bool:
     """One true-like and one false-like spelling (yes/no, 1/0, true/false, ...) and nothing else."""
     if pd.api.types.is_bool_dtype(s):
         return True
-    values = _text_values(s)
-    return len(values) == 2 and values <= (_TRUE | _FALSE) and bool(values & _TRUE) and bool(values & _FALSE)
+    truths = {BOOLEAN_TEXT.get(v) for v in _text_values(s)}
+    return len(_text_values(s)) == 2 and truths == {True, False}
 
 
 def _feature(name: str, s: pd.Series) -> dict[str, Any]:
@@ -84,8 +84,8 @@ def guess_target(frame: pd.DataFrame) -> str:
 def _classes(s: pd.Series) -> list[str]:
     """[negative, positive]: false-like before true-like, otherwise in sorted order."""
     values = sorted({str(v).strip() for v in s.unique()})
-    if {v.lower() for v in values} <= (_TRUE | _FALSE):
-        values.sort(key=lambda v: v.lower() in _TRUE)
+    if all(v.lower() in BOOLEAN_TEXT for v in values):
+        values.sort(key=lambda v: BOOLEAN_TEXT[v.lower()])
     return values
 
 

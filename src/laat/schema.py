@@ -10,9 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from laat.datasets import DatasetMeta
+from laat.datasets import BOOLEAN_HINT, DatasetMeta, as_text, boolean_values
 
-_BOOL_VALUES = ["True", "False", "true", "false", "0", "1", "0.0", "1.0"]
 MAX_EXAMPLES = 5
 
 
@@ -38,8 +37,8 @@ def build_schema(meta: DatasetMeta):
             )
         elif f.type == "boolean":
             columns[f.name] = pa.Column(
-                checks=pa.Check(lambda s: s.astype(str).isin(_BOOL_VALUES), element_wise=False,
-                                name="boolean_values", error="values must be True/False or 0/1"),
+                checks=pa.Check(lambda s: boolean_values(s).notna(), name="boolean_values",
+                                error=f"boolean_values ({BOOLEAN_HINT})"),
                 nullable=f.nullable,
             )
         else:
@@ -52,14 +51,23 @@ def build_schema(meta: DatasetMeta):
                 checks.append(pa.Check(lambda s: (s.dropna() % 1 == 0), name="whole_numbers",
                                        error="values must be whole numbers"))
             columns[f.name] = pa.Column(float, checks=checks, nullable=f.nullable, coerce=True)
+    spelling = " or another spelling of the same yes/no" if meta.target.is_boolean else ""
     columns[meta.target.column] = pa.Column(
-        object, checks=pa.Check.isin(meta.target.classes, name="target_labels"), nullable=False,
+        checks=pa.Check(lambda s: meta.target.codes(s).notna(), name="target_labels",
+                        error=f"target_labels (one of {meta.target.classes}{spelling})"),
+        nullable=False,
     )
     return pa.DataFrameSchema(columns, strict=False, ordered=False, name=meta.name)
 
 
-def validation_report(df: pd.DataFrame, meta: DatasetMeta) -> dict[str, Any]:
-    """Validate lazily and return a JSON-ready report: {dataset, status, n_rows, failures}."""
+def validation_report(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: int = 1,
+                      why: str = "both classes are needed to train") -> dict[str, Any]:
+    """Validate lazily and return a JSON-ready report: {dataset, status, n_rows, failures}.
+
+    Besides the schema, the table must have rows and each class at least
+    ``min_rows_per_class`` of them (``why`` says what needs them), so a table too small for
+    the split fails here, before any LLM call, rather than in the split.
+    """
     import pandera.errors as pe
 
     schema = build_schema(meta)
@@ -68,6 +76,7 @@ def validation_report(df: pd.DataFrame, meta: DatasetMeta) -> dict[str, Any]:
         schema.validate(_as_text_categories(df, meta), lazy=True)
     except pe.SchemaErrors as err:
         failures = _summarise(err.failure_cases)
+    failures += class_size_failures(df, meta, min_rows_per_class, why)
     return {
         "dataset": meta.name,
         "status": "passed" if not failures else "failed",
@@ -77,16 +86,31 @@ def validation_report(df: pd.DataFrame, meta: DatasetMeta) -> dict[str, Any]:
     }
 
 
+def class_size_failures(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: int,
+                        why: str) -> list[dict[str, Any]]:
+    """Report entries (with a ``message``) for an empty table or a class with too few rows."""
+    entry = {"column": meta.target.column, "n_failures": 1, "example_rows": [], "example_values": []}
+    if len(df) == 0:
+        return [{**entry, "check": "not_empty", "message": "the table has no rows (a header only?)"}]
+    if meta.target.column not in df.columns:
+        return []  # reported by the schema as a missing column
+    counts = meta.target.codes(df[meta.target.column]).value_counts()
+    short = [(c, int(counts.get(float(i), 0))) for i, c in enumerate(meta.target.classes)]
+    short = [(c, n) for c, n in short if n < min_rows_per_class]
+    return [{**entry, "check": "rows_per_class", "example_values": [c],
+             "message": f"class {c!r} of target {meta.target.column!r} has {n} rows; "
+                        f"{min_rows_per_class} are needed ({why})"} for c, n in short]
+
+
 def _as_text_categories(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
-    """Read categorical and target columns as stripped text so 'isin' compares strings.
+    """Categorical columns as stripped text (`laat.datasets.as_text`) so 'isin' compares strings.
 
     pandas reads a column of digits as int; the metadata names categories as strings.
     """
     out = df.copy()
-    for col in [f.name for f in meta.features if f.type == "categorical"] + [meta.target.column]:
+    for col in [f.name for f in meta.features if f.type == "categorical"]:
         if col in out.columns:
-            s = out[col]
-            out[col] = s.where(s.isna(), s.astype(str).str.strip()).astype(object)
+            out[col] = as_text(out[col])
     return out
 
 
@@ -123,6 +147,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"dataset {report['dataset']!r} failed validation "
              f"({len(report['failures'])} failed checks, {report['n_rows']} rows):"]
     for f in report["failures"]:
+        if "message" in f:
+            lines.append(f"  - {f['message']}")
+            continue
         if f["check"] == "column_in_dataframe":
             lines.append(f"  - column {f['column']!r}: check column_in_dataframe failed (column is missing)")
             continue

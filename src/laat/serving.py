@@ -39,14 +39,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from laat.datasets import DatasetMeta, encode, parse_metadata
+from laat.datasets import BOOLEAN_HINT, DatasetMeta, as_text, boolean_values, encode, parse_metadata
 
 CHAMPION = "champion"
 EVAL_TAG = "eval.{metric}"
 # Packages the served model imports; versions are pinned to what is installed when logging.
 BASE_REQUIREMENTS = ("mlflow", "cloudpickle", "pandas", "numpy", "scikit-learn", "scipy", "pyyaml", "pydantic")
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-_BOOL_TEXT = {"true", "false", "1", "0", "1.0", "0.0", "yes", "no"}  # what datasets.encode reads
 OutOfRange = Literal["reject", "clip", "allow"]
 OUT_OF_RANGE_DEFAULT: OutOfRange = "reject"
 OUT_OF_RANGE_PARAM = "out_of_range"  # the request-level setting: {"params": {"out_of_range": "clip"}}
@@ -99,8 +98,7 @@ def check_raw_rows(df: pd.DataFrame, meta: DatasetMeta,
     for f in meta.features:
         col = rows[f.name]
         if f.type == "categorical":
-            text = col.dropna().astype(str).str.strip()
-            unknown = sorted(set(text) - set(f.categories))
+            unknown = sorted(set(as_text(col).dropna()) - set(f.categories))
             if unknown:
                 problems.append(f"{f.name!r} has unknown categories {unknown[:5]} (known: {sorted(f.categories)})")
         elif f.type in ("numeric", "integer"):
@@ -109,10 +107,9 @@ def check_raw_rows(df: pd.DataFrame, meta: DatasetMeta,
             if not bad.empty:
                 problems.append(f"{f.name!r} has non-numeric values {bad.astype(str).unique()[:5].tolist()}")
         elif f.type == "boolean":
-            text = col.dropna().astype(str).str.strip().str.lower()
-            bad = sorted(set(text) - _BOOL_TEXT)
+            bad = sorted(set(col[col.notna() & boolean_values(col).isna()].astype(str)))
             if bad:
-                problems.append(f"{f.name!r} has non-boolean values {bad[:5]} (use true/false or 1/0)")
+                problems.append(f"{f.name!r} has non-boolean values {bad[:5]} (use {BOOLEAN_HINT})")
         if not f.nullable and col.isna().any():
             problems.append(f"{f.name!r} has {int(col.isna().sum())} missing values but is not nullable")
     rows, range_problems = apply_range_policy(rows, meta, out_of_range)
@@ -223,7 +220,9 @@ def predict_raw(estimator: Any, meta: DatasetMeta, rows: pd.DataFrame,
                 out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT) -> pd.DataFrame:
     """Validate raw rows, encode them like training did, return ``p_<class>`` columns.
 
-    Zero rows in (an empty batch, still with the raw columns) give zero rows out.
+    Zero rows in (an empty batch, still with the raw columns) give zero rows out. Gaps in
+    nullable features reach the estimator as NaN plus their ``<name>_missing`` flag; a model
+    trained by the pipeline fills them with its own imputer step (`laat.preprocess`).
     """
     checked = check_raw_rows(rows, meta, out_of_range)
     if len(checked) == 0:
@@ -261,8 +260,9 @@ def _check_estimator(estimator: Any, meta: DatasetMeta) -> None:
 
 
 def _needs_torch(estimator: Any) -> bool:
-    """A laat estimator holds torch modules; a plain scikit-learn one does not."""
-    return type(estimator).__module__.split(".")[0] == "laat"
+    """A laat estimator (alone or as a Pipeline's last step) holds torch modules; a plain scikit-learn one does not."""
+    final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    return type(final).__module__.split(".")[0] == "laat"
 
 
 def pip_requirements_for(estimator: Any) -> list[str]:

@@ -7,9 +7,11 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.pandas import ParquetDataset
+from kedro_datasets.pickle import PickleDataset
 from pydantic import ValidationError
 
 from laat.datasets import load_metadata
+from laat.datasets import parse_metadata as load_metadata_from
 from laat.pipelines.training import create_pipeline
 from laat.pipelines.training.nodes import TrainingParams
 from laat.datasets import encode, labels
@@ -107,3 +109,35 @@ def test_prior_for_other_features_is_refused_by_name(tmp_path):
 def test_wrong_parameters_fail_at_validation(bad):
     with pytest.raises(ValidationError):
         _params(**bad)
+
+
+def test_a_table_with_gaps_runs_validation_training_and_scoring_with_train_medians(gappy, tmp_path):
+    """Gaps, real column names, yes/no booleans and a 0/1 target first, through the real runner."""
+    from laat.pipelines import data_validation, evaluation
+
+    metadata, raw = gappy
+    meta = load_metadata_from(metadata)
+    prior = random_prior(meta.encoded_columns, seed=3).to_dict()  # RANDOM prior: plumbing, not a result
+    catalog = DataCatalog({
+        "raw": MemoryDataset(raw), "metadata": MemoryDataset(metadata), "prior": MemoryDataset(prior),
+        "params:training": MemoryDataset(_params(trust="off")),
+        "train_rows": ParquetDataset(filepath=str(tmp_path / "train.parquet")),
+        "test_rows": ParquetDataset(filepath=str(tmp_path / "test.parquet")),
+        "model": PickleDataset(filepath=str(tmp_path / "model.pkl")),  # as in catalog_training.yml
+    })
+    chain = (data_validation.create_pipeline() + create_pipeline()
+             + evaluation.create_pipeline().only_nodes("predict_test"))
+    out = SequentialRunner().run(chain, catalog)
+    train, test, model = catalog.load("train_rows"), catalog.load("test_rows"), catalog.load("model")
+    assert train["low birth.weight"].value_counts().to_dict() == {0: 10, 1: 10}
+    X_train, X_test = encode(train, meta), encode(test, meta)
+    medians = X_train.median()  # pandas over the training rows only: the independent reference
+    assert dict(zip(model[0].feature_names_in_, model[0].statistics_)) == pytest.approx(medians.to_dict())
+    assert medians["mother_weight"] != encode(raw, meta)["mother_weight"].median()  # train-only is visible
+    assert list(out["attributions"].load()["feature"]) == meta.encoded_columns
+    assert {"mother_weight_missing", "birth place_missing"} <= set(meta.encoded_columns)
+    predictions = out["predictions"].load()
+    gaps = X_test["mother_weight_missing"].to_numpy() == 1
+    assert gaps.sum() > 5 and np.isfinite(predictions["p_yes"]).all()
+    assert predictions["y_true"].tolist() == test["low birth.weight"].tolist()
+    np.testing.assert_array_equal(predictions["p_yes"], model[-1].predict_proba(X_test.fillna(medians))[:, 1])

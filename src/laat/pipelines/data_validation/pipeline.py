@@ -6,7 +6,7 @@ from .nodes import check_dataset, require_valid
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(check_dataset, ["raw", "metadata"], "validation_report", name="check_dataset"),
+            Node(check_dataset, ["raw", "metadata", "params:training"], "validation_report", name="check_dataset"),
             Node(require_valid, ["raw", "validation_report"], "validated", name="require_valid"),
         ]
     )

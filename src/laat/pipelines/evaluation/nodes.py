@@ -26,7 +26,10 @@ class EvaluationParams(BaseModel):
 
 
 def predict_test(model, test_rows: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
-    """Labels and P(positive class) for every held-out row."""
+    """Labels and P(positive class) for every held-out row.
+
+    Gaps are filled by the model's imputer step with its training medians, as in serving.
+    """
     meta = parse_metadata(metadata)
     p_yes = model.predict_proba(encode(test_rows, meta))[:, 1]
     return pd.DataFrame({"y_true": labels(test_rows, meta), "p_yes": p_yes})

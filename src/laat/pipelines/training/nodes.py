@@ -1,4 +1,4 @@
-"""Thin nodes: split rows, check the prior against them, fit `LAATClassifier`, report trust."""
+"""Thin nodes: split rows, check the prior against them, fit imputer + `LAATClassifier`, report trust."""
 
 from __future__ import annotations
 
@@ -75,20 +75,26 @@ def split_rows(validated: pd.DataFrame, metadata: dict[str, Any],
 
 def fit_model(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: dict[str, Any],
               params: TrainingParams):
-    """Fit on the encoded rows; the prior must name exactly the encoded columns."""
+    """Fit imputer + `LAATClassifier` on the encoded training rows (a scikit-learn Pipeline).
+
+    The imputer's medians come from these rows only and travel with the model, so evaluation
+    and the served model fill gaps the same way. The prior must name exactly the encoded columns.
+    """
     from laat.estimator import LAATClassifier
+    from laat.preprocess import with_imputer
 
     meta = parse_metadata(metadata)
-    model = LAATClassifier(**params.estimator.model_dump())
-    model.fit(encode(train_rows, meta), labels(train_rows, meta), prior=Prior.from_dict(prior))
-    log.info("%s: trust=%s gamma=%g tau=%g: %s", meta.name, model.trust_["mode"], model.trust_["gamma"],
-             model.trust_["tau"], model.trust_["reason"])
+    model = with_imputer(LAATClassifier(**params.estimator.model_dump()))
+    model.fit(encode(train_rows, meta), labels(train_rows, meta), model__prior=Prior.from_dict(prior))
+    trust = model[-1].trust_
+    log.info("%s: trust=%s gamma=%g tau=%g: %s", meta.name, trust["mode"], trust["gamma"], trust["tau"],
+             trust["reason"])
     return model
 
 
 def report_trust(model) -> tuple[dict[str, Any], dict[str, Any]]:
     """The fitted model's trust decision (JSON) and its key numbers as MLflow metrics."""
-    decision = dict(model.trust_)
+    decision = dict(model[-1].trust_)
     values = {"trust.gamma": decision["gamma"], "trust.tau": decision["tau"],
               "trust.followed": float(decision["followed"])}
     p = (decision.get("agreement") or {}).get("p_value")
@@ -101,11 +107,13 @@ def diagnose_prior(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: di
                    params: TrainingParams):
     """Per-feature agreement of the prior with the training rows: table, plot and summary metrics."""
     from laat.diagnostics import diagnostic_metrics, plot_prior_diagnostic, prior_diagnostic
+    from laat.preprocess import missing_value_imputer
 
     meta = parse_metadata(metadata)
     p = Prior.from_dict(prior)
     d = params.diagnostic
-    table, summary = prior_diagnostic(encode(train_rows, meta), labels(train_rows, meta), p, level=d.level,
+    X = missing_value_imputer().fit_transform(encode(train_rows, meta))  # as fit_model's imputer does
+    table, summary = prior_diagnostic(X, labels(train_rows, meta), p, level=d.level,
                                       n_permutations=d.n_permutations, seed=params.split.seed)
     if summary["flagged"]:
         log.warning("%s: the training rows confidently contradict the %s prior on %s", meta.name, p.label,
@@ -119,8 +127,8 @@ def diagnose_prior(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: di
 def attribution_table(model, prior: dict[str, Any]) -> pd.DataFrame:
     """Prior vs learned attributions per feature, both normalised as the loss sees them."""
     p = Prior.from_dict(prior)
-    learned = model.feature_attributions_
-    target = model.prior_target_
+    learned = model[-1].feature_attributions_
+    target = model[-1].prior_target_
     return pd.DataFrame({
         "feature": list(learned.index),
         "prior_score": [p.scores()[f] for f in learned.index],
