@@ -97,3 +97,35 @@ def test_the_default_chain_with_the_local_llm_runs_on_the_messy_table(tmp_path, 
     version = client.get_model_version_by_alias(f"laat-{name}", "champion")
     tags = client.get_run(version.run_id).data.tags
     assert tags[f"{name}.prior.source"] == "llm"
+
+
+def test_the_drafted_yaml_of_the_messy_table_runs_once_its_descriptions_are_filled_in(tmp_path, monkeypatch):
+    """`laat draft-metadata` on a table with gaps, `_` in names, yes/no booleans and a 0/1
+    target first: with the TODO texts replaced, the chain runs to a registered model."""
+    from laat.metadata_draft import PLACEHOLDER, draft_metadata, write_draft
+
+    project = copy_project(tmp_path, [], params=lean_training())
+    frame, meta = make_table("messy")
+    for shipped in (project / "conf/base/datasets").glob("*.yml"):
+        shipped.unlink()
+    frame.to_csv(project / "data/01_raw/messy.csv", index=False)
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    drafted = draft_metadata("data/01_raw/messy.csv")
+    assert drafted["target"] == {"column": meta["target"]["column"], "classes": ["0", "1"]}
+    types = {f["name"]: (f["type"], f.get("nullable", False)) for f in drafted["features"]}
+    assert types == {"patient_age": ("integer", False), "daily dose.mg": ("numeric", True),
+                     "Région": ("categorical", True), "is_smoker": ("boolean", False),
+                     "clinic": ("integer", False)}
+
+    def fill(value):
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return "A description." if isinstance(value, str) and value.startswith(PLACEHOLDER) else value
+
+    write_draft(fill(drafted), Path("conf/base/datasets/messy.yml"))
+    _run(project, "messy", {"prior_source": "oracle"})
+    version = mlflow_client(project).get_model_version_by_alias("laat-messy", "champion")
+    assert str(version.version) == "1"
