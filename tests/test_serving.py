@@ -471,5 +471,5 @@ def test_served_model_scores_raw_rows_with_gaps_using_the_training_medians(gappy
     np.testing.assert_array_equal(out.to_numpy(), model[-1].predict_proba(encode(rows, meta).fillna(medians)))
     check_raw_rows(rows, meta)  # gaps in nullable columns are accepted as input
     no_smoke_answer = rows.assign(smokes=rows["smokes"].where(rows.index != rows.index[0]))
-    with pytest.raises(InputError, match="'smokes' has 1 missing values but is not nullable"):
+    with pytest.raises(ServedError, match="'smokes' has 1 missing values but is not nullable"):
         served.predict(no_smoke_answer)
