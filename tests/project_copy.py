@@ -40,6 +40,26 @@ def copy_project(dst: Path, datasets: list[str], params: dict | None = None) -> 
     return dst
 
 
+def run_session(project: Path, pipeline: str | None = None, runtime_params: dict | None = None, **run_args):
+    """One in-process `kedro run` of this checkout's code on the copy's config (as `kedro run
+    --pipeline <pipeline> --params ...`; ``run_args`` are KedroSession.run's, e.g. namespaces)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    import mlflow
+
+    bootstrap_project(ROOT)
+    try:
+        with KedroSession.create(project_path=ROOT, conf_source=str(project / "conf"),
+                                 runtime_params=runtime_params or {}) as session:
+            return session.run(pipeline_names=[pipeline] if pipeline else None, **run_args)
+    finally:
+        # kedro-mlflow leaves its run active after an in-process session; a `kedro run` process
+        # ends with it. End it, so the next session here gets its own run, not a nested one.
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+
+
 def lean_training() -> dict:
     """The prior diagnostic's permutation test at its minimum (the rest as in conf/base)."""
     return {"training": {"diagnostic": {"n_permutations": 100}}}

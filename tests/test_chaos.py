@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
-from project_copy import ROOT, cli_env, copy_project  # noqa: E402
+from project_copy import ROOT, cli_env, copy_project, run_session  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -210,45 +210,29 @@ def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(project):
     assert KILLED_LOG in out and run_id in out
 
 
-def _session_run(project: Path, pipeline: str, runtime_params: dict, **run_args):
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    import mlflow
-
-    bootstrap_project(ROOT)
-    with KedroSession.create(project_path=ROOT, conf_source=str(project / "conf"),
-                             runtime_params=runtime_params) as session:
-        session.run(pipeline_names=[pipeline], **run_args)
-    # kedro-mlflow leaves a run active after an in-process session; separate `kedro run`
-    # processes each get their own MLflow run, and so does each session here.
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-
-
 def test_each_stage_runs_alone_once_its_inputs_exist(project):
     only = {"namespaces": ["diabetes"]}
     params = {"prior_source": "oracle", "run_id": "stages-alone"}
-    _session_run(project, "data_validation", {}, **only)
+    run_session(project, "data_validation", {}, **only)
     assert (project / "data/02_intermediate/diabetes/validated.parquet").is_file()
 
-    _session_run(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
+    run_session(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
     assert (project / "data/04_feature/diabetes/prior_oracle.json").is_file()
 
-    _session_run(project, "training", params, **only)
+    run_session(project, "training", params, **only)
     model = project / "data/06_models/diabetes/stages-alone/laat_model.pkl"
     assert model.is_file()
     client = _client(project)
     assert client.search_registered_models() == []
 
-    _session_run(project, "evaluation", params, **only)
+    run_session(project, "evaluation", params, **only)
     registration = pd.read_json(project / "data/08_reporting/diabetes/stages-alone/registration.json",
                                 typ="series")
     assert registration["registered"] and registration["new_version"] == "1"
 
     # --from-nodes: refit from the persisted split of the same run, then evaluate again
     fitted_at = model.stat().st_mtime_ns
-    _session_run(project, "diabetes", params, from_nodes=["diabetes.fit_model"])
+    run_session(project, "diabetes", params, from_nodes=["diabetes.fit_model"])
     assert model.stat().st_mtime_ns > fitted_at
     versions = client.search_model_versions("name = 'laat-diabetes'")
     assert sorted(str(mv.version) for mv in versions) == ["1", "2"]
@@ -263,15 +247,15 @@ def test_a_hand_edited_prior_json_is_neither_overwritten_nor_used(project):
     from laat.priors import PriorError
 
     only = {"namespaces": ["diabetes"]}
-    _session_run(project, "data_validation", {}, **only)
-    _session_run(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
+    run_session(project, "data_validation", {}, **only)
+    run_session(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
     path = project / "data/04_feature/diabetes/prior_oracle.json"
     edited = json.loads(path.read_text())
     edited["mean"][0] += 1.0
     path.write_text(json.dumps(edited))
 
     with pytest.raises(DatasetError, match=r"prior_oracle.json: this generated prior was edited by hand"):
-        _session_run(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
+        run_session(project, "prior_elicitation", {"prior_source": "oracle"}, **only)
     assert json.loads(path.read_text())["mean"] == edited["mean"]
     with pytest.raises(PriorError, match="edited by hand"):
-        _session_run(project, "training", {"prior_source": "oracle"}, **only)
+        run_session(project, "training", {"prior_source": "oracle"}, **only)

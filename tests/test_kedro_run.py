@@ -2,55 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
+
+from project_copy import copy_project, mlflow_client, run_session  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 
-def _copy_project(src: Path, dst: Path) -> Path:
-    """Config and raw data copied into `dst`; code and pyproject stay in the real project.
-
-    Kedro resolves relative catalog paths against the project root, so the copied catalogs
-    are pointed at `dst/data`; the run's other relative paths (LLM cache) follow the CWD.
-    """
-    shutil.copytree(src / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials.yml"))
-    for catalog in (dst / "conf" / "base").glob("catalog*.yml"):
-        catalog.write_text(catalog.read_text().replace("filepath: data/", f"filepath: {dst}/data/"))
-    mlflow_yml = dst / "conf" / "base" / "mlflow.yml"
-    mlflow_yml.write_text(mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{dst / 'mlflow.db'}"))
-    (dst / "data" / "01_raw").mkdir(parents=True)
-    shutil.copy(src / "data" / "01_raw" / "diabetes.csv", dst / "data" / "01_raw" / "diabetes.csv")
-    return dst
-
-
-def _run(project: Path, runtime_params: dict | None = None, pipeline: str | None = None):
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    root = Path(__file__).resolve().parents[1]
-    bootstrap_project(root)
-    with KedroSession.create(project_path=root, conf_source=str(project / "conf"),
-                             runtime_params=runtime_params or {}) as session:
-        return session.run(pipeline_names=[pipeline] if pipeline else None)
-
-
 @pytest.fixture
-def project(tmp_path, project_root, monkeypatch):
-    path = _copy_project(project_root, tmp_path)
+def project(tmp_path, monkeypatch):
+    path = copy_project(tmp_path, ["diabetes"])
     monkeypatch.chdir(path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return path
-
-
-def _client(project: Path):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
 
 
 def test_default_run_logs_everything_and_registers_a_servable_model(project):
@@ -58,9 +29,9 @@ def test_default_run_logs_everything_and_registers_a_servable_model(project):
 
     # The default strategy (per_feature: one generated answer per feature and sample) with 2
     # samples instead of 5: the same code path, 16 LLM calls instead of 40 to keep CI short.
-    _run(project, runtime_params={"prior_elicitation": {"n_samples": 2}})
+    run_session(project, runtime_params={"prior_elicitation": {"n_samples": 2}})
 
-    client = _client(project)
+    client = mlflow_client(project)
     (exp,) = [e for e in client.search_experiments() if e.name == "laat"]
     (run,) = client.search_runs([exp.experiment_id])
     metrics, tags, params = run.data.metrics, run.data.tags, run.data.params
@@ -108,13 +79,13 @@ def test_invalid_data_stops_the_run_and_registers_nothing(project):
     df.drop(columns=["BMI"]).to_csv(csv, index=False)
 
     with pytest.raises(DataValidationError) as err:
-        _run(project)
+        run_session(project)
     assert "'diabetes'" in str(err.value) and "BMI" in str(err.value) and "Outcome" in str(err.value)
     report = pd.read_json(project / "data/08_reporting/diabetes/validation_report.json", typ="series")
     assert report["status"] == "failed"
     assert not (project / "data/05_model_input").exists()
     assert not (project / "data/06_models").exists()
-    client = _client(project)
+    client = mlflow_client(project)
     assert client.search_registered_models() == []
 
 
@@ -122,5 +93,5 @@ def test_wrong_parameter_fails_before_any_work(project):
     from kedro.validation import ParameterValidationError
 
     with pytest.raises(ParameterValidationError, match="gamma"):
-        _run(project, runtime_params={"training": {"estimator": {"gamma": -1}}})
+        run_session(project, runtime_params={"training": {"estimator": {"gamma": -1}}})
     assert not (project / "data/08_reporting").exists()

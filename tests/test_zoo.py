@@ -13,7 +13,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make the helpers importable
 
-from project_copy import ROOT, copy_project, lean_training, mlflow_client  # noqa: E402
+from project_copy import copy_project, lean_training, mlflow_client, run_session  # noqa: E402
 from zoo import SHAPES, make_table, rows_with_gaps  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -33,16 +33,6 @@ def _add_zoo(project: Path, shapes: list[str]) -> dict[str, tuple]:
     return tables
 
 
-def _run(project: Path, pipeline: str, runtime_params: dict):
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(ROOT)
-    with KedroSession.create(project_path=ROOT, conf_source=str(project / "conf"),
-                             runtime_params=runtime_params) as session:
-        session.run(pipeline_names=[pipeline])
-
-
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     """One `kedro run --pipeline all --params prior_source=oracle` over the whole zoo."""
@@ -51,7 +41,7 @@ def zoo(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        _run(project, "all", {"prior_source": "oracle"})
+        run_session(project, "all", {"prior_source": "oracle"})
     return project, tables
 
 
@@ -92,7 +82,7 @@ def test_the_default_chain_with_the_local_llm_runs_on_the_messy_table(tmp_path, 
     monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     # one sample per question keeps it short; the strategy and the rest are the defaults
-    _run(project, name, {"prior_elicitation": {"n_samples": 1}})
+    run_session(project, name, {"prior_elicitation": {"n_samples": 1}})
     client = mlflow_client(project)
     version = client.get_model_version_by_alias(f"laat-{name}", "champion")
     tags = client.get_run(version.run_id).data.tags
@@ -126,6 +116,6 @@ def test_the_drafted_yaml_of_the_messy_table_runs_once_its_descriptions_are_fill
         return "A description." if isinstance(value, str) and value.startswith(PLACEHOLDER) else value
 
     write_draft(fill(drafted), Path("conf/base/datasets/messy.yml"))
-    _run(project, "messy", {"prior_source": "oracle"})
+    run_session(project, "messy", {"prior_source": "oracle"})
     version = mlflow_client(project).get_model_version_by_alias("laat-messy", "champion")
     assert str(version.version) == "1"

@@ -123,10 +123,11 @@ def test_a_key_in_base_url_is_stored_nowhere_after_a_real_kedro_run(tmp_path, pr
     sys.path.insert(0, str(project_root / "tests"))
     sys.path.insert(0, str(project_root / "tests" / "elicit"))
     from fake_llm import FakeLLM
-    from test_kedro_run import _copy_project, _run
+    from project_copy import copy_project, run_session
 
     secret = "sk-SECRET-in-base-url-4242"
-    project = _copy_project(project_root, tmp_path / "project")
+    (tmp_path / "project").mkdir()
+    project = copy_project(tmp_path / "project", ["diabetes"])
     monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -142,7 +143,7 @@ def test_a_key_in_base_url_is_stored_nowhere_after_a_real_kedro_run(tmp_path, pr
     request.addfinalizer(lambda: (root_logger.removeHandler(handler), root_logger.setLevel(level), handler.close()))
     with FakeLLM() as srv:
         url = srv.base_url.replace("http://", f"http://laat:{secret}@")
-        _run(project, runtime_params={"prior_source": "openai", "prior_elicitation": {
+        run_session(project, runtime_params={"prior_source": "openai", "prior_elicitation": {
             "model": "fake-model", "base_url": url, "strategy": "direct", "n_samples": 1}})
         assert srv.n_chat == 1
 
