@@ -45,6 +45,7 @@ bench: $(STAMP)
 # one OpenMP thread: a forked mutant that inherits torch's thread pool deadlocks.
 MUTANTS ?=
 mutate: $(STAMP)
+	rm -f mutants/mutmut-stats.json  # which tests reach which function: re-collect, tests may have changed
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 15 $(BIN)/mutmut run --max-children 1 $(MUTANTS)
 	$(BIN)/mutmut results
 
