@@ -143,3 +143,64 @@ def test_oracle_on_diabetes_ranks_glucose_first_and_handles_missing_values():
         oracle_prior(X, np.zeros(len(X)), meta)
     with pytest.raises(PriorError, match="768 rows but 5 labels"):
         oracle_prior(X, np.ones(5), meta)
+
+
+# ---- round trips over generated priors (hypothesis; mutation testing: docs/mutation-testing.md) --
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# feature names as encoding produces them (column, or column=category) plus YAML-awkward ones
+_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
+    lambda s: s == s.strip())
+_scores = st.floats(-10.0, 10.0, allow_nan=False)
+
+
+@st.composite
+def priors(draw):
+    features = draw(st.lists(_names, min_size=1, max_size=8, unique=True))
+    d = len(features)
+    samples = draw(st.lists(st.lists(_scores, min_size=d, max_size=d), min_size=0, max_size=3))
+    mean = draw(st.lists(_scores, min_size=d, max_size=d))
+    spread = draw(st.lists(st.floats(0.0, 5.0), min_size=d, max_size=d))
+    return Prior(features=features, mean=mean, spread=spread, source=draw(st.sampled_from(["llm", "oracle", "random"])),
+                 provenance={"model": draw(_names), "n": draw(st.integers(0, 99))}, samples=samples)
+
+
+@settings(max_examples=60, deadline=None)
+@given(priors())
+def test_json_round_trip_is_lossless_for_any_prior(p):
+    import json
+
+    q = Prior.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert (q.features, q.mean, q.spread, q.source, q.samples, q.provenance) == (
+        p.features, p.mean, p.spread, p.source, p.samples, p.provenance)
+
+
+@settings(max_examples=60, deadline=None)
+@given(priors())
+def test_unedited_yaml_round_trip_keeps_names_source_and_the_written_scores(p):
+    q = Prior.from_yaml(p.to_yaml())
+    assert q.features == p.features and q.source == p.source and not q.provenance.get("edited")
+    np.testing.assert_allclose(q.mean, p.mean, rtol=0, atol=5e-5)  # YAML keeps 4 decimals
+    np.testing.assert_allclose(q.spread, p.spread, rtol=0, atol=5e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(priors(), st.data())
+def test_any_changed_score_in_yaml_makes_an_edited_expert_prior(p, data):
+    import yaml
+
+    doc = yaml.safe_load(p.to_yaml())
+    f = data.draw(st.sampled_from(p.features))
+    old = doc["scores"][f]
+    doc["scores"][f] = data.draw(_scores.filter(lambda v: abs(v - old) > 1e-3))
+    q = Prior.from_yaml(yaml.safe_dump(doc))
+    assert q.source == "expert" and q.provenance["edited"] and q.provenance["edited_from"] == p.source
+    assert q.label == "expert-edited" and q.spread == [0.0] * len(p)
+
+
+def test_a_mean_with_more_than_four_decimals_is_not_taken_for_an_edit():
+    p = Prior(["a", "b"], [23 / 3, -1.0], source="llm", samples=[[7, -1], [8, -1], [8, -1]])
+    q = Prior.from_yaml(p.to_yaml())
+    assert q.source == "llm" and q.label == "llm" and q.mean == [7.6667, -1.0]
