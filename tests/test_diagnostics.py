@@ -9,7 +9,6 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
 from laat.attribution import normalized_target
-
 from laat.diagnostics import diagnostic_metrics, plot_prior_diagnostic, prior_diagnostic
 from laat.priors import Prior
 from laat.splits import few_shot_split
