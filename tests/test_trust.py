@@ -290,3 +290,155 @@ def test_cross_validation_prefers_plain_training_on_an_exact_tie():
     assert [c["cv_score"] for c in m.trust_["candidates"]] == [1.0] * 11  # an exact tie
     assert m.trust_["gamma"] == 0.0 and not m.trust_["followed"]
     assert m.trust_["reason"].startswith("ignored the prior") and "at least as good" in m.trust_["reason"]
+
+
+# ---- the rule's edges, checked without training where possible (docs/mutation-testing.md) ------
+
+
+def _tie_data(per_class):
+    """Every feature equals the label: each candidate ranks validation rows perfectly (AUC 1)."""
+    y = np.repeat([0, 1], per_class)
+    X = np.repeat(y[:, None], 3, axis=1).astype(float)
+    return X, y, np.array([5.0, 5.0, 5.0])
+
+
+def test_cross_validated_tie_decision_says_why_in_full():
+    X, y, s = _tie_data(12)
+    kw = LAATClassifier(random_state=0)._train_kwargs()
+    d = decide(TrustProblem(X=X, y=y, scores=s, gamma=100.0), kw)
+    assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
+        0.0, 4.0, False, "cross_validated", 0.2, 12)
+    assert d.reason == ("ignored the prior: the prior's signs agree with the class differences of the training rows "
+                        "(sign-flip p = 0.125 < 0.2); 5-fold cross-validated ROC AUC over gamma x tau found plain "
+                        "training at least as good (1.000 vs 1.000 at best with the prior); trained without it "
+                        "(gamma = 0)")
+
+
+def test_few_shot_veto_keeps_the_prior_on_a_tie_and_says_why():
+    X, y, s = _tie_data(6)
+    kw = LAATClassifier(random_state=0)._train_kwargs()
+    d = decide(TrustProblem(X=X, y=y, scores=s, gamma=100.0), kw, TrustSettings(veto_margin=0.0))
+    assert [c["cv_score"] for c in d.candidates] == [1.0, 1.0]
+    assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
+        100.0, 4.0, True, "few_shot", 0.2, 6)
+    assert d.reason == ("followed the prior: its signs agree with the class differences of the training rows "
+                        "(sign-flip p = 0.125 < 0.2) and the rows do not contradict it (5-fold cross-validated ROC "
+                        "AUC 1.000 with it vs 1.000 without); with 6 rows in the smaller class that is too little to "
+                        "tune on, so gamma = 100, tau = 4")
+
+
+def test_veto_that_drops_the_prior_reports_plain_training():
+    noise_only = {"a": 0.0, "b": 0.0, "c": 0.0, "d": 10.0, "e": -10.0, "f": 10.0}
+    dropped = []
+    for rep in range(12):
+        prob, kw = _problem(5, noise_only, rep)
+        d = decide(prob, kw, TrustSettings(veto_margin=0.0))
+        if d.candidates and not d.followed:
+            dropped.append(d)
+    assert dropped  # the noise prior passes the gate by chance in some splits and is then vetoed
+    for d in dropped:
+        plain, follow = (c["cv_score"] for c in d.candidates)
+        assert (d.gamma, d.tau, d.regime, d.alpha, d.n_smaller_class) == (0.0, 4.0, "few_shot", 0.2, 5)
+        assert d.reason.startswith("ignored the prior: its signs agree") and "5-fold cross-validated ROC AUC " \
+            f"{plain:.3f} vs {follow:.3f} with it, a gap above 0" in d.reason
+
+
+def test_followed_and_ignored_reasons_quote_plain_and_best_scores():
+    Xtr, ytr, _, _ = few_shot(20)
+    m = LAATClassifier(prior=TRUE_PRIOR, trust="auto", gamma=50.0, random_state=0).fit(Xtr, ytr)
+    c = m.trust_["candidates"]
+    assert m.trust_["followed"] and m.trust_["gamma"] > 0
+    best = max(c, key=lambda r: r["cv_score"])
+    assert (f"chose gamma = {best['gamma']:g}, tau = {best['tau']:g} ({best['cv_score']:.3f} vs "
+            f"{c[0]['cv_score']:.3f} without the prior)") in m.trust_["reason"]
+    prob, kw = _problem(12, FLIPPED_PRIOR)
+    d = decide(prob, kw, TrustSettings(gate=False))
+    assert not d.followed and d.reason.startswith("ignored the prior: 5-fold cross-validated ROC AUC over gamma")
+    top = max(r["cv_score"] for r in d.candidates[1:])
+    assert f"({d.candidates[0]['cv_score']:.3f} vs {top:.3f} at best with the prior)" in d.reason
+
+
+def test_ten_rows_in_the_smaller_class_already_cross_validate_the_full_grid():
+    prob, kw = _problem(10, TRUE_PRIOR)
+    d = decide(prob, kw)
+    assert d.regime == "cross_validated" and d.n_smaller_class == 10 and len(d.candidates) == 11
+
+
+def _gate_only(y, w=None, gamma=0.0, settings=DEFAULT_SETTINGS, d=3, seed=0):
+    """A decision that needs no training: gamma = 0, or a gate that fails or decides alone."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(len(y), d))
+    return decide(TrustProblem(X=X, y=np.asarray(y), scores=np.linspace(1, 9, d), gamma=gamma, sample_weight=w),
+                  None, settings)
+
+
+def test_smaller_class_counts_only_rows_with_positive_weight():
+    y = np.array([1] * 5 + [0] * 7)
+    w = np.array([1, 0, 1, 0, 1] + [2, 1, 0, 1, 1, 1, 1], float)
+    d = _gate_only(y, w)
+    assert d.n_smaller_class == 3 and d.regime == "few_shot"
+    d = _gate_only(1 - y, w)  # the same rows with the classes swapped
+    assert d.n_smaller_class == 3
+
+
+@pytest.mark.parametrize("per_class,regime,tau", [(1, "one_shot", 2.0), (2, "few_shot", 4.0), (9, "few_shot", 4.0),
+                                                  (10, "cross_validated", 4.0)])
+def test_regime_and_tau_follow_the_smaller_class_size(per_class, regime, tau):
+    d = _gate_only(np.repeat([0, 1], per_class))
+    assert (d.regime, d.tau, d.n_smaller_class) == (regime, tau, per_class)
+
+
+def test_gamma_zero_decision_in_full_and_a_small_gamma_is_not_zero():
+    d = _gate_only(np.repeat([0, 1], 5))
+    assert (d.gamma, d.followed, d.reason) == (
+        0.0, False, "gamma = 0 was requested: the prior is not used, so there is nothing to trust")
+    assert isinstance(d.gamma, float) and d.tau == 4.0
+    strict = TrustSettings(alpha=1e-6)  # the gate fails, so no training is needed
+    assert _gate_only(np.repeat([0, 1], 5), gamma=0.5, settings=strict).reason.startswith("ignored the prior: its signs")
+
+
+def test_the_gate_uses_the_settings_test_tau_and_n_draws():
+    y = np.repeat([0, 1], 6)
+    rng = np.random.default_rng(4)
+    X = rng.uniform(size=(12, 20)) + 0.3 * y[:, None] * rng.uniform(-1, 1, size=20)
+    scores = np.linspace(-9, 9, 20)
+    s = TrustSettings(test_tau=1.0, n_draws=500, alpha=1e-6)
+    d = decide(TrustProblem(X=X, y=y, scores=scores, gamma=100.0), None, s)
+    ref = agreement_test(X, y, scores, tau=1.0, n_draws=500)
+    assert d.agreement.p_value == ref.p_value and not d.agreement.exact
+    assert round(d.agreement.p_value * 501, 9) % 1 == 0  # (hits + 1) / (500 + 1)
+    assert d.agreement.p_value != agreement_test(X, y, scores, tau=4.0, n_draws=500).p_value
+
+
+def test_decision_dict_nests_the_agreement():
+    d = _gate_only(np.repeat([0, 1], 5)).to_dict()
+    assert set(d["agreement"]) == {"statistic", "p_value", "n_features", "weighted_agreement", "exact"}
+
+
+def test_off_decision_in_full():
+    from laat.trust import off_decision
+
+    assert off_decision(0.5, 2.0) == {"mode": "off", "gamma": 0.5, "tau": 2.0, "followed": True,
+                                      "reason": "trust='off': fixed gamma = 0.5, tau = 2 from the parameters, "
+                                                "whatever the data says about the prior"}
+    assert off_decision(0.0, 1.0)["followed"] is False
+
+
+@pytest.mark.parametrize("ok", [dict(tau=0.5), dict(alpha=1.0), dict(cv_folds=2, cv_min_per_class=2),
+                                dict(gamma_fractions=(1.0,)), dict(cv_taus=(0.5,))])
+def test_settings_accept_their_boundaries(ok):
+    TrustSettings(**ok)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(tau=0.0), r"^TrustSettings.tau must be > 0, got 0.0$"),
+    (dict(alpha=1.5), r"^TrustSettings.alpha must be in \(0, 1\], got 1.5$"),
+    (dict(cv_min_per_class=1), r"^TrustSettings needs cv_folds >= 2 and cv_min_per_class >= 2$"),
+    (dict(gamma_fractions=(1.5,)), r"^TrustSettings.gamma_fractions must be fractions in \(0, 1\]$"),
+    (dict(cv_taus=()), r"^TrustSettings.cv_taus must be positive temperatures$"),
+    (dict(cv_taus=(0.0,)), r"^TrustSettings.cv_taus must be positive temperatures$"),
+    (dict(cv_taus=(float("inf"),)), r"^TrustSettings.cv_taus must be positive temperatures$"),
+])
+def test_settings_messages_in_full(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrustSettings(**bad)
