@@ -254,3 +254,27 @@ def test_shape_and_class_messages_list_at_most_ten():
     with pytest.raises(ValueError, match=r"missing values in \['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', "
                                          r"'c8', 'c9'\]; impute them first$"):
         prior_diagnostic(X, SMALL_Y, dict.fromkeys(X.columns, 1.0))
+
+
+def test_plot_bars_are_scaled_ordered_and_counted():
+    table, summary = prior_diagnostic(SMALL_X, SMALL_Y, SMALL_PRIOR, sample_weight=SMALL_W)
+    fig = plot_prior_diagnostic(table, summary, prior_label="expert prior", title="small", top_n=3)
+    ax = fig.axes[0]
+    t = table.set_index("feature")
+    d = t["class_mean_difference"] / t["class_mean_difference"].abs().max()
+    size = pd.concat([(t["prior_score"] / 10).abs(), d.abs()], axis=1).max(axis=1)
+    shown = list(size.sort_values(ascending=False).index[:3])[::-1]  # largest at the top (last)
+    assert [x.get_text() for x in ax.get_yticklabels()] == shown
+    prior_bars, data_bars = ax.containers
+    np.testing.assert_allclose([b.get_width() for b in prior_bars], t.loc[shown, "prior_score"] / 10, rtol=1e-12)
+    np.testing.assert_allclose([b.get_width() for b in data_bars], d[shown], rtol=1e-12)
+    assert prior_bars.get_label() == "expert prior (score / 10)"
+    assert ax.get_xlim() == (-1.05, 1.05)
+    assert ax.get_title() == (f"small\n8 training rows: {100 * summary['weighted_agreement']:.0f}% of the weighted "
+                              f"evidence agrees\nsign-flip p = {summary['sign_flip_p_value']:.3f}, 0 feature(s) flagged")
+    assert [x.get_text() for x in fig.texts] == ["showing 3 of 4 features"]
+    # all features shown: no "showing" note; no class difference at all: flat data bars, no error
+    flat = table.assign(class_mean_difference=0.0)
+    fig = plot_prior_diagnostic(flat, summary, prior_label="llm prior")
+    assert fig.texts == [] and all(b.get_width() == 0 for b in fig.axes[0].containers[1])
+    assert fig.axes[0].get_title().startswith("Prior diagnostic\n")
