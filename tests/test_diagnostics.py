@@ -285,3 +285,33 @@ def test_plot_bars_are_scaled_ordered_and_counted():
     fig = plot_prior_diagnostic(flat, summary, prior_label="llm prior")
     assert fig.texts == [] and all(b.get_width() == 0 for b in fig.axes[0].containers[1])
     assert fig.axes[0].get_title().startswith("Prior diagnostic\n")
+
+
+def test_plot_layout_texts_and_defaults():
+    from matplotlib.colors import to_rgba
+
+    from laat.plots import PRIOR_COLOR
+
+    table, summary = prior_diagnostic(SMALL_X, SMALL_Y, SMALL_PRIOR, sample_weight=SMALL_W)
+    half = table.assign(class_mean_difference=table["class_mean_difference"] / 2)  # largest |difference| 0.5
+    ax = plot_prior_diagnostic(half, summary, prior_label="llm prior").axes[0]
+    prior_bars, data_bars = ax.containers
+    d = table.set_index("feature")["class_mean_difference"]
+    shown = [x.get_text() for x in ax.get_yticklabels()]
+    np.testing.assert_allclose([b.get_width() for b in data_bars], d[shown] / d.abs().max(), rtol=1e-12)
+    for pb, db in zip(prior_bars, data_bars):  # each feature: its prior bar right above its data bar
+        assert pb.get_y() == pytest.approx(db.get_y() + db.get_height(), abs=1e-9)
+        assert pb.get_height() == pytest.approx(db.get_height(), abs=1e-9)
+    assert all(b.get_facecolor() == to_rgba(PRIOR_COLOR) for b in prior_bars)
+    assert data_bars.get_label() == "training rows: class-mean difference (scaled)"
+    assert ax.get_xlabel() == ("bars on the same side: the data agrees with the prior's sign\n"
+                               "red feature: the data confidently disagrees (flagged)")
+    # a summary without its numbers still plots, and says what it does not know
+    assert plot_prior_diagnostic(table, {}, prior_label="llm prior").axes[0].get_title() == (
+        "Prior diagnostic\n? training rows: nan% of the weighted evidence agrees\nsign-flip p = nan, "
+        "0 feature(s) flagged")
+    # 30 features: the 25 largest by default
+    many = pd.DataFrame({"feature": [f"f{i}" for i in range(30)], "prior_score": np.linspace(-10, 10, 30),
+                         "class_mean_difference": np.linspace(0.5, -0.5, 30), "flagged": False})
+    fig = plot_prior_diagnostic(many, summary, prior_label="random prior")
+    assert [x.get_text() for x in fig.texts] == ["showing 25 of 30 features"]
