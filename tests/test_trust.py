@@ -442,3 +442,27 @@ def test_settings_accept_their_boundaries(ok):
 def test_settings_messages_in_full(bad, match):
     with pytest.raises(ValueError, match=match):
         TrustSettings(**bad)
+
+
+def test_decision_dict_has_exactly_the_documented_keys():
+    d = _gate_only(np.repeat([0, 1], 5)).to_dict()
+    assert set(d) == {"gamma", "tau", "followed", "regime", "reason", "agreement", "alpha", "n_smaller_class",
+                      "candidates", "mode"}
+
+
+def test_zero_weight_rows_leave_the_cross_validation_unchanged_and_large_seeds_work():
+    prob, kw = _problem(10, TRUE_PRIOR)
+    base = decide(prob, kw)
+    n = len(prob.y)
+    padded = TrustProblem(X=np.vstack([prob.X, prob.X[::-1]]), y=np.r_[prob.y, 1 - prob.y[::-1]],
+                          scores=prob.scores, gamma=prob.gamma, seed=prob.seed,
+                          sample_weight=np.r_[np.ones(n), np.zeros(n)])
+    assert decide(padded, kw).candidates == base.candidates
+    big = decide(TrustProblem(X=prob.X, y=prob.y, scores=prob.scores, gamma=prob.gamma, seed=2 ** 32 + 5), kw)
+    assert big.regime == "cross_validated" and len(big.candidates) == 11
+
+
+def test_log_likelihood_reason_names_the_metric():
+    prob, kw = _problem(12, FLIPPED_PRIOR)
+    d = decide(prob, kw, TrustSettings(gate=False, cv_score="log_loss"))
+    assert "5-fold cross-validated log-likelihood over gamma x tau" in d.reason
