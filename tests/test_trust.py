@@ -466,3 +466,57 @@ def test_log_likelihood_reason_names_the_metric():
     prob, kw = _problem(12, FLIPPED_PRIOR)
     d = decide(prob, kw, TrustSettings(gate=False, cv_score="log_loss"))
     assert "5-fold cross-validated log-likelihood over gamma x tau" in d.reason
+
+
+def _reference_cv_scores(prob, kw, settings=DEFAULT_SETTINGS):
+    """The documented rule written out one fold and one candidate at a time: stratified k-fold
+    (shuffled, seeded) over the rows with positive weight; each candidate trained on a fold's
+    training rows with their weights, confidence and mask; pooled out-of-fold scores, weighted."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from laat.attribution import normalized_target
+    from laat.models import fit_many
+    from laat.trust import _grid
+
+    y = np.asarray(prob.y).astype(int)
+    w = np.ones(len(y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, float)
+    rows = np.flatnonzero(w > 0)
+    n_min = int(min(np.sum(y[rows] == 1), np.sum(y[rows] == 0)))
+    skf = StratifiedKFold(n_splits=min(settings.cv_folds, n_min), shuffle=True, random_state=prob.seed % 2 ** 32)
+    folds = [(rows[a], rows[b]) for a, b in skf.split(np.zeros(len(rows)), y[rows])]
+    d = prob.X.shape[1]
+    mask = np.ones(d, bool) if prob.mask is None else prob.mask
+    scores = []
+    for g, tau in _grid(prob.gamma, settings):
+        oof = np.full(len(y), np.nan)
+        for tr, va in folds:
+            m = fit_many([prob.X[tr].astype(np.float32)], [y[tr].astype(np.float32)],
+                         [normalized_target(prob.scores, tau, prob.mask).numpy()], gamma=[g], seeds=[prob.seed],
+                         sample_weight=[w[tr].astype(np.float32)], feature_mask=[mask],
+                         confidence=None if prob.confidence is None else [prob.confidence], **kw)
+            oof[va] = m.logits(prob.X[va].astype(np.float32)).double().numpy()[0]
+        z, yy, ww = oof[rows], y[rows], w[rows]
+        if settings.cv_score == "auc":
+            scores.append(roc_auc_score(yy, z, sample_weight=ww))
+        else:
+            p = 1 / (1 + np.exp(-z))
+            scores.append(float(np.average(yy * np.log(p) + (1 - yy) * np.log(1 - p), weights=ww)))
+    return scores
+
+
+@pytest.mark.parametrize("cv_score", ["auc", "log_loss"])
+def test_cross_validation_scores_equal_the_rule_written_out_with_weights_mask_and_confidence(cv_score):
+    Xtr, ytr, _, _ = few_shot(12)
+    est = LAATClassifier(prior=TRUE_PRIOR, random_state=3, epochs=40, lr=0.05)
+    inp = est._prepare(Xtr, ytr)
+    n, d = inp.X.shape
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.2, 3.0, size=n)
+    w[[0, 7]] = 0.0  # two rows that must not count anywhere
+    prob = TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=100.0, seed=inp.seed, sample_weight=w,
+                        mask=np.array([True, True, True, True, False, True]),
+                        confidence=np.array([1.0, 0.5, 2.0, 1.0, 1.0, 0.0]))
+    kw = est._train_kwargs()
+    s = TrustSettings(gate=False, cv_score=cv_score)
+    got = [c["cv_score"] for c in decide(prob, kw, s).candidates]
+    np.testing.assert_allclose(got, _reference_cv_scores(prob, kw, s), rtol=0, atol=1e-5)
