@@ -520,3 +520,38 @@ def test_cross_validation_scores_equal_the_rule_written_out_with_weights_mask_an
     s = TrustSettings(gate=False, cv_score=cv_score)
     got = [c["cv_score"] for c in decide(prob, kw, s).candidates]
     np.testing.assert_allclose(got, _reference_cv_scores(prob, kw, s), rtol=0, atol=1e-5)
+
+
+def test_agreement_fields_and_defaults_against_a_direct_computation():
+    from laat.attribution import normalized_target
+
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 8)
+    X = rng.uniform(size=(16, 4)) + 0.4 * y[:, None] * np.array([1, -1, 1, 0])
+    s = np.array([6.0, -3.0, 2.0, 0.0])
+    delta = X[y == 1].mean(0) - X[y == 0].mean(0)
+    c = normalized_target(s, 4.0).numpy() * delta
+    a = agreement_test(X, y, s)
+    assert a.statistic == pytest.approx(c.sum(), rel=1e-12) and a.exact is True and a.n_features == 3
+    assert a.weighted_agreement == pytest.approx(np.abs(c[c > 0]).sum() / np.abs(c).sum(), rel=1e-12)
+    zero = agreement_test(X, y, np.zeros(4))
+    assert (zero.p_value, zero.n_features, zero.exact) == (1.0, 0, True) and np.isnan(zero.weighted_agreement)
+    # more than 14 features: seeded draws, by default 20000 with seed 0
+    X20, s20 = np.tile(X, 5), np.tile(s + 1.0, 5)
+    p = agreement_test(X20, y, s20)
+    assert not p.exact and p == agreement_test(X20, y, s20, n_draws=20000, seed=0)
+    assert round(p.p_value * 20001, 6) % 1 == 0
+    assert sign_flip_p_value(np.tile(c, 5)) == sign_flip_p_value(np.tile(c, 5), n_draws=20000, seed=0)
+    assert round(sign_flip_p_value(np.tile(c, 5) + 0.01)[0] * 20001, 6) % 1 == 0
+
+
+@pytest.mark.parametrize("w", [[0.0] * 8 + [1.0] * 8, [1.0] * 8 + [0.0] * 8])
+def test_class_mean_difference_needs_weight_in_both_classes(w):
+    X = np.arange(32.0).reshape(16, 2)
+    with pytest.raises(ValueError, match="^class_mean_difference needs rows with positive weight in both classes$"):
+        class_mean_difference(X, np.repeat([0, 1], 8), np.array(w))
+    w2 = np.array(w) + np.r_[np.zeros(7), [0.5], np.zeros(7), [0.5]]  # one row of each class with weight
+    delta = class_mean_difference(X, np.repeat([0, 1], 8), w2)
+    y = np.repeat([0, 1], 8)
+    ref = [np.average(X[y == 1, j], weights=w2[y == 1]) - np.average(X[y == 0, j], weights=w2[y == 0]) for j in (0, 1)]
+    np.testing.assert_allclose(delta, ref, rtol=1e-12)
