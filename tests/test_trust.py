@@ -555,3 +555,38 @@ def test_class_mean_difference_needs_weight_in_both_classes(w):
     y = np.repeat([0, 1], 8)
     ref = [np.average(X[y == 1, j], weights=w2[y == 1]) - np.average(X[y == 0, j], weights=w2[y == 0]) for j in (0, 1)]
     np.testing.assert_allclose(delta, ref, rtol=1e-12)
+
+
+def _gate_problem(cols, scores, gamma=100.0):
+    y = np.array([0, 0, 1, 1])
+    return TrustProblem(X=np.array(cols, float).T, y=y, scores=np.array(scores, float), gamma=gamma)
+
+
+def test_gate_reasons_in_full_without_training():
+    up, down = [0, 0, 1, 1], [1, 1, 0, 0]
+    # no feature with a prior score differs between the classes
+    d = decide(_gate_problem([up, [1, 1, 1, 1]], [0.0, 5.0]), None)
+    assert (d.gamma, d.tau, d.followed) == (0.0, 4.0, False)
+    assert d.reason == ("ignored the prior: no feature with a non-zero prior score differs between the classes in "
+                        "the training rows, so nothing can confirm it; trained without it (gamma = 0)")
+    # three of four equal contributions agree: 75% of the evidence, p = 5/16 >= 0.2
+    d = decide(_gate_problem([up, up, up, down], [5.0] * 4), None)
+    assert d.agreement.weighted_agreement == 0.75 and d.agreement.p_value == 5 / 16
+    assert d.reason == ("ignored the prior: its signs agree no better than chance with the class differences of the "
+                        "4 training rows (sign-flip p = 0.312 >= 0.2; 75% of the weighted evidence agrees); trained "
+                        "without it (gamma = 0)")
+    # exactly half agrees: not "mostly contradict"
+    d = decide(_gate_problem([up, down], [5.0, 5.0]), None)
+    assert d.agreement.weighted_agreement == 0.5 and "agree no better than chance with" in d.reason
+    d = decide(_gate_problem([down, down, up], [5.0] * 3), None)
+    assert "its signs mostly contradict the class differences" in d.reason
+    # p equal to alpha does not pass: two agreeing features give p = 1/4
+    d = decide(_gate_problem([up, up], [5.0, 5.0]), None, TrustSettings(alpha=0.25))
+    assert d.agreement.p_value == 0.25 and not d.followed and "p = 0.250 >= 0.25" in d.reason
+    # followed without tuning: with the gate, and with the gate switched off
+    d = decide(_gate_problem([up, up, up, up], [5.0] * 4), None)
+    assert d.followed and d.reason == (
+        "followed the prior: its signs agree with the class differences of the training rows (sign-flip p = 0.062 "
+        "< 0.2); with 2 row(s) in the smaller class there is too little data to tune on, so gamma = 100, tau = 4")
+    d = decide(_gate_problem([down, down], [5.0, 5.0]), None, TrustSettings(gate=False))
+    assert d.followed and d.reason.startswith("followed the prior: the agreement gate is off; with 2 row(s)")
