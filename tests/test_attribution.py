@@ -168,6 +168,9 @@ def test_stacked_models_are_attributed_independently():
     x = torch.rand(R, n, d, dtype=torch.float64)
     g = batch_mean_gradient(lambda inp: torch.bmm(inp, W).squeeze(-1), x)
     assert torch.allclose(g, W.squeeze(-1))  # mean of a constant gradient is that constant
+    # input x gradient of stacked models: x * w_r / n per model, as for one model (not 1 / (R n))
+    a = input_x_gradient(lambda inp: torch.bmm(inp, W).squeeze(-1), x)
+    torch.testing.assert_close(a, x * W.transpose(1, 2) / n, rtol=1e-12, atol=0)
 
 
 def test_laat_loss_with_zero_gamma_is_bce():
@@ -185,3 +188,75 @@ def test_laat_loss_with_zero_gamma_is_bce():
 def test_unknown_attribution_is_refused():
     with pytest.raises(ValueError, match="unknown attribution 'ig'"):
         get_attribution("ig")
+
+
+# ---- shapes, widths, dtypes and messages (mutation testing: docs/mutation-testing.md) -----------
+
+
+def test_normalized_target_of_a_batch_normalises_each_row_on_its_own():
+    # a shared shift would underflow the second row to zero next to the first row's 800
+    rows = [[800.0, 10.0, -5.0], [1.0, -2.0, 0.5]]
+    batch = normalized_target(rows, tau=1.0)
+    assert batch.shape == (2, 3)
+    for r, row in enumerate(rows):
+        torch.testing.assert_close(batch[r], normalized_target(row, tau=1.0), rtol=1e-12, atol=0)
+    assert normalized_target([]).shape == (0,)  # no features: an empty target, not an error
+
+
+def test_scores_are_read_as_float64_whatever_their_type():
+    ref = normalized_target([3.0, -1.0, 0.0], tau=2.0)
+    assert ref.dtype == torch.float64
+    for scores in ([3, -1, 0], np.array([3, -1, 0]), torch.tensor([3.0, -1.0, 0.0], requires_grad=True),
+                   torch.tensor([3.0, -1.0, 0.0], dtype=torch.float32)):
+        t = normalized_target(scores, tau=2.0)
+        assert t.dtype == torch.float64
+        torch.testing.assert_close(t, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["grad", "input_x_grad"])
+def test_n_features_sets_the_width_the_loss_is_divided_by(kind):
+    torch.manual_seed(0)
+    W1, b1, w2, b2 = mlp_params(4)
+    f = mlp_forward(W1, b1, w2, b2)
+    x = torch.rand(6, 4, dtype=torch.float64)
+    y = torch.tensor([0, 1, 1, 0, 1, 0], dtype=torch.float64)
+    t = prior_target(S_AVG)
+    _, _, att4 = laat_loss(f, x, y, t, 1.0, attribution=kind)
+    _, _, att10 = laat_loss(f, x, y, t, 1.0, attribution=kind, n_features=10)
+    _, _, att_t = laat_loss(f, x, y, t, 1.0, attribution=kind, n_features=torch.tensor(10))
+    torch.testing.assert_close(att10, att4 * 4 / 10, rtol=1e-12, atol=0)
+    torch.testing.assert_close(att_t, att10, rtol=1e-12, atol=0)
+    g = torch.tensor([1.0, -2.0, 0.0, 0.5], dtype=torch.float64)
+    full = attribution_loss(g, t)
+    torch.testing.assert_close(attribution_loss(g, t, n_features=8), full / 2, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["grad", "input_x_grad"])
+def test_a_float32_model_gets_float32_losses_from_float64_targets_and_weights(kind):
+    torch.manual_seed(0)
+    W1, b1, w2, b2 = (p.detach().float().requires_grad_(True) for p in mlp_params(4))
+    f = mlp_forward(W1, b1, w2, b2)
+    x = torch.rand(6, 4)
+    y = torch.tensor([0, 1, 1, 0, 1, 0], dtype=torch.float64)
+    t = prior_target(S_AVG)  # float64
+    conf = torch.tensor([1.0, 0.5, 1.0, 0.0], dtype=torch.float64)
+    rw = torch.full((6,), 1 / 6, dtype=torch.float64)
+    total, bce, att = laat_loss(f, x, y, t, torch.tensor(3.0, dtype=torch.float64), attribution=kind,
+                                confidence=conf, row_weight=rw)
+    assert (total.dtype, bce.dtype, att.dtype) == (torch.float32,) * 3
+    assert float(att.detach()) > 0
+
+
+def test_bad_attribution_requests_say_what_is_wrong():
+    t = prior_target(S_AVG)
+    g = torch.ones(4, dtype=torch.float64)
+    x = torch.rand(3, 4, dtype=torch.float64)
+    choices = r"choose one of \['grad', 'input_x_grad'\]$"
+    with pytest.raises(ValueError, match=r"^attribution_loss\(kind='input_x_grad'\) needs the inputs x$"):
+        attribution_loss(g, t, kind="input_x_grad")
+    with pytest.raises(ValueError, match=r"^unknown attribution 'ig'; " + choices):
+        attribution_loss(g, t, kind="ig")
+    with pytest.raises(ValueError, match=r"^unknown attribution 'ig'; " + choices):
+        laat_loss(lambda inp: inp.sum(-1), x, torch.zeros(3, dtype=torch.float64), t, 1.0, attribution="ig")
+    with pytest.raises(ValueError, match=r"^prior scores must be finite numbers$"):
+        normalized_target([1.0, float("inf")])

@@ -1,9 +1,12 @@
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import (accuracy_score, brier_score_loss, f1_score, log_loss, precision_score,
                              recall_score, roc_auc_score)
 
-from laat.metrics import METRIC_NAMES, classification_metrics, predict_labels
+from laat.metrics import METRIC_NAMES, check_binary_inputs, classification_metrics, predict_labels
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 1])
 P = np.array([0.1, 0.6, 0.8, 0.4, 0.2, 0.9, 0.55, 0.3])
@@ -53,3 +56,58 @@ def test_single_class_is_a_clear_error(only):
 def test_bad_input_names_the_problem(y, p, msg):
     with pytest.raises(ValueError, match=msg):
         classification_metrics(y, p)
+
+
+# ---- boundaries, types and messages (mutation testing: docs/mutation-testing.md) ---------------
+
+
+def test_default_threshold_is_one_half_and_both_ends_of_the_unit_interval_are_allowed():
+    assert predict_labels([0.5, 0.4999]).tolist() == [1, 0]
+    assert predict_labels([0.0, 0.3], threshold=0.0).tolist() == [1, 1]
+    assert predict_labels([1.0, 0.99], threshold=1.0).tolist() == [1, 0]
+    assert predict_labels(np.array([0.7, 0.2])).dtype.kind == "i"  # 0/1 ints, not booleans
+    with pytest.raises(ValueError, match=r"^threshold must be in \[0, 1\], got 1.5$"):
+        predict_labels([0.5], threshold=1.5)
+
+
+def test_probabilities_of_exactly_zero_and_one_are_valid():
+    m = classification_metrics([0, 1, 0, 1], [0.0, 1.0, 0.2, 0.8])
+    assert m["roc_auc"] == 1.0 and m["accuracy"] == 1.0
+
+
+def test_boolean_and_object_typed_inputs_are_read_as_labels_and_probabilities():
+    ref = classification_metrics(Y, P)
+    assert classification_metrics(Y.astype(bool), P) == ref
+    assert classification_metrics(Y, pd.Series(P, dtype=object)) == ref
+    y, p = check_binary_inputs(Y.astype(float), P.tolist())
+    assert y.dtype.kind == "i" and p.dtype == np.float64
+
+
+def test_a_model_that_predicts_no_positive_gets_zeros_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = classification_metrics(Y, np.full(len(Y), 0.1))
+    assert m["precision"] == 0.0 and m["recall"] == 0.0 and m["f1"] == 0.0
+
+
+@pytest.mark.parametrize("only,word", [(0, "negative"), (1, "positive")])
+def test_single_class_message_names_the_class_and_the_fix(only, word):
+    with pytest.raises(ValueError, match=rf"^classification_metrics: ROC AUC is undefined because y_true holds "
+                                         rf"only class {only} \({word}\) in all 3 rows; evaluate on a set that "
+                                         rf"contains both classes$"):
+        classification_metrics([only] * 3, [0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("y, p, msg", [
+    ([], [], "no rows to evaluate"),
+    (["0", "1"], [0.1, 0.2], r"y_true must hold 0/1 labels \(1 = positive class\), found \['0', '1'\]"),
+    (np.array([0, 1, "yes", 2], dtype=object), [0.1] * 4, r"found \[2, 'yes'\]"),
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8], [0.1] * 9, r"found \[2, 3, 4, 5, 6\]$"),  # the first five
+    ([0, 1, 1], [0.1, np.nan, np.inf], "p_yes has 2 non-finite values"),
+    ([0, 1], [-0.1, 0.5], r"p_yes must be probabilities in \[0, 1\], got range \[-0.1, 0.5\]"),
+])
+def test_bad_input_messages_name_the_caller_and_the_problem(y, p, msg):
+    with pytest.raises(ValueError, match="^classification_metrics: .*" + msg):
+        classification_metrics(y, p)
+    with pytest.raises(ValueError, match="^metrics: .*" + msg):  # the default caller name
+        check_binary_inputs(y, p)

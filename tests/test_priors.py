@@ -155,3 +155,167 @@ def test_json_form_carries_a_fingerprint_and_refuses_edited_scores():
         Prior.from_dict({**d, "mean": [1.0, 3.0]})
     # A dict without a fingerprint (built in code, or written before fingerprints) is accepted.
     assert Prior.from_dict({k: v for k, v in d.items() if k != "fingerprint"}).mean == p.mean
+
+
+# ---- round trips over generated priors (hypothesis; mutation testing: docs/mutation-testing.md) --
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# feature names as encoding produces them (column, or column=category) plus YAML-awkward ones
+_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
+    lambda s: s == s.strip())
+_scores = st.floats(-10.0, 10.0, allow_nan=False)
+
+
+@st.composite
+def priors(draw):
+    features = draw(st.lists(_names, min_size=1, max_size=8, unique=True))
+    d = len(features)
+    samples = draw(st.lists(st.lists(_scores, min_size=d, max_size=d), min_size=0, max_size=3))
+    mean = draw(st.lists(_scores, min_size=d, max_size=d))
+    spread = draw(st.lists(st.floats(0.0, 5.0), min_size=d, max_size=d))
+    return Prior(features=features, mean=mean, spread=spread, source=draw(st.sampled_from(["llm", "oracle", "random"])),
+                 provenance={"model": draw(_names), "n": draw(st.integers(0, 99))}, samples=samples)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(priors())
+def test_json_round_trip_is_lossless_for_any_prior(p):
+    import json
+
+    q = Prior.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert (q.features, q.mean, q.spread, q.source, q.samples, q.provenance) == (
+        p.features, p.mean, p.spread, p.source, p.samples, p.provenance)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(priors())
+def test_unedited_yaml_round_trip_keeps_names_source_and_the_written_scores(p):
+    q = Prior.from_yaml(p.to_yaml())
+    assert q.features == p.features and q.source == p.source and not q.provenance.get("edited")
+    np.testing.assert_allclose(q.mean, p.mean, rtol=0, atol=6e-5)  # YAML keeps 4 decimals (round half even)
+    np.testing.assert_allclose(q.spread, p.spread, rtol=0, atol=6e-5)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(priors(), st.data())
+def test_any_changed_score_in_yaml_makes_an_edited_expert_prior(p, data):
+    import yaml
+
+    doc = yaml.safe_load(p.to_yaml())
+    f = data.draw(st.sampled_from(p.features))
+    old = doc["scores"][f]
+    doc["scores"][f] = data.draw(_scores.filter(lambda v: abs(v - old) > 1e-3))
+    q = Prior.from_yaml(yaml.safe_dump(doc))
+    assert q.source == "expert" and q.provenance["edited"] and q.provenance["edited_from"] == p.source
+    assert q.label == "expert-edited" and q.spread == [0.0] * len(p)
+
+
+def test_a_mean_with_more_than_four_decimals_is_not_taken_for_an_edit():
+    p = Prior(["a", "b"], [23 / 3, -1.0], source="llm", samples=[[7, -1], [8, -1], [8, -1]])
+    q = Prior.from_yaml(p.to_yaml())
+    assert q.source == "llm" and q.label == "llm" and q.mean == [7.6667, -1.0]
+
+
+# ---- files, provenance and messages (mutation testing) -----------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+# Written by to_yaml on main (0224ed8): files already exported must keep reading as
+# unedited, so the fingerprint (rounding, JSON form, hash length) may not change.
+EXPORTED_YAML = """\
+source: llm
+scores:
+  a: 7.4
+  b: -1
+  c: 0
+spread:
+  a: 0.5
+  b: 0
+  c: 1
+fingerprint: f323622b310cdc12
+provenance:
+  model: m
+"""
+
+
+def test_a_previously_exported_yaml_still_reads_as_unedited():
+    q = Prior.from_yaml(EXPORTED_YAML)
+    assert q.source == "llm" and q.label == "llm" and q.spread == [0.5, 0.0, 1.0]
+    assert make().to_yaml().split("fingerprint: ")[1].startswith("f323622b310cdc12\n")
+
+
+def test_save_creates_folders_and_load_picks_the_format_by_suffix(tmp_path):
+    p = make(features=["café", "b", "c"])
+    for name in ("p.json", "p.yml", "p.yaml"):
+        path = tmp_path / "x" / "y" / name
+        saver = p.save_json if name.endswith("json") else p.save_yaml
+        assert saver(path) == path
+        q = Prior.load(path)
+        assert q.features == p.features and q.source == "llm" and q.mean == p.mean
+    assert "café" in (tmp_path / "x" / "y" / "p.yml").read_text(encoding="utf-8")  # readable, not escaped
+    with pytest.raises(PriorError, match=r"^no prior file at .*absent.yaml$"):
+        Prior.load(tmp_path / "absent.yaml")
+    (tmp_path / "bad.yaml").write_text("scores: [1, 2]\n")
+    with pytest.raises(PriorError, match=r"^\S*bad.yaml: expected a mapping with a `scores:` mapping"):
+        Prior.load(tmp_path / "bad.yaml")
+
+
+def test_yaml_leaves_out_prompts_and_records_but_keeps_other_provenance():
+    p = make(provenance={"model": "m", "prompt": "p", "prompts": ["p1"], "record": {"x": 1}, "strategy": "s"})
+    prov = Prior.from_yaml(p.to_yaml()).provenance
+    assert prov == {"model": "m", "strategy": "s"}
+
+
+def test_hand_written_and_edited_yaml_provenance_in_full():
+    hand = Prior.from_yaml("scores:\n  a: 3\n  b: -2\nspread:\n  a: 0.5\n")
+    assert hand.source == "expert" and hand.provenance == {"source_kind": "expert"} and hand.spread == [0.5, 0.0]
+    edited = Prior.from_yaml(make().to_yaml().replace("a: 7.4", "a: 5"))
+    assert set(edited.provenance) == {"edited", "edited_from", "source_kind", "draft_provenance", "imported_at"}
+    assert edited.provenance["source_kind"] == "expert" and edited.provenance["imported_at"].endswith("+00:00")
+    assert edited.provenance["draft_provenance"] == {"model": "m", "strategy": "direct"}
+
+
+def test_random_prior_covers_both_ends_and_says_what_it_is():
+    p = random_prior([f"f{i}" for i in range(400)])
+    assert min(p.mean) == -10.0 and max(p.mean) == 10.0 and all(float(m).is_integer() for m in p.mean)
+    assert p.mean == random_prior([f"f{i}" for i in range(400)], seed=0).mean  # seed 0 by default
+    assert set(p.provenance) == {"source_kind", "seed", "note", "created_at"}
+    assert p.provenance["source_kind"] == "random" and p.provenance["seed"] == 0
+    assert p.provenance["created_at"].endswith("+00:00")  # UTC
+
+
+def test_aligned_keeps_spread_samples_and_provenance_in_the_new_order():
+    q = make().aligned(["c", "a", "b"])
+    assert q.mean == [0.0, 7.4, -1.0] and q.spread == [1.0, 0.5, 0.0]
+    assert q.samples == [[1.0, 7.0, -1.0], [-1.0, 7.8, -1.0]] and q.provenance == make().provenance
+
+
+def test_feature_mismatch_in_either_direction_is_refused_with_the_default_place():
+    with pytest.raises(PriorError, match=r"^prior \(llm\) does not match the dataset's encoded columns: "
+                                         r"missing \['d'\], unknown \[\]$"):
+        make().check_features(["a", "b", "c", "d"])
+    with pytest.raises(PriorError, match=r"missing \[\], unknown \['c'\]$"):
+        make().check_features(["a", "b"])
+
+
+def test_dict_and_validation_messages_in_full():
+    with pytest.raises(PriorError, match=r"^<dict>: a prior must be a mapping, got list$"):
+        Prior.from_dict([1, 2])
+    with pytest.raises(PriorError, match=r"^<dict>: prior has no features$"):
+        Prior.from_dict({"source": "llm", "features": [], "mean": []})
+    with pytest.raises(PriorError, match=r"^<prior>: prior is missing keys \['mean'\]$"):
+        as_prior({"source": "llm", "features": ["a"]})
+    with pytest.raises(PriorError, match=r"^prior spread has 2 values for 3 features$"):
+        make(spread=[0.0, 0.0])
+    with pytest.raises(PriorError, match=r"^prior has no features$"):
+        Prior([], [])
+    assert Prior.from_dict({"source": "expert", "features": ["a"], "mean": [1]}).source == "expert"
+    p = make()
+    assert as_prior(p) is p
+
+
+def test_provenance_with_numpy_values_and_paths_becomes_plain_json():
+    p = make(provenance={"paths": [Path("a/b"), np.float32(0.5)], "n": np.int64(3), "where": Path("c")})
+    assert p.to_dict()["provenance"] == {"paths": ["a/b", 0.5], "n": 3, "where": "c"}

@@ -277,3 +277,316 @@ def test_trust_auto_is_the_estimator_default_and_ignores_a_flipped_prior():
     assert LAATClassifier().get_params()["trust"] == "auto"
     m = LAATClassifier(prior=FLIPPED_PRIOR, random_state=0).fit(Xtr, ytr)
     assert m.trust_["mode"] == "auto" and not m.trust_["followed"] and m.trust_["gamma"] == 0.0
+
+
+def test_cross_validation_prefers_plain_training_on_an_exact_tie():
+    """Every feature equals the label, so each candidate's out-of-fold logits take two values,
+    higher for the positive rows: every candidate scores ROC AUC exactly 1 and plain must win."""
+    y = np.repeat(["no", "yes"], 12)
+    X = pd.DataFrame({f: np.where(y == "yes", 10.0, 0.0) for f in ("a", "b", "c")})
+    m = LAATClassifier(prior={"a": 5.0, "b": 5.0, "c": 5.0}, trust="auto", random_state=0).fit(X, y)
+    assert m.trust_["regime"] == "cross_validated"
+    assert m.trust_["agreement"]["p_value"] == pytest.approx(1 / 8)  # the gate passes: 3 of 3 agree
+    assert [c["cv_score"] for c in m.trust_["candidates"]] == [1.0] * 11  # an exact tie
+    assert m.trust_["gamma"] == 0.0 and not m.trust_["followed"]
+    assert m.trust_["reason"].startswith("ignored the prior") and "at least as good" in m.trust_["reason"]
+
+
+# ---- the rule's edges, checked without training where possible (docs/mutation-testing.md) ------
+
+
+def _tie_data(per_class):
+    """Every feature equals the label: each candidate ranks validation rows perfectly (AUC 1)."""
+    y = np.repeat([0, 1], per_class)
+    X = np.repeat(y[:, None], 3, axis=1).astype(float)
+    return X, y, np.array([5.0, 5.0, 5.0])
+
+
+def test_cross_validated_tie_decision_says_why_in_full():
+    X, y, s = _tie_data(12)
+    kw = LAATClassifier(random_state=0)._train_kwargs()
+    d = decide(TrustProblem(X=X, y=y, scores=s, gamma=100.0), kw)
+    assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
+        0.0, 4.0, False, "cross_validated", 0.2, 12)
+    assert d.reason == ("ignored the prior: the prior's signs agree with the class differences of the training rows "
+                        "(sign-flip p = 0.125 < 0.2); 5-fold cross-validated ROC AUC over gamma x tau found plain "
+                        "training at least as good (1.000 vs 1.000 at best with the prior); trained without it "
+                        "(gamma = 0)")
+
+
+def test_few_shot_veto_keeps_the_prior_on_a_tie_and_says_why():
+    X, y, s = _tie_data(6)
+    kw = LAATClassifier(random_state=0)._train_kwargs()
+    d = decide(TrustProblem(X=X, y=y, scores=s, gamma=100.0), kw, TrustSettings(veto_margin=0.0))
+    assert [c["cv_score"] for c in d.candidates] == [1.0, 1.0]
+    assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
+        100.0, 4.0, True, "few_shot", 0.2, 6)
+    assert d.reason == ("followed the prior: its signs agree with the class differences of the training rows "
+                        "(sign-flip p = 0.125 < 0.2) and the rows do not contradict it (5-fold cross-validated ROC "
+                        "AUC 1.000 with it vs 1.000 without); with 6 rows in the smaller class that is too little to "
+                        "tune on, so gamma = 100, tau = 4")
+
+
+def test_veto_that_drops_the_prior_reports_plain_training():
+    noise_only = {"a": 0.0, "b": 0.0, "c": 0.0, "d": 10.0, "e": -10.0, "f": 10.0}
+    dropped = []
+    for rep in range(12):
+        prob, kw = _problem(5, noise_only, rep)
+        d = decide(prob, kw, TrustSettings(veto_margin=0.0))
+        if d.candidates and not d.followed:
+            dropped.append(d)
+    assert dropped  # the noise prior passes the gate by chance in some splits and is then vetoed
+    for d in dropped:
+        plain, follow = (c["cv_score"] for c in d.candidates)
+        assert (d.gamma, d.tau, d.regime, d.alpha, d.n_smaller_class) == (0.0, 4.0, "few_shot", 0.2, 5)
+        assert d.reason.startswith("ignored the prior: its signs agree") and "5-fold cross-validated ROC AUC " \
+            f"{plain:.3f} vs {follow:.3f} with it, a gap above 0" in d.reason
+
+
+def test_followed_and_ignored_reasons_quote_plain_and_best_scores():
+    Xtr, ytr, _, _ = few_shot(20)
+    m = LAATClassifier(prior=TRUE_PRIOR, trust="auto", gamma=50.0, random_state=0).fit(Xtr, ytr)
+    c = m.trust_["candidates"]
+    assert m.trust_["followed"] and m.trust_["gamma"] > 0
+    best = max(c, key=lambda r: r["cv_score"])
+    assert (f"chose gamma = {best['gamma']:g}, tau = {best['tau']:g} ({best['cv_score']:.3f} vs "
+            f"{c[0]['cv_score']:.3f} without the prior)") in m.trust_["reason"]
+    prob, kw = _problem(12, FLIPPED_PRIOR)
+    d = decide(prob, kw, TrustSettings(gate=False))
+    assert not d.followed and d.reason.startswith("ignored the prior: 5-fold cross-validated ROC AUC over gamma")
+    top = max(r["cv_score"] for r in d.candidates[1:])
+    assert f"({d.candidates[0]['cv_score']:.3f} vs {top:.3f} at best with the prior)" in d.reason
+
+
+def test_ten_rows_in_the_smaller_class_already_cross_validate_the_full_grid():
+    prob, kw = _problem(10, TRUE_PRIOR)
+    d = decide(prob, kw)
+    assert d.regime == "cross_validated" and d.n_smaller_class == 10 and len(d.candidates) == 11
+
+
+def _gate_only(y, w=None, gamma=0.0, settings=DEFAULT_SETTINGS, d=3, seed=0):
+    """A decision that needs no training: gamma = 0, or a gate that fails or decides alone."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(len(y), d))
+    return decide(TrustProblem(X=X, y=np.asarray(y), scores=np.linspace(1, 9, d), gamma=gamma, sample_weight=w),
+                  None, settings)
+
+
+def test_smaller_class_counts_only_rows_with_positive_weight():
+    y = np.array([1] * 5 + [0] * 7)
+    w = np.array([1, 0, 1, 0, 1] + [2, 1, 0, 1, 1, 1, 1], float)
+    d = _gate_only(y, w)
+    assert d.n_smaller_class == 3 and d.regime == "few_shot"
+    d = _gate_only(1 - y, w)  # the same rows with the classes swapped
+    assert d.n_smaller_class == 3
+
+
+@pytest.mark.parametrize("per_class,regime,tau", [(1, "one_shot", 2.0), (2, "few_shot", 4.0), (9, "few_shot", 4.0),
+                                                  (10, "cross_validated", 4.0)])
+def test_regime_and_tau_follow_the_smaller_class_size(per_class, regime, tau):
+    d = _gate_only(np.repeat([0, 1], per_class))
+    assert (d.regime, d.tau, d.n_smaller_class) == (regime, tau, per_class)
+
+
+def test_gamma_zero_decision_in_full_and_a_small_gamma_is_not_zero():
+    d = _gate_only(np.repeat([0, 1], 5))
+    assert (d.gamma, d.followed, d.reason) == (
+        0.0, False, "gamma = 0 was requested: the prior is not used, so there is nothing to trust")
+    assert isinstance(d.gamma, float) and d.tau == 4.0
+    strict = TrustSettings(alpha=1e-6)  # the gate fails, so no training is needed
+    assert _gate_only(np.repeat([0, 1], 5), gamma=0.5, settings=strict).reason.startswith("ignored the prior: its signs")
+
+
+def test_the_gate_uses_the_settings_test_tau_and_n_draws():
+    y = np.repeat([0, 1], 6)
+    rng = np.random.default_rng(4)
+    X = rng.uniform(size=(12, 20)) + 0.3 * y[:, None] * rng.uniform(-1, 1, size=20)
+    scores = np.linspace(-9, 9, 20)
+    s = TrustSettings(test_tau=1.0, n_draws=500, alpha=1e-6)
+    d = decide(TrustProblem(X=X, y=y, scores=scores, gamma=100.0), None, s)
+    ref = agreement_test(X, y, scores, tau=1.0, n_draws=500)
+    assert d.agreement.p_value == ref.p_value and not d.agreement.exact
+    assert round(d.agreement.p_value * 501, 9) % 1 == 0  # (hits + 1) / (500 + 1)
+    assert d.agreement.p_value != agreement_test(X, y, scores, tau=4.0, n_draws=500).p_value
+
+
+def test_decision_dict_nests_the_agreement():
+    d = _gate_only(np.repeat([0, 1], 5)).to_dict()
+    assert set(d["agreement"]) == {"statistic", "p_value", "n_features", "weighted_agreement", "exact"}
+
+
+def test_off_decision_in_full():
+    from laat.trust import off_decision
+
+    assert off_decision(0.5, 2.0) == {"mode": "off", "gamma": 0.5, "tau": 2.0, "followed": True,
+                                      "reason": "trust='off': fixed gamma = 0.5, tau = 2 from the parameters, "
+                                                "whatever the data says about the prior"}
+    assert off_decision(0.0, 1.0)["followed"] is False
+
+
+@pytest.mark.parametrize("ok", [dict(tau=0.5), dict(alpha=1.0), dict(cv_folds=2, cv_min_per_class=2),
+                                dict(gamma_fractions=(1.0,)), dict(cv_taus=(0.5,))])
+def test_settings_accept_their_boundaries(ok):
+    TrustSettings(**ok)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(tau=0.0), r"^TrustSettings.tau must be > 0, got 0.0$"),
+    (dict(alpha=1.5), r"^TrustSettings.alpha must be in \(0, 1\], got 1.5$"),
+    (dict(cv_min_per_class=1), r"^TrustSettings needs cv_folds >= 2 and cv_min_per_class >= 2$"),
+    (dict(gamma_fractions=(1.5,)), r"^TrustSettings.gamma_fractions must be fractions in \(0, 1\]$"),
+    (dict(cv_taus=()), r"^TrustSettings.cv_taus must be positive temperatures$"),
+    (dict(cv_taus=(0.0,)), r"^TrustSettings.cv_taus must be positive temperatures$"),
+    (dict(cv_taus=(float("inf"),)), r"^TrustSettings.cv_taus must be positive temperatures$"),
+])
+def test_settings_messages_in_full(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrustSettings(**bad)
+
+
+def test_decision_dict_has_exactly_the_documented_keys():
+    d = _gate_only(np.repeat([0, 1], 5)).to_dict()
+    assert set(d) == {"gamma", "tau", "followed", "regime", "reason", "agreement", "alpha", "n_smaller_class",
+                      "candidates", "mode"}
+
+
+def test_zero_weight_rows_leave_the_cross_validation_unchanged_and_large_seeds_work():
+    prob, kw = _problem(10, TRUE_PRIOR)
+    base = decide(prob, kw)
+    n = len(prob.y)
+    padded = TrustProblem(X=np.vstack([prob.X, prob.X[::-1]]), y=np.r_[prob.y, 1 - prob.y[::-1]],
+                          scores=prob.scores, gamma=prob.gamma, seed=prob.seed,
+                          sample_weight=np.r_[np.ones(n), np.zeros(n)])
+    assert decide(padded, kw).candidates == base.candidates
+    big = decide(TrustProblem(X=prob.X, y=prob.y, scores=prob.scores, gamma=prob.gamma, seed=2 ** 32 + 5), kw)
+    assert big.regime == "cross_validated" and len(big.candidates) == 11
+
+
+def test_log_likelihood_reason_names_the_metric():
+    prob, kw = _problem(12, FLIPPED_PRIOR)
+    d = decide(prob, kw, TrustSettings(gate=False, cv_score="log_loss"))
+    assert "5-fold cross-validated log-likelihood over gamma x tau" in d.reason
+
+
+def _reference_cv_scores(prob, kw, settings=DEFAULT_SETTINGS):
+    """The documented rule written out one fold and one candidate at a time: stratified k-fold
+    (shuffled, seeded) over the rows with positive weight; each candidate trained on a fold's
+    training rows with their weights, confidence and mask; pooled out-of-fold scores, weighted."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from laat.attribution import normalized_target
+    from laat.models import fit_many
+    from laat.trust import _grid
+
+    y = np.asarray(prob.y).astype(int)
+    w = np.ones(len(y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, float)
+    rows = np.flatnonzero(w > 0)
+    n_min = int(min(np.sum(y[rows] == 1), np.sum(y[rows] == 0)))
+    skf = StratifiedKFold(n_splits=min(settings.cv_folds, n_min), shuffle=True, random_state=prob.seed % 2 ** 32)
+    folds = [(rows[a], rows[b]) for a, b in skf.split(np.zeros(len(rows)), y[rows])]
+    d = prob.X.shape[1]
+    mask = np.ones(d, bool) if prob.mask is None else prob.mask
+    scores = []
+    for g, tau in _grid(prob.gamma, settings):
+        oof = np.full(len(y), np.nan)
+        for tr, va in folds:
+            m = fit_many([prob.X[tr].astype(np.float32)], [y[tr].astype(np.float32)],
+                         [normalized_target(prob.scores, tau, prob.mask).numpy()], gamma=[g], seeds=[prob.seed],
+                         sample_weight=[w[tr].astype(np.float32)], feature_mask=[mask],
+                         confidence=None if prob.confidence is None else [prob.confidence], **kw)
+            oof[va] = m.logits(prob.X[va].astype(np.float32)).double().numpy()[0]
+        z, yy, ww = oof[rows], y[rows], w[rows]
+        if settings.cv_score == "auc":
+            scores.append(roc_auc_score(yy, z, sample_weight=ww))
+        else:
+            p = 1 / (1 + np.exp(-z))
+            scores.append(float(np.average(yy * np.log(p) + (1 - yy) * np.log(1 - p), weights=ww)))
+    return scores
+
+
+@pytest.mark.parametrize("cv_score", ["auc", "log_loss"])
+def test_cross_validation_scores_equal_the_rule_written_out_with_weights_mask_and_confidence(cv_score):
+    Xtr, ytr, _, _ = few_shot(12)
+    est = LAATClassifier(prior=TRUE_PRIOR, random_state=3, epochs=40, lr=0.05)
+    inp = est._prepare(Xtr, ytr)
+    n, d = inp.X.shape
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.2, 3.0, size=n)
+    w[[0, 7]] = 0.0  # two rows that must not count anywhere
+    prob = TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=100.0, seed=inp.seed, sample_weight=w,
+                        mask=np.array([True, True, True, True, False, True]),
+                        confidence=np.array([1.0, 0.5, 2.0, 1.0, 1.0, 0.0]))
+    kw = est._train_kwargs()
+    s = TrustSettings(gate=False, cv_score=cv_score)
+    got = [c["cv_score"] for c in decide(prob, kw, s).candidates]
+    np.testing.assert_allclose(got, _reference_cv_scores(prob, kw, s), rtol=0, atol=1e-5)
+
+
+def test_agreement_fields_and_defaults_against_a_direct_computation():
+    from laat.attribution import normalized_target
+
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 8)
+    X = rng.uniform(size=(16, 4)) + 0.4 * y[:, None] * np.array([1, -1, 1, 0])
+    s = np.array([6.0, -3.0, 2.0, 0.0])
+    delta = X[y == 1].mean(0) - X[y == 0].mean(0)
+    c = normalized_target(s, 4.0).numpy() * delta
+    a = agreement_test(X, y, s)
+    assert a.statistic == pytest.approx(c.sum(), rel=1e-12) and a.exact is True and a.n_features == 3
+    assert a.weighted_agreement == pytest.approx(np.abs(c[c > 0]).sum() / np.abs(c).sum(), rel=1e-12)
+    zero = agreement_test(X, y, np.zeros(4))
+    assert (zero.p_value, zero.n_features, zero.exact) == (1.0, 0, True) and np.isnan(zero.weighted_agreement)
+    # more than 14 features: seeded draws, by default 20000 with seed 0
+    X20, s20 = np.tile(X, 5), np.tile(s + 1.0, 5)
+    p = agreement_test(X20, y, s20)
+    assert not p.exact and p == agreement_test(X20, y, s20, n_draws=20000, seed=0)
+    assert round(p.p_value * 20001, 6) % 1 == 0
+    assert sign_flip_p_value(np.tile(c, 5)) == sign_flip_p_value(np.tile(c, 5), n_draws=20000, seed=0)
+    assert round(sign_flip_p_value(np.tile(c, 5) + 0.01)[0] * 20001, 6) % 1 == 0
+
+
+@pytest.mark.parametrize("w", [[0.0] * 8 + [1.0] * 8, [1.0] * 8 + [0.0] * 8])
+def test_class_mean_difference_needs_weight_in_both_classes(w):
+    X = np.arange(32.0).reshape(16, 2)
+    with pytest.raises(ValueError, match="^class_mean_difference needs rows with positive weight in both classes$"):
+        class_mean_difference(X, np.repeat([0, 1], 8), np.array(w))
+    w2 = np.array(w) + np.r_[np.zeros(7), [0.5], np.zeros(7), [0.5]]  # one row of each class with weight
+    delta = class_mean_difference(X, np.repeat([0, 1], 8), w2)
+    y = np.repeat([0, 1], 8)
+    ref = [np.average(X[y == 1, j], weights=w2[y == 1]) - np.average(X[y == 0, j], weights=w2[y == 0]) for j in (0, 1)]
+    np.testing.assert_allclose(delta, ref, rtol=1e-12)
+
+
+def _gate_problem(cols, scores, gamma=100.0):
+    y = np.array([0, 0, 1, 1])
+    return TrustProblem(X=np.array(cols, float).T, y=y, scores=np.array(scores, float), gamma=gamma)
+
+
+def test_gate_reasons_in_full_without_training():
+    up, down = [0, 0, 1, 1], [1, 1, 0, 0]
+    # no feature with a prior score differs between the classes
+    d = decide(_gate_problem([up, [1, 1, 1, 1]], [0.0, 5.0]), None)
+    assert (d.gamma, d.tau, d.followed) == (0.0, 4.0, False)
+    assert d.reason == ("ignored the prior: no feature with a non-zero prior score differs between the classes in "
+                        "the training rows, so nothing can confirm it; trained without it (gamma = 0)")
+    # three of four equal contributions agree: 75% of the evidence, p = 5/16 >= 0.2
+    d = decide(_gate_problem([up, up, up, down], [5.0] * 4), None)
+    assert d.agreement.weighted_agreement == 0.75 and d.agreement.p_value == 5 / 16
+    assert d.reason == ("ignored the prior: its signs agree no better than chance with the class differences of the "
+                        "4 training rows (sign-flip p = 0.312 >= 0.2; 75% of the weighted evidence agrees); trained "
+                        "without it (gamma = 0)")
+    # exactly half agrees: not "mostly contradict"
+    d = decide(_gate_problem([up, down], [5.0, 5.0]), None)
+    assert d.agreement.weighted_agreement == 0.5 and "agree no better than chance with" in d.reason
+    d = decide(_gate_problem([down, down, up], [5.0] * 3), None)
+    assert "its signs mostly contradict the class differences" in d.reason
+    # p equal to alpha does not pass: two agreeing features give p = 1/4
+    d = decide(_gate_problem([up, up], [5.0, 5.0]), None, TrustSettings(alpha=0.25))
+    assert d.agreement.p_value == 0.25 and not d.followed and "p = 0.250 >= 0.25" in d.reason
+    # followed without tuning: with the gate, and with the gate switched off
+    d = decide(_gate_problem([up, up, up, up], [5.0] * 4), None)
+    assert d.followed and d.reason == (
+        "followed the prior: its signs agree with the class differences of the training rows (sign-flip p = 0.062 "
+        "< 0.2); with 2 row(s) in the smaller class there is too little data to tune on, so gamma = 100, tau = 4")
+    d = decide(_gate_problem([down, down], [5.0, 5.0]), None, TrustSettings(gate=False))
+    assert d.followed and d.reason.startswith("followed the prior: the agreement gate is off; with 2 row(s)")

@@ -61,10 +61,10 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
         raise ValueError(f"X has {len(Xa)} rows but y has {len(y)} labels")
     classes = np.unique(y)
     if len(classes) != 2:
-        raise ValueError(f"the diagnostic needs exactly two classes in y, got {list(classes)[:10]}")
+        raise ValueError(f"the diagnostic needs exactly two classes in y, got {classes.tolist()[:10]}")
     pos = classes[1] if positive is None else positive
     if pos not in set(classes.tolist()):
-        raise ValueError(f"positive={positive!r} is not one of the classes {list(classes)}")
+        raise ValueError(f"positive={positive!r} is not one of the classes {classes.tolist()}")
     yy = (y == pos).astype(int)
     w = np.ones(len(yy)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if w.shape != yy.shape or np.any(~np.isfinite(w)) or np.any(w < 0):

@@ -21,7 +21,8 @@ def check_binary_inputs(y_true, p_yes, where: str = "metrics") -> tuple[np.ndarr
         raise ValueError(f"{where}: no rows to evaluate")
     if y.dtype == bool:
         y = y.astype(int)
-    bad = sorted({v for v in np.unique(y).tolist() if v not in (0, 1)}, key=str)
+    # a set, not np.unique: unique() sorts, which raises TypeError on mixed labels such as [0, 'yes']
+    bad = sorted({v for v in y.tolist() if v not in (0, 1)}, key=str)
     if bad:
         raise ValueError(f"{where}: y_true must hold 0/1 labels (1 = positive class), found {bad[:5]}")
     y = y.astype(int)

@@ -187,7 +187,8 @@ class Prior:
             "source": self.source,
             "scores": {f: _num(m) for f, m in zip(self.features, self.mean)},
             "spread": {f: _num(s) for f, s in zip(self.features, self.spread)},
-            "fingerprint": _fingerprint(self.features, self.mean),
+            # of the scores as written above (rounded), or an unedited 23/3 would read back as edited
+            "fingerprint": _fingerprint(self.features, [_num(m) for m in self.mean]),
             "provenance": prov,
         }
         return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
