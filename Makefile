@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test serve bench viz clean-venv
+.PHONY: setup run test serve bench viz mutate clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml; docs/mutation-testing.md).
+# Not part of `make test`/CI: hours for all modules on 2 cores. One module at a time:
+# `make mutate MUTANTS='laat.trust.*'`. One worker at low priority (the machine is shared), and
+# one OpenMP thread: a forked mutant that inherits torch's thread pool deadlocks.
+MUTANTS ?=
+mutate: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 15 $(BIN)/mutmut run --max-children 1 $(MUTANTS)
+	$(BIN)/mutmut results
 
 viz: $(STAMP)
 	$(BIN)/kedro viz build

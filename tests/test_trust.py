@@ -277,3 +277,16 @@ def test_trust_auto_is_the_estimator_default_and_ignores_a_flipped_prior():
     assert LAATClassifier().get_params()["trust"] == "auto"
     m = LAATClassifier(prior=FLIPPED_PRIOR, random_state=0).fit(Xtr, ytr)
     assert m.trust_["mode"] == "auto" and not m.trust_["followed"] and m.trust_["gamma"] == 0.0
+
+
+def test_cross_validation_prefers_plain_training_on_an_exact_tie():
+    """Every feature equals the label, so each candidate's out-of-fold logits take two values,
+    higher for the positive rows: every candidate scores ROC AUC exactly 1 and plain must win."""
+    y = np.repeat(["no", "yes"], 12)
+    X = pd.DataFrame({f: np.where(y == "yes", 10.0, 0.0) for f in ("a", "b", "c")})
+    m = LAATClassifier(prior={"a": 5.0, "b": 5.0, "c": 5.0}, trust="auto", random_state=0).fit(X, y)
+    assert m.trust_["regime"] == "cross_validated"
+    assert m.trust_["agreement"]["p_value"] == pytest.approx(1 / 8)  # the gate passes: 3 of 3 agree
+    assert [c["cv_score"] for c in m.trust_["candidates"]] == [1.0] * 11  # an exact tie
+    assert m.trust_["gamma"] == 0.0 and not m.trust_["followed"]
+    assert m.trust_["reason"].startswith("ignored the prior") and "at least as good" in m.trust_["reason"]
