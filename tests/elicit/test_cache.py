@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path):
 
 KILL_SCRIPT = """
 import sys
+import tempfile
 from laat.datasets import load_metadata
 from laat.elicit import run_elicitation
 meta = load_metadata(sys.argv[1])
@@ -311,3 +313,15 @@ def test_answers_set_aside_twice_under_one_prefix_are_all_kept(tmp_path):
     assert sorted(json.loads(p.read_text())["response"] for p in moved) == [0, 1, 2]
     assert cache.get(keys[0]) is None and cache.get(keys[1]) is None
     assert cache.set_aside(keys[1]) is None  # nothing left to move
+
+
+def test_writes_stay_atomic_when_the_system_temp_dir_is_another_file_system(tmp_path, monkeypatch):
+    # The temporary file must sit next to its entry: a hard link or rename across file systems fails.
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system other than the test's temporary directory")
+    monkeypatch.setattr(tempfile, "tempdir", str(other))
+    cache = ResponseCache(tmp_path)
+    key = cache_key({"k": "fs"})
+    assert cache.put(key, {"response": "kept"})["response"] == "kept"
+    assert cache.get(key)["response"] == "kept"
