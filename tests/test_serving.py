@@ -473,3 +473,28 @@ def test_served_model_scores_raw_rows_with_gaps_using_the_training_medians(gappy
     no_smoke_answer = rows.assign(smokes=rows["smokes"].where(rows.index != rows.index[0]))
     with pytest.raises(ServedError, match="'smokes' has 1 missing values but is not nullable"):
         served.predict(no_smoke_answer)
+
+
+def test_range_errors_quote_the_first_five_values_then_count_the_rest(diabetes):
+    meta = diabetes[0]
+    rows = pd.DataFrame({c: [1.0] * 7 for c in meta.raw_columns}, index=[10, 11, 12, 13, 14, 15, 16])
+    rows["Age"] = [500.0, 501, 502, 503, 504, 505, 506]
+    rows["BloodPressure"] = [-1.0, -2, -3, -4, -5, 1, 1]  # exactly five: nothing more to count
+    with pytest.raises(InputError) as err:
+        check_raw_rows(rows, meta)
+    msg = str(err.value)
+    assert ("'Age' has values outside its range [0, 120]: 500 (row 10), 501 (row 11), 502 (row 12), "
+            "503 (row 13), 504 (row 14) and 2 more;") in msg
+    assert ("'BloodPressure' has values outside its range [0, no max]: -1 (row 10), -2 (row 11), "
+            "-3 (row 12), -4 (row 13), -5 (row 14);") in msg
+
+
+def test_the_out_of_range_request_param_reaches_the_served_model(diabetes, logged):
+    meta = diabetes[0]
+    rows = _diabetes_rows(diabetes, Age=(3, 500))
+    served = mlflow.pyfunc.load_model(logged["good"]["uri"])
+    with pytest.raises(ServedError, match=r"'Age' has values outside its range"):
+        served.predict(rows)
+    clipped = served.predict(rows, params={"out_of_range": "clip"})
+    expected = predict_raw(logged["good"]["est"], meta, rows.assign(Age=rows["Age"].clip(upper=120)))
+    pd.testing.assert_frame_equal(clipped, expected)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path):
 
 KILL_SCRIPT = """
 import sys
+import tempfile
 from laat.datasets import load_metadata
 from laat.elicit import run_elicitation
 meta = load_metadata(sys.argv[1])
@@ -262,3 +264,64 @@ def test_a_changed_feature_description_changes_the_prompt_and_the_cache_key(fake
         assert "two hours after an oral glucose load" in srv.requests[1]["messages"][-1]["content"]
     assert after.prior.provenance["fresh_calls"] == 1 and after.prior.mean != before.prior.mean
     assert after.record["calls"][0]["cache_key"] != before.record["calls"][0]["cache_key"]
+
+
+def test_values_json_cannot_hold_are_stored_as_their_text(tmp_path):
+    # The answer digest reads such values as text; the stored entry must hold the same text.
+    from datetime import datetime, timezone
+
+    cache = ResponseCache(tmp_path)
+    key = cache_key({"k": "when"})
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    cache.put(key, {"response": {"at": when}, "path": tmp_path})
+    got = cache.get(key)
+    assert got["response"] == {"at": "2026-01-02 03:04:05+00:00"} and got["path"] == str(tmp_path)
+
+
+@pytest.fixture
+def no_hard_links(monkeypatch):
+    """A file system without hard links (some network and FAT mounts): os.link fails."""
+    def refuse(src, dst, *a, **kw):
+        raise PermissionError(1, "Operation not permitted", str(dst))
+
+    monkeypatch.setattr(os, "link", refuse)
+
+
+def test_without_hard_links_the_first_answer_is_still_kept(tmp_path, no_hard_links):
+    cache = ResponseCache(tmp_path)
+    key = cache_key({"k": "nolink"})
+    assert cache.put(key, {"response": "first"})["response"] == "first"
+    assert cache.get(key)["response"] == "first"
+    assert cache.put(key, {"response": "second"})["response"] == "first"
+    assert cache.get(key)["response"] == "first"
+    # A damaged entry is replaced, and nothing is left behind.
+    cache.path(key).write_text("{")
+    assert cache.put(key, {"response": "third"})["response"] == "third"
+    assert cache.get(key)["response"] == "third"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_answers_set_aside_twice_under_one_prefix_are_all_kept(tmp_path):
+    cache = ResponseCache(tmp_path)
+    first = cache_key({"i": 0})
+    keys = [first, next(k for k in (cache_key({"i": i}) for i in range(1, 10_000)) if k[:2] == first[:2])]
+    moved = []
+    for n, key in enumerate([keys[0], keys[1], keys[0]]):
+        cache.put(key, {"response": n}, replace=True)
+        moved.append(cache.set_aside(key))
+    assert all(p is not None and p.is_relative_to(cache.invalid_dir) for p in moved)
+    assert sorted(json.loads(p.read_text())["response"] for p in moved) == [0, 1, 2]
+    assert cache.get(keys[0]) is None and cache.get(keys[1]) is None
+    assert cache.set_aside(keys[1]) is None  # nothing left to move
+
+
+def test_writes_stay_atomic_when_the_system_temp_dir_is_another_file_system(tmp_path, monkeypatch):
+    # The temporary file must sit next to its entry: a hard link or rename across file systems fails.
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system other than the test's temporary directory")
+    monkeypatch.setattr(tempfile, "tempdir", str(other))
+    cache = ResponseCache(tmp_path)
+    key = cache_key({"k": "fs"})
+    assert cache.put(key, {"response": "kept"})["response"] == "kept"
+    assert cache.get(key)["response"] == "kept"

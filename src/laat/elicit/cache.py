@@ -146,6 +146,3 @@ class ResponseCache:
         except FileNotFoundError:  # already set aside by a concurrent run
             return None
         return dest
-
-    def entries(self) -> list[Path]:
-        return sorted(self.root.glob("*/*.json")) if self.root.exists() else []
