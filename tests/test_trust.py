@@ -318,7 +318,8 @@ def test_few_shot_veto_keeps_the_prior_on_a_tie_and_says_why():
     X, y, s = _tie_data(6)
     kw = LAATClassifier(random_state=0)._train_kwargs()
     d = decide(TrustProblem(X=X, y=y, scores=s, gamma=100.0), kw, TrustSettings(veto_margin=0.0))
-    assert [c["cv_score"] for c in d.candidates] == [1.0, 1.0]
+    # AUC 1 in every fold; the fold mean is 1 up to rounding, which varies with the CPU kernel
+    assert [c["cv_score"] for c in d.candidates] == pytest.approx([1.0, 1.0], abs=1e-12)
     assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
         100.0, 4.0, True, "few_shot", 0.2, 6)
     assert d.reason == ("followed the prior: its signs agree with the class differences of the training rows "
