@@ -321,7 +321,6 @@ def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -
     column median, and the coefficients rescaled so the largest magnitude is 10.
     """
     import pandas as pd
-    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
@@ -342,9 +341,10 @@ def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -
         raise PriorError(f"oracle_prior: {X.shape[0]} rows but {y.shape[0]} labels")
     if set(np.unique(y)) != {0, 1}:
         raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
-    # An all-NaN column has no median; it carries no signal, so it is filled with 0.
-    X = np.where(np.isnan(X).all(axis=0, keepdims=True), 0.0, X)
-    model = make_pipeline(SimpleImputer(strategy="median"), MinMaxScaler(),
+    from laat.preprocess import missing_value_imputer
+
+    # the training pipeline's imputer: medians, and 0 for an all-missing column
+    model = make_pipeline(missing_value_imputer(), MinMaxScaler(),
                           LogisticRegression(C=C, max_iter=max_iter))
     model.fit(X, y)
     coef = model[-1].coef_.ravel()

@@ -235,11 +235,12 @@ def split(ctx: DatasetContext, protocol: str, k: int, rep: int, cfg: BenchmarkCo
 
 def preprocess(X: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Median imputation and Min-Max scaling fit on the training rows only (spec section 4)."""
-    from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
 
-    prep = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), MinMaxScaler())
+    from laat.preprocess import missing_value_imputer
+
+    prep = make_pipeline(missing_value_imputer(), MinMaxScaler())
     Xtr = prep.fit_transform(X[train]).astype(np.float32)
     return Xtr, prep.transform(X[test]).astype(np.float32)
 
