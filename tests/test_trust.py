@@ -302,10 +302,14 @@ def _tie_data(per_class):
     return X, y, np.array([5.0, 5.0, 5.0])
 
 
-def test_cross_validated_tie_decision_says_why_in_full():
-    X, y, s = _tie_data(12)
+def _tie_decision(per_class, settings=DEFAULT_SETTINGS):
+    X, y, s = _tie_data(per_class)
     kw = LAATClassifier(random_state=0)._train_kwargs()
-    d = decide(TrustProblem(X=X, y=y, scores=s, gamma=100.0), kw)
+    return decide(TrustProblem(X=X, y=y, scores=s, gamma=100.0), kw, settings)
+
+
+def test_cross_validated_tie_decision_says_why_in_full():
+    d = _tie_decision(12)
     assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
         0.0, 4.0, False, "cross_validated", 0.2, 12)
     assert d.reason == ("ignored the prior: the prior's signs agree with the class differences of the training rows "
@@ -315,9 +319,7 @@ def test_cross_validated_tie_decision_says_why_in_full():
 
 
 def test_few_shot_veto_keeps_the_prior_on_a_tie_and_says_why():
-    X, y, s = _tie_data(6)
-    kw = LAATClassifier(random_state=0)._train_kwargs()
-    d = decide(TrustProblem(X=X, y=y, scores=s, gamma=100.0), kw, TrustSettings(veto_margin=0.0))
+    d = _tie_decision(6, TrustSettings(veto_margin=0.0))
     # AUC 1 in every fold; the fold mean is 1 up to rounding, which varies with the CPU kernel
     assert [c["cv_score"] for c in d.candidates] == pytest.approx([1.0, 1.0], abs=1e-12)
     assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
