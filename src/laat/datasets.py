@@ -42,21 +42,20 @@ def as_text(values: pd.Series) -> pd.Series:
     Integral floats lose their ``.0``: pandas reads a column of codes with a gap as floats,
     and category ``"2"`` must still match the value 2.0.
     """
-    def one(v):
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v).strip()
+    return values.map(_value_text, na_action="ignore").astype(object).where(values.notna())
 
-    return values.map(one, na_action="ignore").astype(object).where(values.notna())
+
+def _value_text(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
 
 
 def _class_label(v) -> str:
     # YAML gives classes: [0, 1] as ints and bare true/false as bools; one text form each.
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v).strip()
+    return _value_text(v)
 
 
 class FeatureSpec(BaseModel):
@@ -109,13 +108,17 @@ class FeatureSpec(BaseModel):
         one-hot block (missing is one more category), so every row still has exactly one 1.
         """
         if self.type == "categorical":
-            parts = [(f"{self.name}_{c}", self.categories[c], f"category {c!r}") for c in sorted(self.categories)]
+            parts = [(self.category_column(c), self.categories[c], f"category {c!r}") for c in sorted(self.categories)]
         else:
             parts = [(self.name, self.description, "value")]
         if self.nullable:
-            parts.append((f"{self.name}_{MISSING}", f"{self.description}: value not recorded",
+            parts.append((self.category_column(MISSING), f"{self.description}: value not recorded",
                           "missing-value indicator"))
         return parts
+
+    def category_column(self, value: str) -> str:
+        """The encoded name of one category (or of the ``missing`` indicator): ``<name>_<value>``."""
+        return f"{self.name}_{value}"
 
     @property
     def encoded_columns(self) -> list[str]:
@@ -312,13 +315,13 @@ def encode(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
         if f.type == "categorical":
             text = as_text(col)
             for cat in sorted(f.categories):
-                parts[f"{f.name}_{cat}"] = (text == cat).to_numpy(dtype="float32")
+                parts[f.category_column(cat)] = (text == cat).to_numpy(dtype="float32")
         elif f.type == "boolean":
             parts[f.name] = boolean_values(col).to_numpy(dtype="float32")
         else:
             parts[f.name] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy(dtype="float32")
         if f.nullable:
-            parts[f"{f.name}_{MISSING}"] = col.isna().to_numpy(dtype="float32")
+            parts[f.category_column(MISSING)] = col.isna().to_numpy(dtype="float32")
     return pd.DataFrame(parts, index=df.index, columns=meta.encoded_columns)
 
 
