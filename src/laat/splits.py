@@ -14,6 +14,16 @@ def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng([int(k) for k in key])
 
 
+def rows_per_class_needed(strategy: str, shots: int) -> tuple[int, str]:
+    """Rows each class needs for a split (few_shot: ``shots``, fraction: any), and why.
+
+    Every split keeps at least one row of each class out for testing.
+    """
+    if strategy == "few_shot":
+        return shots + 1, f"training.split.shots = {shots} for training and at least 1 for testing"
+    return 2, "at least 1 in the training rows and 1 in the test rows (training.split.strategy = fraction)"
+
+
 def few_shot_split(y: np.ndarray, k: int, seed: int = 69, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """k training rows per class (drawn by a permutation within each class); the rest is test.
 

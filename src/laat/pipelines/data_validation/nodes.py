@@ -8,22 +8,16 @@ import pandas as pd
 
 from laat.datasets import parse_metadata
 from laat.metadata_draft import require_no_placeholders
-from laat.pipelines.training.nodes import SplitParams, TrainingParams
+from laat.pipelines.training.nodes import TrainingParams
 from laat.schema import DataValidationError, format_report, validation_report
+from laat.splits import rows_per_class_needed
 
 
 def check_dataset(raw: pd.DataFrame, metadata: dict[str, Any], training: TrainingParams) -> dict[str, Any]:
     """Validate every row and column lazily; the report is saved even when the data is bad."""
     require_no_placeholders(metadata)
-    need, why = rows_per_class_needed(training.split)
+    need, why = rows_per_class_needed(training.split.strategy, training.split.shots)
     return validation_report(raw, parse_metadata(metadata), min_rows_per_class=need, why=why)
-
-
-def rows_per_class_needed(split: SplitParams) -> tuple[int, str]:
-    """Rows each class needs for the configured split, and why (for the report)."""
-    if split.strategy == "few_shot":
-        return split.shots + 1, f"training.split.shots = {split.shots} for training and at least 1 for testing"
-    return 2, "at least 1 in the training rows and 1 in the test rows (training.split.strategy = fraction)"
 
 
 def require_valid(raw: pd.DataFrame, report: dict[str, Any]) -> pd.DataFrame:
