@@ -32,9 +32,10 @@ SCORE_MIN, SCORE_MAX = -10.0, 10.0
 ORACLE_NOTE = ("ORACLE prior: logistic-regression coefficients fit on the FULL labelled dataset. "
                "It has seen the test labels: an upper bound for evaluation only, never a real prior.")
 RANDOM_NOTE = "RANDOM prior: seeded uniform integers in [-10, 10]; a control with no knowledge."
+# The one way to change a prior's scores by hand, quoted wherever a hand edit is refused.
+HOW_TO_EDIT = "edit conf/base/priors/{dataset}.yml and run with prior_source=expert"
 GENERATED_NOTE = ("Generated file, rewritten on every run; a hand edit here is detected (fingerprint) and "
-                  "refused. To change scores, edit conf/base/priors/{dataset}.yml (start from the .yml "
-                  "next to this file) and run with prior_source=expert.")
+                  "refused. To change scores, " + HOW_TO_EDIT + " (start from the .yml next to this file).")
 
 
 class PriorError(ValueError):
@@ -278,8 +279,8 @@ def check_not_hand_edited(data: Mapping[str, Any], origin: str = "<dict>") -> No
         dataset = (data.get("provenance") or {}).get("dataset") or "<dataset>"
         raise PriorError(f"{origin}: this generated prior was edited by hand (its scores no longer match its "
                          f"fingerprint), so they would pass for the {data.get('source')!r} source's own. "
-                         f"Put the edited scores in conf/base/priors/{dataset}.yml and run with "
-                         "prior_source=expert; delete this file to regenerate it.")
+                         f"To keep them, {HOW_TO_EDIT.format(dataset=dataset)}; delete this file to "
+                         "regenerate it.")
 
 
 def _num(v: float) -> float | int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from laat.elicit.errors import CacheEntryEditedError
+from laat.priors import HOW_TO_EDIT
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,7 @@ class ResponseCache:
             raise CacheEntryEditedError(
                 f"LLM cache entry {p} {why}: it was edited or written by another tool, and would pass "
                 "for the model's own answer. Delete the file, or set `refresh: true`, to ask the model "
-                "again. To change a prior by hand, edit conf/base/priors/<dataset>.yml and run with "
-                "prior_source=expert.")
+                f"again. To change a prior by hand, {HOW_TO_EDIT.format(dataset='<dataset>')}.")
         return entry
 
     def put(self, key: str, entry: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:

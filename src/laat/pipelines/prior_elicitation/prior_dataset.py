@@ -14,10 +14,9 @@ from typing import Any
 from kedro.io.core import get_filepath_str
 
 from laat.pipelines.atomic import AtomicJSONDataset
-from laat.priors import Prior, PriorError
+from laat.priors import HOW_TO_EDIT, Prior, PriorError
 
-_HOW = ("To change a prior, edit conf/base/priors/<dataset>.yml and run with prior_source=expert; "
-        "delete this file to regenerate it.")
+_HOW = f"To change a prior, {HOW_TO_EDIT.format(dataset='<dataset>')}; delete this file to regenerate it."
 
 
 class PriorJSONDataset(AtomicJSONDataset):
