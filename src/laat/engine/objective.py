@@ -5,6 +5,7 @@ against (autograd's double back-prop through `laat.attribution`, and the loss va
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -37,6 +38,25 @@ class AttributionTerm:
         return c if self.confidence is None else c * self.confidence
 
 
+class GradientProgram(Protocol):
+    """What the epoch loop needs of a program (`LRProgram`, `MLPProgram`): the stacked
+    parameters and their gradient buffers (stepped by the optimizer in place), a batch
+    loader, and gradients either in closed form or copied in from autograd."""
+
+    params: list[Tensor]
+    grads: list[Tensor]
+
+    def load(self, x: Tensor, y: Tensor, rw: Tensor) -> None: ...
+
+    def batch(self) -> tuple[Tensor, Tensor, Tensor]: ...
+
+    def std_params(self) -> dict[str, Tensor]: ...
+
+    def set_grads(self, g: dict[str, Tensor]) -> None: ...
+
+    def analytic_grads(self) -> None: ...
+
+
 def normalized_mse_grad(v: Tensor, ref_hat: Tensor, c_scale: Tensor, dim: int = -1) -> Tensor:
     """d/dv of sum(c_scale/2 * (normalize(v) - ref_hat)^2) along ``dim`` (general form)."""
     nrm = torch.linalg.vector_norm(v, dim=dim, keepdim=True)
@@ -53,7 +73,7 @@ def row_ref(x: Tensor, t_hat: Tensor) -> Tensor:
     return ref / torch.linalg.vector_norm(ref, dim=-1, keepdim=True).clamp_min(EPS)
 
 
-def autograd_gradients(prog, st: AttributionTerm) -> dict[str, Tensor]:
+def autograd_gradients(prog: GradientProgram, st: AttributionTerm) -> dict[str, Tensor]:
     """The same gradient through `laat.attribution.laat_loss` (double back-prop)."""
     x, y, rw = prog.batch()
     with torch.enable_grad():
@@ -67,7 +87,7 @@ def autograd_gradients(prog, st: AttributionTerm) -> dict[str, Tensor]:
     return dict(zip(p, grads))
 
 
-def loss_values(prog, st: AttributionTerm) -> Tensor:
+def loss_values(prog: GradientProgram, st: AttributionTerm) -> Tensor:
     """(R, 2): row-weighted mean BCE and attribution loss at the current parameters."""
     x, y, rw = prog.batch()
     p = prog.std_params()

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from laat.engine.lr_program import LRProgram
 from laat.engine.mlp_program import MLPProgram
-from laat.engine.objective import AttributionTerm, autograd_gradients, loss_values
+from laat.engine.objective import AttributionTerm, GradientProgram, autograd_gradients, loss_values
 from laat.engine.optim import StackedAdam
 
 
@@ -22,7 +22,7 @@ def train_group(params: dict[str, Tensor], gens, x, y, sw, st: AttributionTerm, 
     R, n, d = x.shape
     full = batch_size is None or n <= batch_size
     prog_cls = LRProgram if st.kind == "lr" else MLPProgram
-    prog = prog_cls(params, st, n if full else batch_size)
+    prog: GradientProgram = prog_cls(params, st, n if full else batch_size)
     opt = StackedAdam(prog.params, prog.grads, lr, weight_decay, fused=fused_adam)
     hist = torch.zeros(epochs, R, 2, dtype=x.dtype) if record_history else None
     if full:
