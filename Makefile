@@ -32,7 +32,7 @@ test: $(STAMP)
 # float32 results move with the CPU's vector width (AVX-512, AVX2, none), so a tolerance set on
 # one machine can fail on another; running the numeric tests on each torch kernel here catches
 # that on this machine.
-KERNEL_TESTS := tests/test_estimator.py tests/test_models.py tests/test_trust.py tests/test_attribution.py \
+KERNEL_TESTS := tests/test_estimator.py tests/engine/ tests/test_trust.py tests/test_attribution.py \
   tests/test_diagnostics.py tests/test_preprocess.py tests/benchmark/test_trust.py
 test-kernels: $(STAMP)
 	for kernel in avx2 default; do echo "numeric tests on torch's $$kernel kernels"; \

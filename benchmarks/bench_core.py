@@ -36,7 +36,7 @@ import torch
 from laat.attribution import laat_loss, normalized_target
 from laat.datasets import encode, labels, load_dataset, load_metadata
 from laat.estimator import LAATClassifier
-from laat.models import fit_many, minmax_stack
+from laat.engine import fit_many, minmax_stack
 from laat.priors import random_prior
 from laat.splits import few_shot_split
 

@@ -148,7 +148,7 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
     from sklearn.preprocessing import MinMaxScaler
 
     from laat.attribution import normalized_target
-    from laat.models import fit_many
+    from laat.engine import fit_many
 
     if ds.startswith("sk:"):
         meta = None

@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from laat.datasets import encode, labels, load_dataset, load_metadata
 from laat.estimator import LAATClassifier
-from laat.models import fit_many
+from laat.engine import fit_many
 from laat.priors import Prior, random_prior
 from laat.splits import few_shot_split
 
@@ -285,7 +285,7 @@ def test_prepared_inputs_train_a_gamma_grid_as_one_batch():
     X, y = frame()
     gammas = [0.0, 10.0, 100.0]
     est = LAATClassifier(trust="off", model="mlp", prior=PRIOR, random_state=5)
-    inp = est._prepare(X, y)
+    inp = est.prepare_fit_inputs(X, y)
     R = len(gammas)
     common = dict(feature_mask=inp.mask, **est._train_kwargs())
     batch = fit_many(np.stack([inp.X] * R), np.stack([inp.y] * R), inp.target, gamma=gammas,

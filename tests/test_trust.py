@@ -239,7 +239,7 @@ def test_gamma_zero_or_bad_trust_value():
 def _problem(k, prior, rep=0, seed=0):
     Xtr, ytr, _, _ = few_shot(k, rep)
     est = LAATClassifier(prior=prior, random_state=seed)
-    inp = est._prepare(Xtr, ytr)
+    inp = est.prepare_fit_inputs(Xtr, ytr)
     return TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=100.0, seed=inp.seed), est._train_kwargs()
 
 
@@ -478,7 +478,7 @@ def _reference_cv_scores(prob, kw, settings=DEFAULT_SETTINGS):
     from sklearn.model_selection import StratifiedKFold
 
     from laat.attribution import normalized_target
-    from laat.models import fit_many
+    from laat.engine import fit_many
     from laat.trust import _grid
 
     y = np.asarray(prob.y).astype(int)
@@ -511,7 +511,7 @@ def _reference_cv_scores(prob, kw, settings=DEFAULT_SETTINGS):
 def test_cross_validation_scores_equal_the_rule_written_out_with_weights_mask_and_confidence(cv_score):
     Xtr, ytr, _, _ = few_shot(12)
     est = LAATClassifier(prior=TRUE_PRIOR, random_state=3, epochs=40, lr=0.05)
-    inp = est._prepare(Xtr, ytr)
+    inp = est.prepare_fit_inputs(Xtr, ytr)
     n, d = inp.X.shape
     rng = np.random.default_rng(0)
     w = rng.uniform(0.2, 3.0, size=n)

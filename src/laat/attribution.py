@@ -7,7 +7,7 @@ The functions work on one model (inputs ``(n, d)``) or on R stacked models (inpu
 interact in the forward pass (no batch norm), otherwise per-row gradients are not
 attributions of that row.
 
-`laat.models` trains with closed-form gradients of the same quantities; these functions
+`laat.engine` trains with closed-form gradients of the same quantities; these functions
 are the reference it is tested against and the generic path for other models.
 """
 

@@ -45,7 +45,7 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
     whole prior and the names of flagged features.
     """
     from laat.attribution import normalized_target
-    from laat.estimator import _resolve_prior
+    from laat.estimator import resolve_prior
 
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
@@ -76,7 +76,7 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
     if np.isnan(Xa).any():
         bad = [n for n, col in zip(names, np.isnan(Xa).any(axis=0)) if col]
         raise ValueError(f"X has missing values in {bad[:10]}; impute them first")
-    scores, _ = _resolve_prior(prior, names)
+    scores, _ = resolve_prior(prior, names)
 
     lo, hi = Xa.min(axis=0), Xa.max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)

@@ -2,7 +2,7 @@
 
 ``fit`` Min-Max scales the training rows, turns the prior (feature name -> score in
 [-10, 10]) into the target sign(s) * exp(|s|/tau), and trains one model with
-`laat.models.fit_many` (R = 1: the same program the benchmark runs in batches).
+`laat.engine.fit_many` (R = 1: the same program the benchmark runs in batches).
 With gamma = 0 it is plain BCE training of the same model. By default (``trust="auto"``)
 the training rows first decide how much to follow the prior (`laat.trust`);
 ``trust="off"`` is the paper's fixed gamma.
@@ -29,7 +29,7 @@ TRUST_MODES = ("off", "auto")
 
 @dataclass
 class FitInputs:
-    """What training needs, validated and preprocessed (see `LAATClassifier._prepare`)."""
+    """What training needs, validated and preprocessed (see `LAATClassifier.prepare_fit_inputs`)."""
 
     X: np.ndarray  # (n, d) float32, Min-Max scaled on these rows
     y: np.ndarray  # (n,) 0/1 float32, 1 = classes_[1]
@@ -106,7 +106,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         ``reason`` (a sentence), and with ``trust="auto"`` also ``regime``, ``agreement``
         (sign-flip p-value of the prior against the class differences), ``alpha`` and the
         cross-validated AUC per candidate (``candidates``). JSON-serialisable.
-    model_ : laat.models.StackedModel with one model; ``model_.to_module()`` gives an nn.Module
+    model_ : laat.engine.StackedModel with one model; ``model_.to_module()`` gives an nn.Module
         taking scaled inputs (``scaler_`` is the fitted MinMaxScaler, None if scale=False).
     """
 
@@ -162,9 +162,9 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
         ``prior`` here overrides the constructor's ``prior`` (handy outside grid search).
         """
-        from laat.models import fit_many
+        from laat.engine import fit_many
 
-        inp = self._prepare(X, y, sample_weight, prior)
+        inp = self.prepare_fit_inputs(X, y, sample_weight, prior)
         gamma = float(self.gamma)
         if not _is_off(self.trust):
             inp, gamma = self._apply_trust(inp)
@@ -212,7 +212,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
                     epochs=self.epochs, batch_size=self.batch_size, weight_decay=float(self.weight_decay),
                     grad_impl=self.grad_impl)
 
-    def _prepare(self, X, y, sample_weight=None, prior=None) -> FitInputs:
+    def prepare_fit_inputs(self, X, y, sample_weight=None, prior=None) -> FitInputs:
         """Validate and preprocess everything ``fit`` needs, without training.
 
         Sets ``classes_``, ``n_features_in_``, ``feature_names_in_`` and ``scaler_``. Kept
@@ -241,7 +241,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
         names = self._feature_names()
         mask = self._suppress_mask(names)
-        scores, spreads = _resolve_prior(prior if prior is not None else self.prior, names)
+        scores, spreads = resolve_prior(prior if prior is not None else self.prior, names)
         if scores is None and self.gamma > 0:
             raise ValueError(
                 f"gamma={self.gamma} needs a prior: pass prior={{feature: score}} to the constructor "
@@ -295,7 +295,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         return [f"x{i}" for i in range(self.n_features_in_)]
 
     def _check_params(self) -> None:
-        from laat.models import ATTRIBUTION_KINDS, GRAD_IMPLS, MODELS
+        from laat.engine import ATTRIBUTION_KINDS, GRAD_IMPLS, MODELS
 
         _choice("model", self.model, MODELS)
         _choice("attribution", self.attribution, ATTRIBUTION_KINDS)
@@ -353,7 +353,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 # ---- module helpers ------------------------------------------------------------------------
 
 
-def _resolve_prior(prior, names: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+def resolve_prior(prior, names: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Scores (and spreads, if the prior has them) aligned to ``names``."""
     if prior is None:
         return None, None
@@ -416,12 +416,12 @@ def _logits64(model, Xs: np.ndarray) -> np.ndarray:
     """Logits in float64 so that rows are scored independently of batch composition."""
     import torch
 
-    from laat.models import _forward
+    from laat.engine import forward
 
     p = {k: v.to(torch.float64) for k, v in model.params.items()}
     x = torch.tensor(Xs, dtype=torch.float64).unsqueeze(0)
     with torch.no_grad():
-        return _forward(model.kind, p, x)[0].numpy()
+        return forward(model.kind, p, x)[0].numpy()
 
 
 def _global_attribution(model, Xs: np.ndarray, sw: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ benchmarks/README.md): 0.3 keeps about half of the oracle's gain for under 2 AUC
 to flipped and random priors, where 0.2 kept a third.
 
 Everything here works on many problems at once (`decide_many`) so that the benchmark runs
-every cross-validation fit of a sweep as one `laat.models.fit_many` batch;
+every cross-validation fit of a sweep as one `laat.engine.fit_many` batch;
 `LAATClassifier(trust="auto")` is the one-problem case.
 """
 
@@ -273,13 +273,13 @@ def decide_many(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] |
                 settings: TrustSettings = DEFAULT_SETTINGS) -> list[TrustDecision]:
     """Trust decisions for many training sets; every cross-validation fit runs in one batch.
 
-    ``train_kwargs`` are the `laat.models.fit_many` settings of the final model (model kind,
+    ``train_kwargs`` are the `laat.engine.fit_many` settings of the final model (model kind,
     epochs, lr, ...), so candidates are judged as they would be trained.
     """
     from sklearn.metrics import roc_auc_score
 
     from laat.attribution import normalized_target
-    from laat.models import fit_many
+    from laat.engine import fit_many
 
     decisions: list[TrustDecision | None] = []
     gates: list[tuple[Agreement, float, int]] = []
@@ -314,7 +314,7 @@ def decide_many(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] |
                          **(train_kwargs or {}))
         import torch
 
-        from laat.models import pad_stack
+        from laat.engine import pad_stack
 
         xv, _, _ = pad_stack([np.asarray(problems[j.problem].X, np.float32)[j.valid] for j in jobs], "X", 2)
         with torch.no_grad():

@@ -2,7 +2,7 @@
 
 A cell is the unit of parallelism, caching and batching: its R repetitions share a shape
 in the few-shot protocol, so LAAT trains them as one stacked tensor program
-(`laat.models.fit_many`). Everything random inside a cell is seeded from the cell's key
+(`laat.engine.fit_many`). Everything random inside a cell is seeded from the cell's key
 (`derive_seed`), never from a global RNG, so
 
 - every method of a repetition sees the same split and the same preprocessing (paired design),
@@ -337,7 +337,7 @@ def _train_kwargs(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
 
 
 def _fit(reps: list[_Rep], ctx: DatasetContext, target, gamma, kw: dict[str, Any]):
-    from laat.models import fit_many
+    from laat.engine import fit_many
 
     return fit_many([rp.Xtr for rp in reps], [rp.ytr(ctx).astype(np.float32) for rp in reps], target,
                     gamma=gamma, seeds=[rp.seed for rp in reps], **kw)

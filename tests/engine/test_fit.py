@@ -1,0 +1,150 @@
+"""fit_many: gamma = 0 vs an ordinary PyTorch loop, batched vs single fits, closed form vs autograd
+training, the attribution term's effect on what is learned, and bad arguments."""
+
+import numpy as np
+import pytest
+import torch
+from engine_cases import data
+from torch import nn
+
+from laat.attribution import normalized_target
+from laat.engine.fit import fit_many
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def plain_torch_fit(kind, x, y, seed, epochs, hidden=8):
+    """An ordinary PyTorch training loop: the reference for gamma = 0."""
+    torch.manual_seed(seed)
+    d = x.shape[-1]
+    net = nn.Linear(d, 1) if kind == "lr" else nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2, foreach=False)
+    for _ in range(epochs):
+        opt.zero_grad()
+        nn.functional.binary_cross_entropy_with_logits(net(x).squeeze(-1), y).backward()
+        opt.step()
+    return net
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+def test_gamma_zero_equals_plain_pytorch_training(kind):
+    x, y = data(R=1, n=12, d=5, seed=2, dtype=torch.float32)
+    t = normalized_target([3, -2, 0, 1, 5])
+    fit = fit_many(x, y, t, model=kind, gamma=0.0, hidden=8, epochs=200, seeds=[4])
+    net = plain_torch_fit(kind, x[0], y[0], 4, 200)
+    with torch.no_grad():
+        torch.testing.assert_close(fit.logits(x)[0], net(x[0]).squeeze(-1), rtol=1e-4, atol=1e-4)
+    # without a target the result is the same: gamma = 0 ignores the prior entirely
+    again = fit_many(x, y, None, model=kind, gamma=0.0, hidden=8, epochs=200, seeds=[4])
+    assert all(torch.equal(again.params[k], fit.params[k]) for k in fit.params)
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+def test_batched_fit_equals_single_fits_with_ragged_rows_and_widths(kind):
+    g = torch.Generator().manual_seed(3)
+    shapes = [(4, 3), (10, 6), (7, 6), (2, 5)]
+    X = [torch.rand(n, d, generator=g) for n, d in shapes]
+    Y = [torch.tensor([0.0, 1.0] * (n // 2) + [0.0] * (n % 2)) for n, _ in shapes]
+    T = [normalized_target(torch.randint(-10, 11, (d,), generator=g)) for _, d in shapes]
+    seeds = [11, 12, 13, 14]
+    kw = dict(model=kind, gamma=[100.0, 30.0, 0.0, 100.0], hidden=6, epochs=60)
+    many = fit_many(X, Y, T, seeds=seeds, **kw)
+    for r, (n, d) in enumerate(shapes):
+        one = fit_many([X[r]], [Y[r]], [T[r]], seeds=[seeds[r]], **{**kw, "gamma": kw["gamma"][r]})
+        torch.testing.assert_close(many.select(r).logits(X[r])[0], one.logits(X[r])[0], rtol=1e-4, atol=1e-5)
+        for k, v in one.params.items():
+            torch.testing.assert_close(many.params[k][r][tuple(slice(0, s) for s in v[0].shape)], v[0],
+                                       rtol=1e-4, atol=1e-5)
+
+
+def test_mini_batches_batched_equals_single_and_groups_by_row_count():
+    g = torch.Generator().manual_seed(4)
+    rows = [40, 40, 25, 8]
+    X = [torch.rand(n, 4, generator=g) for n in rows]
+    Y = [(torch.rand(n, generator=g) > 0.5).float() for n in rows]
+    t = normalized_target([5, -3, 0, 2])
+    kw = dict(model="mlp", gamma=50.0, hidden=5, epochs=6, batch_size=16)
+    many = fit_many(X, Y, t, seeds=[1, 2, 3, 4], **kw)
+    for r in range(4):
+        one = fit_many([X[r]], [Y[r]], t, seeds=[r + 1], **kw)
+        torch.testing.assert_close(many.select(r).logits(X[r])[0], one.logits(X[r])[0], rtol=1e-4, atol=1e-5)
+    full = fit_many([X[0]], [Y[0]], t, seeds=[1], **{**kw, "batch_size": None})
+    assert not torch.allclose(full.logits(X[0]), many.select(0).logits(X[0]))  # shuffling happened
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+@pytest.mark.parametrize("attribution", ["grad", "input_x_grad"])
+def test_autograd_and_closed_form_training_agree(kind, attribution):
+    x, y = data(R=2, n=8, d=4, seed=6, dtype=torch.float32)
+    t = normalized_target([4, -6, 1, 0])
+    kw = dict(model=kind, attribution=attribution, gamma=100.0, hidden=6, epochs=40, seeds=[1, 2],
+              confidence=[1.0, 0.5, 2.0, 1.0])
+    fast = fit_many(x, y, t, grad_impl="analytic", **kw)
+    slow = fit_many(x, y, t, grad_impl="autograd", **kw)
+    torch.testing.assert_close(fast.logits(x), slow.logits(x), rtol=1e-3, atol=1e-4)
+
+
+def test_strong_prior_on_uninformative_data_sets_the_weight_direction():
+    g = torch.Generator().manual_seed(7)
+    R, n, d = 4, 40, 6
+    x = torch.rand(R, n, d, generator=g)
+    y = (torch.rand(R, n, generator=g) > 0.5).float()  # labels unrelated to x
+    t = normalized_target([6, -5, 4, 0, 0, 3], tau=3.0)
+    cos = lambda fit: torch.nn.functional.cosine_similarity(fit.params["W"][..., 0], t.float().expand(R, d), dim=1)
+    strong = fit_many(x, y, t, gamma=100.0, seeds=0)
+    plain = fit_many(x, y, t, gamma=0.0, seeds=0)
+    assert bool((cos(strong) > 0.999).all()), cos(strong)
+    assert bool((cos(plain) < 0.9).all()), cos(plain)
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+def test_suppressed_features_get_exactly_zero_weight_and_attribution(kind):
+    x, y = data(R=2, n=12, d=5, seed=8, dtype=torch.float32)
+    y = (x[..., 1] > 0.5).float()  # feature 1 is the perfect predictor...
+    t = normalized_target([0, 9, 2, 1, -3])
+    mask = [True, False, True, True, True]  # ...and it is suppressed
+    fit = fit_many(x, y, t, model=kind, gamma=100.0, hidden=6, feature_mask=mask, seeds=0,
+                     weight_decay=0.01)
+    W = fit.params["W" if kind == "lr" else "W1"]
+    assert torch.count_nonzero(W[:, 1]) == 0
+    assert torch.count_nonzero(fit.input_gradients(x)[..., 1]) == 0
+    moved = x.clone()
+    moved[..., 1] = 1 - moved[..., 1]
+    assert torch.equal(fit.logits(moved), fit.logits(x))  # the feature has no influence at all
+
+
+def test_history_records_the_attribution_loss_falling():
+    x, y = data(R=2, n=10, d=4, seed=9, dtype=torch.float32)
+    fit = fit_many(x, y, normalized_target([8, -2, 1, 0]), model="mlp", hidden=6, epochs=50, record_history=True)
+    assert fit.history.shape == (50, 2, 2)
+    assert bool((fit.history[-1, :, 1] < 0.2 * fit.history[0, :, 1]).all())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(model="svm"), "model must be one of"),
+    (dict(attribution="ig"), "attribution must be one of"),
+    (dict(gamma=-1.0), "gamma must be finite and >= 0"),
+    (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(lr=0.0), "lr must be a finite number > 0"),
+    (dict(seeds=[1, 2]), "got 2 seeds for 3 models"),
+    (dict(feature_mask=[False] * 4), r"models \[0, 1, 2\] have every feature masked"),
+    (dict(target=[1.0, 2.0]), "target for model 0 has"),
+    (dict(target=None), "target is None but gamma > 0"),
+])
+def test_bad_arguments_fail_with_a_clear_message(kwargs, match):
+    x, y = data(R=3, n=6, d=4, dtype=torch.float32)
+    args = dict(target=normalized_target([1, 2, 3, 4]))
+    args.update(kwargs)
+    target = args.pop("target")
+    with pytest.raises(ValueError, match=match):
+        fit_many(x, y, target, **args)
+
+
+def test_labels_must_be_binary_and_rows_must_match():
+    x, y = data(R=2, n=6, d=3, dtype=torch.float32)
+    with pytest.raises(ValueError, match="only 0/1"):
+        fit_many(x, y * 2, None, gamma=0.0)
+    with pytest.raises(ValueError, match="row counts"):
+        fit_many(x, y[:, :5], None, gamma=0.0)
+    with pytest.raises(ValueError, match="sample_weight sums to 0 for models"):
+        fit_many(x, y, None, gamma=0.0, sample_weight=np.zeros((2, 6)))
