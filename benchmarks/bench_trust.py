@@ -48,7 +48,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from laat.benchmark.noise import flip_signs, randomise_entries  # noqa: E402
+from laat_research.noise import flip_signs, randomise_entries  # noqa: E402
 from laat.datasets import encode, labels, load_dataset, load_metadata  # noqa: E402
 from laat.priors import oracle_prior, random_prior  # noqa: E402
 from laat.splits import few_shot_split  # noqa: E402

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from laat.benchmark.baselines import fit_baseline, grid_for
-from laat.benchmark.config import (BASELINE_METHODS, LAAT_METHODS, PLAIN_METHODS, TRUST_METHODS,
+from laat_research.baselines import fit_baseline, grid_for
+from laat_research.config import (BASELINE_METHODS, LAAT_METHODS, PLAIN_METHODS, TRUST_METHODS,
                                    BenchmarkConfig, PriorSpec, model_kind)
-from laat.benchmark.noise import flip_signs, randomise_entries
+from laat_research.noise import flip_signs, randomise_entries
 from laat.datasets import DatasetMeta, encode, labels, load_dataset, load_metadata
 from laat.metrics import classification_metrics, predict_labels
 from laat.priors import Prior, PriorError, oracle_prior, random_prior

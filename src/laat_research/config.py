@@ -1,6 +1,6 @@
 """Typed configuration of a benchmark sweep (also the Kedro parameters `params:benchmark`).
 
-Only settings that change results enter a cell's cache key (see `laat.benchmark.cells`):
+Only settings that change results enter a cell's cache key (see `laat_research.cells`):
 parallelism, the Dask address, the cache location and the progress bar do not, so a sweep
 computed on a cluster is reused by a local rerun and vice versa.
 """
@@ -86,7 +86,7 @@ class LAATSettings(BaseModel):
 class BaselineSettings(BaseModel):
     """scikit-learn / XGBoost baselines: defaults at k < `min_k_for_search`, else GridSearchCV.
 
-    ``grid: reduced`` (default) uses the small grids documented in `laat.benchmark.baselines`
+    ``grid: reduced`` (default) uses the small grids documented in `laat_research.baselines`
     (the paper's grids cost hours on a 2-core machine); ``grid: paper`` uses the method
     spec's section 6 grids (XGBoost: 720 combinations). ``grids`` overrides one model's grid,
     e.g. ``{mlp: {alpha: [0.1, 1.0]}}``.

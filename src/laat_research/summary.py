@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from laat.benchmark.baselines import DISPLAY
+from laat_research.baselines import DISPLAY
 
 BASELINES = tuple(DISPLAY)  # lr, mlp, rf, hgb, xgb (scikit-learn / XGBoost)
 ORACLE_MARK = "†"

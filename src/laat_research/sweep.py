@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from laat.benchmark.cells import (CODE_VERSION, Cell, DatasetContext, cell_hash, plan_cells,
+from laat_research.cells import (CODE_VERSION, Cell, DatasetContext, cell_hash, plan_cells,
                                   prepare_dataset, run_cell, trust_rule_fingerprint)
-from laat.benchmark.config import TRUST_METHODS, BenchmarkConfig
+from laat_research.config import TRUST_METHODS, BenchmarkConfig
 
 
 @dataclass

@@ -5,8 +5,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from laat.benchmark.config import BenchmarkConfig, PriorSpec
-from laat.benchmark.noise import flip_signs, randomise_entries
+from laat_research.config import BenchmarkConfig, PriorSpec
+from laat_research.noise import flip_signs, randomise_entries
 
 
 def test_prior_spec_round_trip():

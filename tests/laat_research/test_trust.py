@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laat.benchmark.cells import Cell, run_cell
-from laat.benchmark.config import BenchmarkConfig
-from laat.benchmark.summary import method_label, summary_markdown, trust_checks
-from laat.benchmark.sweep import run_sweep
+from laat_research.cells import Cell, run_cell
+from laat_research.config import BenchmarkConfig
+from laat_research.summary import method_label, summary_markdown, trust_checks
+from laat_research.sweep import run_sweep
 
 from .conftest import tiny_config
 

@@ -7,8 +7,8 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import ParquetDataset
 from matplotlib.figure import Figure
 
-from laat.benchmark.config import BenchmarkConfig
-from laat.pipelines.benchmark import create_pipeline
+from laat_research.config import BenchmarkConfig
+from laat_research.pipeline import create_pipeline
 
 OUTPUTS = ["benchmark_results", "benchmark_results_csv", "benchmark_run_info", "benchmark_summary",
            "benchmark_auc_vs_k_overview", "benchmark_auc_vs_k_lr", "benchmark_auc_vs_k_mlp",
