@@ -378,39 +378,20 @@ def _run_torch(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list
 
 
 def _run_trust(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
-    """Trust mode: the training rows of each repetition decide gamma and tau (`laat.trust`).
-
-    One `decide_many` call per cell runs every repetition's cross-validation fits as one
-    batch, on the rows, seeds and training settings of the final model. A repetition whose
-    prior is ignored (gamma = 0) gets the plain model fitted exactly as the ``plain_*`` cell
-    fits it (every repetition, one batch), so its row equals that cell's row bit for bit;
-    the followed repetitions are fitted together with their own gamma and tau.
-    """
-    from laat.attribution import normalized_target
-    from laat.trust import TrustProblem, decide_many
+    """Trust mode: the training rows of each repetition decide gamma and tau, through the core's
+    one trust-then-fit path (`laat.trust.fit_with_trust`), every repetition of the cell at once."""
+    from laat.trust import TrustProblem, fit_with_trust
 
     spec = PriorSpec.parse(cell.prior)
-    scores = [prior_scores(spec, ctx, rp.rep, cfg) for rp in reps]
-    kw = _train_kwargs(cell, cfg)
+    problems = [TrustProblem(X=rp.Xtr, y=rp.ytr(ctx).astype(np.float32), scores=prior_scores(spec, ctx, rp.rep, cfg),
+                             gamma=float(cfg.laat.gamma), seed=rp.seed) for rp in reps]
     t0 = time.perf_counter()
-    problems = [TrustProblem(X=rp.Xtr, y=rp.ytr(ctx).astype(np.float32), scores=sc, gamma=float(cfg.laat.gamma),
-                             seed=rp.seed) for rp, sc in zip(reps, scores)]
-    decisions = decide_many(problems, kw, cfg.trust_settings)
-    targets = [normalized_target(sc, tau=d.tau).numpy() for sc, d in zip(scores, decisions)]
-    followed = [i for i, d in enumerate(decisions) if d.gamma > 0]
-    plain = _fit(reps, ctx, None, 0.0, kw) if len(followed) < len(reps) else None
-    final = None
-    if followed:
-        final = _fit([reps[i] for i in followed], ctx, [targets[i] for i in followed],
-                     [decisions[i].gamma for i in followed], kw)
+    fit = fit_with_trust(problems, _train_kwargs(cell, cfg), cfg.trust_settings)
     fit_s = (time.perf_counter() - t0) / len(reps)
-    out = []
-    for i, (rp, d) in enumerate(zip(reps, decisions)):
-        one = final.select(followed.index(i)) if d.gamma > 0 else plain.select(i)
-        out.append({**_predict(one, rp, ctx, fit_s, targets[i]),
-                    "trust_gamma": float(d.gamma), "trust_tau": float(d.tau), "trust_followed": bool(d.followed),
-                    "trust_regime": d.regime, "trust_p_value": float(d.agreement.p_value)})
-    return out
+    return [{**_predict(one, rp, ctx, fit_s, target),
+             "trust_gamma": float(d.gamma), "trust_tau": float(d.tau), "trust_followed": bool(d.followed),
+             "trust_regime": d.regime, "trust_p_value": float(d.agreement.p_value)}
+            for rp, d, target, one in zip(reps, fit.decisions, fit.targets, fit.models)]
 
 
 def _run_baseline(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
