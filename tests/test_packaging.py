@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -45,8 +46,13 @@ def test_the_benchmark_pipeline_is_registered_with_the_research_extra():
 
 @pytest.mark.slow
 def test_the_wheel_ships_laat_and_laat_research_and_puts_the_heavy_dependencies_in_an_extra(tmp_path):
+    # built from a copy: an in-tree build would leave build/ and src/laat.egg-info in the checkout
+    source = tmp_path / "source"
+    shutil.copytree(PROJECT_ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(PROJECT_ROOT / name, source / name)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(PROJECT_ROOT)], capture_output=True, text=True, timeout=600)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = tmp_path.glob("laat-*.whl")
     with zipfile.ZipFile(wheel) as zf:
