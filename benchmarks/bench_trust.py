@@ -20,9 +20,8 @@ and, for reference, scikit-learn's default LogisticRegression on the same rows. 
   a rerun makes no LLM call; the first run elicits ~2 min per dataset).
 
 It prints mean test ROC AUC x 100 per (prior, method, k), how often trust followed the
-prior, and the issue's acceptance checks. ``--alternatives`` also runs the rules that were
-measured and rejected (same rows, same models), so the comparison in the README can be
-reproduced. ``--datasets sklearn`` runs five datasets bundled with scikit-learn that were never
+prior, and the issue's acceptance checks. ``--alternatives`` also runs rejected rules that are
+other settings of the kept one (same rows, same models; docs/trust-history.md has the rest). ``--datasets sklearn`` runs five datasets bundled with scikit-learn that were never
 used to choose the rule's constants (a held-out check). Each run takes a few minutes on the 2-core VM (LR); all cross-validation fits of
 a (dataset, k) run as one `fit_many` batch.
 
@@ -48,7 +47,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from laat.benchmark.noise import flip_signs, randomise_entries  # noqa: E402
+from laat_research.noise import flip_signs, randomise_entries  # noqa: E402
 from laat.datasets import encode, labels, load_dataset, load_metadata  # noqa: E402
 from laat.priors import oracle_prior, random_prior  # noqa: E402
 from laat.splits import few_shot_split  # noqa: E402
@@ -59,17 +58,13 @@ PRIORS = ["oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75"
           "llm_local"]
 FIXED_GAMMA, FIXED_TAU = 100.0, 1.0
 
-# Rules measured and rejected (README "Prior trust"): same code path, other settings.
+# Rules measured and rejected that remain settings of the kept rule (docs/trust-history.md: the
+# rejected switches without a gate, with a log-loss score or a few-shot veto are gone from laat.trust).
 ALTERNATIVES: dict[str, TrustSettings] = {
-    # cross-validation alone, from 2 rows per class (leave-one-pair-out at k = 2..5), no gate
-    "cv_auc_only": replace(DEFAULT_SETTINGS, gate=False, cv_min_per_class=2),
-    "cv_loglik_only": replace(DEFAULT_SETTINGS, gate=False, cv_min_per_class=2, cv_score="log_loss"),
     # the gate, then cross-validation already from 2 rows per class
     "gate_then_cv_from_2": replace(DEFAULT_SETTINGS, cv_min_per_class=2),
     # the gate alone at every k (never cross-validates)
     "gate_only_never_cv": replace(DEFAULT_SETTINGS, cv_min_per_class=10 ** 6),
-    # below 10 rows per class, drop a gated prior when leave-pair-out AUC is 0.2 better without it
-    "few_shot_veto_0.2": replace(DEFAULT_SETTINGS, veto_margin=0.2),
     # one row per class: a stricter gate (the first rule: less harm from bad priors, a third of a good
     # prior's gain kept) and a looser one (more gain, more harm)
     "one_shot_alpha_0.2": replace(DEFAULT_SETTINGS, alpha_one_shot=0.2),
@@ -285,8 +280,6 @@ def main(argv=None) -> None:
     ap.add_argument("--alpha-sweep", nargs="+", type=float, default=[], metavar="ALPHA",
                     help="also run trust with the gate's level set to each ALPHA (one-shot level too): "
                          "the trade-off between a good prior's gain and a bad prior's harm")
-    ap.add_argument("--veto-sweep", nargs="+", type=float, default=[], metavar="MARGIN",
-                    help="also run trust with the few-shot veto margin set to each MARGIN")
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="CSV of per-repetition rows")
@@ -301,8 +294,6 @@ def main(argv=None) -> None:
         rules.update(ALTERNATIVES)
     for a in args.alpha_sweep:
         rules[f"trust_alpha_{a:g}"] = replace(DEFAULT_SETTINGS, alpha=a, alpha_one_shot=a)
-    for m in args.veto_sweep:
-        rules[f"trust_veto_{m:g}"] = replace(DEFAULT_SETTINGS, veto_margin=m)
     datasets = [d for name in args.datasets for d in (SKLEARN_DATASETS if name == "sklearn" else [name])]
     t0 = time.perf_counter()
     rows = []

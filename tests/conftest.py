@@ -23,6 +23,18 @@ def _run_from_project_root(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _no_model_code_left_on_sys_path():
+    # mlflow.pyfunc.load_model puts the model's code/ folder first on sys.path, for good. A served
+    # model ships only the laat modules it imports, so a later subprocess that inherits sys.path
+    # (a joblib/loky worker of the benchmark) would import that partial laat instead of src/.
+    import sys
+
+    before = list(sys.path)
+    yield
+    sys.path[:] = before
+
+
+@pytest.fixture(autouse=True)
 def _no_mlflow_run_leaks_between_tests():
     # MLflow's fluent API keeps a process-wide active run; a run left open by one test (a
     # failed Kedro session, a node that logged outside a run) would capture the next test's

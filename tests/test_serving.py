@@ -126,7 +126,8 @@ def test_logged_model_pins_installed_versions_and_ships_laat(diabetes, logged):
     assert f"scikit-learn=={importlib_metadata.version('scikit-learn')}" in reqs
     assert f"pandas=={importlib_metadata.version('pandas')}" in reqs
     assert not any(r.startswith("torch") for r in reqs)  # a scikit-learn model does not need torch
-    assert (local / "code" / "laat" / "datasets.py").exists()
+    shipped = {f.name for f in (local / "code" / "laat").iterdir()}
+    assert {"serving.py", "datasets.py"} <= shipped and "estimator.py" not in shipped  # no torch model, no estimator
     example = json.loads((local / "input_example.json").read_text())
     assert example["columns"] == meta.raw_columns  # raw columns only, no target
     sig = mlflow.models.get_model_info(logged["good"]["uri"]).signature
@@ -443,6 +444,37 @@ def test_laat_classifier_round_trips_and_pins_cpu_torch(store, diabetes, laat_mo
     served = mlflow.pyfunc.load_model(info.model_uri)
     np.testing.assert_allclose(served.predict(test).to_numpy(), laat_model.predict_proba(encode(test, meta)),
                                rtol=1e-10, atol=1e-12)
+
+
+# Loads a logged model in a new interpreter and predicts; prints where each laat module came from.
+_FRESH_PREDICT = """
+import io, json, sys
+import mlflow, pandas as pd
+served = mlflow.pyfunc.load_model(sys.argv[1])
+out = served.predict(pd.read_json(io.StringIO(sys.argv[2]), orient="split"))
+print(json.dumps({"p": out.to_numpy().tolist(),
+                  "files": {m: mod.__file__ for m, mod in sys.modules.items() if m.split(".")[0] == "laat"}}))
+"""
+
+
+def test_served_model_ships_only_what_it_imports_and_predicts_from_it_in_a_fresh_process(
+        store, diabetes, laat_model, tmp_path):
+    meta, train, test = diabetes
+    info = _log(store, laat_model, meta, train)
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path)))
+    code = local / "code" / "laat"
+    shipped = sorted(str(f.relative_to(code)) for f in code.rglob("*.py"))
+    assert {"__init__.py", "serving.py", "estimator.py", "datasets.py"} <= set(shipped)
+    assert not [f for f in shipped if "benchmark" in f or f.startswith("pipelines") or "research" in f]
+    assert "pipeline_registry.py" not in shipped and "hooks.py" not in shipped and not (local / "code" / "laat_research").exists()
+    rows = test.head(20)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed laat is not on the path first
+    proc = subprocess.run([sys.executable, "-c", _FRESH_PREDICT, str(local), rows.to_json(orient="split")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert answer["files"] and all(Path(f).is_relative_to(code) for f in answer["files"].values()), answer["files"]
+    np.testing.assert_allclose(answer["p"], laat_model.predict_proba(encode(rows, meta)), rtol=1e-10, atol=1e-12)
 
 
 def test_served_model_scores_raw_rows_with_gaps_using_the_training_medians(gappy, tmp_path):

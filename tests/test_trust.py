@@ -123,23 +123,6 @@ def test_with_one_row_per_class_the_pair_decides_more_often_right_than_wrong():
     assert np.mean(gain) > 0.02 and np.mean(loss) > -0.03
 
 
-def test_few_shot_veto_alternative_drops_a_gated_prior_only_when_plain_cross_validates_better():
-    """Off by default (measured not worth it); as an alternative it must do what it says."""
-    noise_only = {"a": 0.0, "b": 0.0, "c": 0.0, "d": 10.0, "e": -10.0, "f": 10.0}
-    seen = set()
-    for prior, rep in itertools.product((TRUE_PRIOR, noise_only), range(12)):
-        prob, kw = _problem(5, prior, rep)
-        assert decide(prob, kw).candidates == []  # the kept rule does not cross-validate below 10 rows
-        d = decide(prob, kw, TrustSettings(veto_margin=0.0))
-        if d.agreement.p_value >= DEFAULT_SETTINGS.alpha:
-            continue
-        plain, follow = (c["cv_score"] for c in d.candidates)
-        assert [(c["gamma"], c["tau"]) for c in d.candidates] == [(0.0, 4.0), (100.0, 4.0)]
-        assert d.followed == (plain - follow <= 0.0)
-        seen.add(d.followed)
-    assert seen == {True, False}  # both branches were exercised
-
-
 def test_random_priors_are_rarely_followed_with_enough_rows():
     """Over many random priors the gate lets through about its alpha (0.2) share, not more."""
     Xtr, ytr, _, _ = few_shot(10)
@@ -254,18 +237,9 @@ def test_batched_decisions_equal_one_at_a_time():
             assert c1["cv_score"] == pytest.approx(c2["cv_score"], abs=1e-6)
 
 
-def test_alternative_rules_are_reachable_through_settings():
-    prob, kw = _problem(12, FLIPPED_PRIOR)
-    no_gate = decide(prob, kw, TrustSettings(gate=False, cv_score="log_loss"))
-    assert no_gate.regime == "cross_validated" and len(no_gate.candidates) == 11
-    assert "log-likelihood" in no_gate.reason and "sign-flip" not in no_gate.reason
-    assert all(c["cv_score"] <= 0 for c in no_gate.candidates)
-
-
 @pytest.mark.parametrize("bad,match", [
     (dict(alpha=0.0), "alpha must be in"), (dict(tau=-1.0), "tau must be > 0"),
     (dict(cv_folds=1), "cv_folds >= 2"), (dict(gamma_fractions=(0.0,)), "gamma_fractions"),
-    (dict(cv_score="brier"), "cv_score"), (dict(veto_margin=-0.1), "veto_margin"),
 ])
 def test_settings_are_validated(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -318,35 +292,7 @@ def test_cross_validated_tie_decision_says_why_in_full():
                         "(gamma = 0)")
 
 
-def test_few_shot_veto_keeps_the_prior_on_a_tie_and_says_why():
-    d = _tie_decision(6, TrustSettings(veto_margin=0.0))
-    # AUC 1 in every fold; the fold mean is 1 up to rounding, which varies with the CPU kernel
-    assert [c["cv_score"] for c in d.candidates] == pytest.approx([1.0, 1.0], abs=1e-12)
-    assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
-        100.0, 4.0, True, "few_shot", 0.2, 6)
-    assert d.reason == ("followed the prior: its signs agree with the class differences of the training rows "
-                        "(sign-flip p = 0.125 < 0.2) and the rows do not contradict it (5-fold cross-validated ROC "
-                        "AUC 1.000 with it vs 1.000 without); with 6 rows in the smaller class that is too little to "
-                        "tune on, so gamma = 100, tau = 4")
-
-
-def test_veto_that_drops_the_prior_reports_plain_training():
-    noise_only = {"a": 0.0, "b": 0.0, "c": 0.0, "d": 10.0, "e": -10.0, "f": 10.0}
-    dropped = []
-    for rep in range(12):
-        prob, kw = _problem(5, noise_only, rep)
-        d = decide(prob, kw, TrustSettings(veto_margin=0.0))
-        if d.candidates and not d.followed:
-            dropped.append(d)
-    assert dropped  # the noise prior passes the gate by chance in some splits and is then vetoed
-    for d in dropped:
-        plain, follow = (c["cv_score"] for c in d.candidates)
-        assert (d.gamma, d.tau, d.regime, d.alpha, d.n_smaller_class) == (0.0, 4.0, "few_shot", 0.2, 5)
-        assert d.reason.startswith("ignored the prior: its signs agree") and "5-fold cross-validated ROC AUC " \
-            f"{plain:.3f} vs {follow:.3f} with it, a gap above 0" in d.reason
-
-
-def test_followed_and_ignored_reasons_quote_plain_and_best_scores():
+def test_followed_reason_quotes_plain_and_best_scores():
     Xtr, ytr, _, _ = few_shot(20)
     m = LAATClassifier(prior=TRUE_PRIOR, trust="auto", gamma=50.0, random_state=0).fit(Xtr, ytr)
     c = m.trust_["candidates"]
@@ -354,11 +300,6 @@ def test_followed_and_ignored_reasons_quote_plain_and_best_scores():
     best = max(c, key=lambda r: r["cv_score"])
     assert (f"chose gamma = {best['gamma']:g}, tau = {best['tau']:g} ({best['cv_score']:.3f} vs "
             f"{c[0]['cv_score']:.3f} without the prior)") in m.trust_["reason"]
-    prob, kw = _problem(12, FLIPPED_PRIOR)
-    d = decide(prob, kw, TrustSettings(gate=False))
-    assert not d.followed and d.reason.startswith("ignored the prior: 5-fold cross-validated ROC AUC over gamma")
-    top = max(r["cv_score"] for r in d.candidates[1:])
-    assert f"({d.candidates[0]['cv_score']:.3f} vs {top:.3f} at best with the prior)" in d.reason
 
 
 def test_ten_rows_in_the_smaller_class_already_cross_validate_the_full_grid():
@@ -465,12 +406,6 @@ def test_zero_weight_rows_leave_the_cross_validation_unchanged_and_large_seeds_w
     assert big.regime == "cross_validated" and len(big.candidates) == 11
 
 
-def test_log_likelihood_reason_names_the_metric():
-    prob, kw = _problem(12, FLIPPED_PRIOR)
-    d = decide(prob, kw, TrustSettings(gate=False, cv_score="log_loss"))
-    assert "5-fold cross-validated log-likelihood over gamma x tau" in d.reason
-
-
 def _reference_cv_scores(prob, kw, settings=DEFAULT_SETTINGS):
     """The documented rule written out one fold and one candidate at a time: stratified k-fold
     (shuffled, seeded) over the rows with positive weight; each candidate trained on a fold's
@@ -498,17 +433,11 @@ def _reference_cv_scores(prob, kw, settings=DEFAULT_SETTINGS):
                          sample_weight=[w[tr].astype(np.float32)], feature_mask=[mask],
                          confidence=None if prob.confidence is None else [prob.confidence], **kw)
             oof[va] = m.logits(prob.X[va].astype(np.float32)).double().numpy()[0]
-        z, yy, ww = oof[rows], y[rows], w[rows]
-        if settings.cv_score == "auc":
-            scores.append(roc_auc_score(yy, z, sample_weight=ww))
-        else:
-            p = 1 / (1 + np.exp(-z))
-            scores.append(float(np.average(yy * np.log(p) + (1 - yy) * np.log(1 - p), weights=ww)))
+        scores.append(roc_auc_score(y[rows], oof[rows], sample_weight=w[rows]))
     return scores
 
 
-@pytest.mark.parametrize("cv_score", ["auc", "log_loss"])
-def test_cross_validation_scores_equal_the_rule_written_out_with_weights_mask_and_confidence(cv_score):
+def test_cross_validation_scores_equal_the_rule_written_out_with_weights_mask_and_confidence():
     Xtr, ytr, _, _ = few_shot(12)
     est = LAATClassifier(prior=TRUE_PRIOR, random_state=3, epochs=40, lr=0.05)
     inp = est.prepare_fit_inputs(Xtr, ytr)
@@ -520,9 +449,10 @@ def test_cross_validation_scores_equal_the_rule_written_out_with_weights_mask_an
                         mask=np.array([True, True, True, True, False, True]),
                         confidence=np.array([1.0, 0.5, 2.0, 1.0, 1.0, 0.0]))
     kw = est._train_kwargs()
-    s = TrustSettings(gate=False, cv_score=cv_score)
-    got = [c["cv_score"] for c in decide(prob, kw, s).candidates]
-    np.testing.assert_allclose(got, _reference_cv_scores(prob, kw, s), rtol=0, atol=1e-5)
+    d = decide(prob, kw)
+    assert d.regime == "cross_validated" and len(d.candidates) == 11  # the gate passed: all candidates scored
+    got = [c["cv_score"] for c in d.candidates]
+    np.testing.assert_allclose(got, _reference_cv_scores(prob, kw), rtol=0, atol=1e-5)
 
 
 def test_agreement_fields_and_defaults_against_a_direct_computation():
@@ -586,10 +516,45 @@ def test_gate_reasons_in_full_without_training():
     # p equal to alpha does not pass: two agreeing features give p = 1/4
     d = decide(_gate_problem([up, up], [5.0, 5.0]), None, TrustSettings(alpha=0.25))
     assert d.agreement.p_value == 0.25 and not d.followed and "p = 0.250 >= 0.25" in d.reason
-    # followed without tuning: with the gate, and with the gate switched off
+    # followed without tuning
     d = decide(_gate_problem([up, up, up, up], [5.0] * 4), None)
     assert d.followed and d.reason == (
         "followed the prior: its signs agree with the class differences of the training rows (sign-flip p = 0.062 "
         "< 0.2); with 2 row(s) in the smaller class there is too little data to tune on, so gamma = 100, tau = 4")
-    d = decide(_gate_problem([down, down], [5.0, 5.0]), None, TrustSettings(gate=False))
-    assert d.followed and d.reason.startswith("followed the prior: the agreement gate is off; with 2 row(s)")
+
+
+def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_ones_with_their_decision():
+    """The one decide-then-fit path: an ignored prior's model is the plain (gamma = 0) batch's model
+    bit for bit, a followed prior's model is the batch of the followed problems at their gamma and tau."""
+    import torch
+
+    from laat.attribution import normalized_target
+    from laat.engine import fit_many
+    from laat.trust import fit_with_trust
+
+    problems = [_problem(k, p, rep)[0] for k in (1, 5, 12) for p in (TRUE_PRIOR, FLIPPED_PRIOR) for rep in (0, 1)]
+    kw = _problem(5, TRUE_PRIOR)[1]
+    fit = fit_with_trust(problems, kw)
+    decisions = decide_many(problems, kw)
+    assert [(d.gamma, d.tau) for d in fit.decisions] == [(d.gamma, d.tau) for d in decisions]
+    followed = [i for i, d in enumerate(decisions) if d.followed]
+    assert 0 < len(followed) < len(problems)  # both kinds are exercised
+    targets = [normalized_target(p.scores, d.tau).numpy() for p, d in zip(problems, decisions)]
+    for got, want in zip(fit.targets, targets):
+        np.testing.assert_array_equal(got, want)
+    plain = fit_many([p.X for p in problems], [p.y for p in problems], None, gamma=0.0,
+                     seeds=[p.seed for p in problems], **kw)
+    final = fit_many([problems[i].X for i in followed], [problems[i].y for i in followed],
+                     [targets[i] for i in followed], gamma=[decisions[i].gamma for i in followed],
+                     seeds=[problems[i].seed for i in followed], **kw)
+    for i, model in enumerate(fit.models):
+        want = final.select(followed.index(i)) if i in followed else plain.select(i)
+        assert model.n_models == 1
+        assert all(torch.equal(model.params[k], want.params[k]) for k in want.params)
+
+
+def test_the_rejected_alternative_rules_are_not_settings():
+    """veto_margin, gate and cv_score were measured and rejected (docs/trust-history.md)."""
+    for name in ("veto_margin", "gate", "cv_score"):
+        with pytest.raises(TypeError, match=name):
+            TrustSettings(**{name: None})

@@ -163,20 +163,20 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         ``prior`` here overrides the constructor's ``prior`` (handy outside grid search).
         """
         from laat.engine import fit_many
+        from laat.trust import off_decision
 
         inp = self.prepare_fit_inputs(X, y, sample_weight, prior)
-        gamma = float(self.gamma)
-        if not _is_off(self.trust):
-            inp, gamma = self._apply_trust(inp)
+        if not _is_off(self.trust) and inp.scores is not None and self.gamma > 0:
+            self.model_ = self._fit_with_trust(inp)
         else:
-            from laat.trust import off_decision
-
-            self.trust_ = off_decision(gamma, float(self.tau))
-        self.model_ = fit_many(
-            inp.X[None], inp.y[None], inp.target, gamma=gamma, seeds=[inp.seed],
-            confidence=inp.confidence, feature_mask=inp.mask, sample_weight=inp.sample_weight[None],
-            **self._train_kwargs(),
-        )
+            self.trust_ = (off_decision(float(self.gamma), float(self.tau)) if _is_off(self.trust) else
+                           {"mode": "auto", "gamma": 0.0, "tau": float(self.tau), "followed": False,
+                            "reason": "gamma = 0 was requested: the prior is not used, so there is nothing to trust"})
+            self.model_ = fit_many(
+                inp.X[None], inp.y[None], inp.target, gamma=float(self.gamma), seeds=[inp.seed],
+                confidence=inp.confidence, feature_mask=inp.mask, sample_weight=inp.sample_weight[None],
+                **self._train_kwargs(),
+            )
         self.seed_ = inp.seed
         self.feature_mask_ = pd.Series(inp.mask, index=inp.names, name="used")
         self.prior_target_ = None if inp.target is None else pd.Series(inp.target, index=inp.names,
@@ -185,26 +185,20 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
             _global_attribution(self.model_, inp.X, inp.sample_weight), index=inp.names, name="attribution")
         return self
 
-    def _apply_trust(self, inp: FitInputs) -> tuple[FitInputs, float]:
-        """Decide gamma and tau from the training rows; sets ``trust_``."""
+    def _fit_with_trust(self, inp: FitInputs):
+        """Let the training rows decide gamma and tau (`laat.trust.fit_with_trust`); sets ``trust_``."""
         from dataclasses import asdict
 
-        from laat.attribution import normalized_target
-        from laat.trust import DEFAULT_SETTINGS, TrustProblem, decide
+        from laat.trust import DEFAULT_SETTINGS, TrustProblem, fit_with_trust
 
         settings = DEFAULT_SETTINGS if isinstance(self.trust, str) else self.trust
-        if inp.scores is None or self.gamma == 0:
-            self.trust_ = {"mode": "auto", "gamma": 0.0, "tau": float(self.tau), "followed": False,
-                           "reason": "gamma = 0 was requested: the prior is not used, so there is nothing "
-                                     "to trust"}
-            return inp, 0.0
-        decision = decide(TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=float(self.gamma),
-                                       seed=inp.seed, sample_weight=inp.sample_weight, mask=inp.mask,
-                                       confidence=inp.confidence), self._train_kwargs(), settings)
-        self.trust_ = decision.to_dict()
+        fit = fit_with_trust([TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=float(self.gamma),
+                                           seed=inp.seed, sample_weight=inp.sample_weight, mask=inp.mask,
+                                           confidence=inp.confidence)], self._train_kwargs(), settings)
+        self.trust_ = fit.decisions[0].to_dict()
         self.trust_["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
-        inp.target = normalized_target(inp.scores, decision.tau, inp.mask).numpy()
-        return inp, decision.gamma
+        inp.target = fit.targets[0]
+        return fit.models[0]
 
     def _train_kwargs(self) -> dict[str, Any]:
         """fit_many settings taken from the parameters (all but gamma, data and seeds)."""

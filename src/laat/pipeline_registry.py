@@ -50,6 +50,21 @@ def _template(stage: str) -> Pipeline | None:
     return module.create_pipeline()
 
 
+def _benchmark() -> Pipeline | None:
+    """The research sweep (package `laat_research`), only when the `[research]` extra is installed."""
+    try:
+        import laat_research
+    except ModuleNotFoundError as exc:
+        if exc.name != "laat_research":
+            raise
+        return None
+    if laat_research.missing_requirements():
+        return None
+    from laat_research.pipeline import create_pipeline
+
+    return create_pipeline()
+
+
 def for_dataset(template: Pipeline, dataset: str) -> Pipeline:
     """Namespace a template by dataset; parameters stay global (shared by all datasets)."""
     params = {i.removeprefix("params:") for n in template.nodes for i in n.inputs if i.startswith("params:")}
@@ -66,7 +81,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     for stage, template in templates.items():
         pipelines[stage] = sum((for_dataset(template, ds) for ds in datasets), start=Pipeline([]))
     pipelines["all"] = sum((pipelines[ds] for ds in datasets), start=Pipeline([]))
-    if (benchmark := _template("benchmark")) is not None:
+    if (benchmark := _benchmark()) is not None:
         pipelines["benchmark"] = benchmark
     # `kedro run` alone: diabetes where it is (this project), else the first dataset
     default = DEFAULT_DATASET if DEFAULT_DATASET in datasets else next(iter(datasets), None)

@@ -23,15 +23,20 @@ leaves the reason on the model version.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import io
 import json
 import logging
 import math
+import pickle
 import shutil
 import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+import cloudpickle
 import mlflow
 import numpy as np
 import pandas as pd
@@ -292,8 +297,6 @@ def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_exam
     """
     from mlflow.models import ModelSignature, infer_signature
 
-    import laat
-
     meta = parse_metadata(metadata)
     _check_estimator(estimator, meta)
     model = LAATPyfuncModel(meta.model_dump(mode="json"), estimator)
@@ -303,9 +306,7 @@ def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_exam
     signature = ModelSignature(inputs=input_schema(meta), outputs=infer_signature(output).inputs,
                                params=params_schema())
     with tempfile.TemporaryDirectory() as tmp:
-        # ship the package source without bytecode caches (code_paths copies a folder as is)
-        code = shutil.copytree(Path(laat.__file__).resolve().parent, Path(tmp) / "laat",
-                               ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        code = _copy_modules(served_modules(model), Path(tmp))
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=model,
@@ -317,6 +318,72 @@ def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_exam
             metadata={"dataset": meta.name, "classes": list(meta.target.classes),
                       "output_columns": output_columns(meta), "estimator": type(estimator).__name__},
         )
+
+
+def served_modules(model: Any) -> list[str]:
+    """The `laat` modules a pickled model needs: those its pickle names, and everything they import
+    from `laat` (also inside functions), with their parent packages. The model ships these and no
+    more: not the Kedro pipelines, not the research harness."""
+    named: set[str] = set()
+
+    class _Recorder(pickle.Unpickler):
+        def find_class(self, module, name):
+            named.add(module)
+            return super().find_class(module, name)
+
+    _Recorder(io.BytesIO(cloudpickle.dumps(model))).load()
+    todo = [m for m in named if m.split(".")[0] == "laat"]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [pkg for pkg in _parents(name) if pkg not in seen]
+        todo += _laat_imports(name)
+    return sorted(seen)
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _laat_imports(name: str) -> list[str]:
+    """Modules of `laat` that module ``name``'s source imports anywhere (absolute or relative)."""
+    spec = importlib.util.find_spec(name)
+    package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([package.rsplit(".", node.level - 1)[0]] + ([base] if base else []))
+            found += [base] + [f"{base}.{a.name}" for a in node.names]  # `from pkg import submodule`
+    return [m for m in found if m.split(".")[0] == "laat" and _is_module(m)]
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):  # a name inside a module, not a submodule
+        return False
+
+
+def _copy_modules(modules: list[str], dest: Path) -> Path:
+    """Copy the modules' source files into ``dest``, laid out as packages; returns ``dest/laat``."""
+    for name in modules:
+        origin = Path(importlib.util.find_spec(name).origin)
+        target = dest.joinpath(*name.split("."))
+        if origin.name == "__init__.py":
+            target = target / "__init__.py"
+        else:
+            target = target.with_suffix(".py")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(origin, target)
+    return dest / "laat"
 
 
 def _metric_of_version(client, mv, metric_name: str) -> float | None:

@@ -1,40 +1,17 @@
 """Prior trust: decide from the training rows how much LAAT should follow a prior.
 
-A prior may be right, noisy or plain wrong (a hurried expert, an LLM that hallucinates).
-At the paper's fixed gamma = 100 a sign-flipped prior drives ROC AUC far below chance, and
-more rows do not rescue it. With 2-20 training rows, though, cross-validating gamma is too
-noisy to catch a bad prior: on the reference datasets it still followed 28% / 19% of
-sign-flipped priors at 5 / 10 rows per class and lost 4.5 / 3.3 AUC points to them
-(benchmarks/bench_trust.py --alternatives). So the decision has two steps.
+A prior may be right, noisy or wrong; at the paper's fixed gamma = 100 a sign-flipped prior
+drives ROC AUC below chance. Two steps decide (measured history: docs/trust-history.md):
 
-1. **Agreement gate.** Does the prior point the way the data points, beyond chance? The
-   statistic is T = sum_j t_j * delta_j, with t the prior target at temperature ``test_tau``
-   and delta_j the class-mean difference of feature j on the (Min-Max scaled) training rows.
-   Its p-value is the share of priors with the same magnitudes but random signs that agree
-   at least as well (all sign patterns when few features count, else seeded draws). A prior
-   that does not pass (p >= alpha = 0.2) is ignored: gamma = 0, plain training.
-2. **How much to follow.** With fewer than ``cv_min_per_class`` (10) rows in the smaller
-   class, a prior that passed is followed at the full gamma with tau = 4 (a softer target
-   than the paper's tau = 1; cross-validation on so few rows only added noise).
-   From that size on, stratified k-fold cross-validation picks gamma and tau from a grid,
-   plain training included, by pooled out-of-fold ROC AUC. AUC, not log-loss: unregularised
-   few-shot models are over-confident, and a log-loss score prefers any timid model, which
-   made it pick sign-flipped priors (measured: benchmarks/bench_trust.py --alternatives).
+1. **Agreement gate.** A sign-flip test of the prior's target against the class-mean
+   differences of the scaled training rows; a prior that does not agree beyond chance
+   (p >= ``alpha``; ``alpha_one_shot`` with one row per class) is ignored (gamma = 0).
+2. **How much to follow.** Below ``cv_min_per_class`` rows in the smaller class a passing
+   prior is followed at the full gamma; from there on, cross-validated ROC AUC picks gamma
+   and tau from a grid that includes plain training.
 
-With one row per class Min-Max scaling turns every feature into 0/1 and nothing is left to
-cross-validate; the gate decides alone, at a looser level (``alpha_one_shot`` = 0.3), and a
-followed prior gets a sharper target (``tau_one_shot`` = 2), which measured best there. Two
-rows cannot do much better: the gate sees only the signs of x_pos - x_neg, and on the
-reference datasets those contradict even the oracle prior in about one split in five, so a
-rule that follows the oracle in a share q of the splits follows its mirror image, the
-sign-flipped prior, in about 1 - q. Every gate level trades the gain kept from a good prior
-against the harm of a flipped one (``bench_trust.py --shots 1 --alpha-sweep``; measured in
-benchmarks/README.md): 0.3 keeps about half of the oracle's gain for under 2 AUC points lost
-to flipped and random priors, where 0.2 kept a third.
-
-Everything here works on many problems at once (`decide_many`) so that the benchmark runs
-every cross-validation fit of a sweep as one `laat.engine.fit_many` batch;
-`LAATClassifier(trust="auto")` is the one-problem case.
+`fit_with_trust` is the one "decide, then fit" path: `LAATClassifier(trust="auto")` calls it
+with one training set, the benchmark with every repetition of a cell at once.
 """
 
 from __future__ import annotations
@@ -42,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +28,7 @@ EXACT_MAX_FEATURES = 14  # 2**14 sign patterns: exact p-values below this, seede
 
 @dataclass(frozen=True)
 class TrustSettings:
-    """Constants of the trust rule; defaults measured in benchmarks/bench_trust.py.
+    """Constants of the trust rule; defaults measured in benchmarks/bench_trust.py (docs/trust-history.md).
 
     ``alpha``: the gate's significance level (``alpha_one_shot`` with one row per class);
     ``tau``: the target temperature of a followed prior; ``test_tau``: the temperature that
@@ -70,14 +47,6 @@ class TrustSettings:
     gamma_fractions: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
     cv_taus: tuple[float, ...] = (2.0, 4.0)
     n_draws: int = 20000
-    # Switches for the alternatives measured in the benchmark (the defaults are the kept rule):
-    # veto_margin: below cv_min_per_class, drop a prior that passed the gate when cross-validated
-    # AUC without it beats AUC with it by more than this margin (None: no veto; measured: it
-    # gains < 0.5 AUC points on random priors, because a prior that agrees with the rows by
-    # chance also fools cross-validation on them, and it costs some of a good prior's gain).
-    veto_margin: float | None = None
-    gate: bool = True  # False: no agreement gate (cross-validation alone decides)
-    cv_score: Literal["auc", "log_loss"] = "auc"
 
     def __post_init__(self) -> None:
         for name in ("test_tau", "tau", "tau_one_shot"):
@@ -90,10 +59,6 @@ class TrustSettings:
                 raise ValueError(f"TrustSettings.{name} must be in (0, 1], got {v!r}")
         if self.cv_folds < 2 or self.cv_min_per_class < 2:
             raise ValueError("TrustSettings needs cv_folds >= 2 and cv_min_per_class >= 2")
-        if self.veto_margin is not None and not (math.isfinite(self.veto_margin) and self.veto_margin >= 0):
-            raise ValueError(f"TrustSettings.veto_margin must be >= 0 or None, got {self.veto_margin!r}")
-        if self.cv_score not in ("auc", "log_loss"):
-            raise ValueError(f"TrustSettings.cv_score must be 'auc' or 'log_loss', got {self.cv_score!r}")
         if not self.gamma_fractions or any(not 0 < f <= 1 for f in self.gamma_fractions):
             raise ValueError("TrustSettings.gamma_fractions must be fractions in (0, 1]")
         if not self.cv_taus or any(not (math.isfinite(t) and t > 0) for t in self.cv_taus):
@@ -240,21 +205,18 @@ def _pending(prob: TrustProblem, s: TrustSettings) -> tuple[TrustDecision | None
     if prob.gamma <= 0:
         return TrustDecision(gamma=0.0, tau=tau, followed=False, reason="gamma = 0 was requested: the prior "
                              "is not used, so there is nothing to trust", **common), agr, alpha, n_min
-    if agr.n_features == 0 and s.gate:
+    if agr.n_features == 0:
         return TrustDecision(gamma=0.0, tau=tau, followed=False, reason=(
             "ignored the prior: no feature with a non-zero prior score differs between the classes in the "
             "training rows, so nothing can confirm it; trained without it (gamma = 0)"), **common), agr, alpha, n_min
-    if s.gate and agr.p_value >= alpha:
+    if agr.p_value >= alpha:
         how = ("mostly contradict" if agr.weighted_agreement < 0.5 else "agree no better than chance with")
         return TrustDecision(gamma=0.0, tau=tau, followed=False, reason=(
             f"ignored the prior: its signs {how} the class differences of the {len(y)} training rows "
             f"(sign-flip p = {agr.p_value:.3f} >= {alpha:g}; {100 * agr.weighted_agreement:.0f}% of the "
             "weighted evidence agrees); trained without it (gamma = 0)"), **common), agr, alpha, n_min
-    if regime == "few_shot" and s.veto_margin is not None:
-        return None, agr, alpha, n_min  # cross-validate: followed vs plain
     if regime != "cross_validated":
-        why = (f"its signs agree with the class differences of the training rows (sign-flip p = "
-               f"{agr.p_value:.3f} < {alpha:g})" if s.gate else "the agreement gate is off")
+        why = f"its signs agree with the class differences of the training rows (sign-flip p = {agr.p_value:.3f} < {alpha:g})"
         return TrustDecision(gamma=float(prob.gamma), tau=tau, followed=True, reason=(
             f"followed the prior: {why}; with {n_min} row(s) in the smaller class there is too little "
             f"data to tune on, so gamma = {prob.gamma:g}, tau = {tau:g}"), **common), agr, alpha, n_min
@@ -292,7 +254,7 @@ def decide_many(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] |
             y = np.asarray(prob.y).astype(int)
             w = np.ones(len(y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, float)
             for train, valid in _folds(y, w, min(settings.cv_folds, n_min), prob.seed):
-                for g, tau in _candidates(prob, n_min, settings):
+                for g, tau in _grid(prob.gamma, settings):
                     jobs.append(_Job(i, train, valid, g, tau))
     if jobs:
         X, Y, T, G, S, W, C, M = [], [], [], [], [], [], [], []
@@ -332,17 +294,11 @@ def decide_many(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] |
             w = np.ones(len(y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, float)
             rows = w > 0
             cands = []
-            for g, tau in _candidates(prob, gates[i][2], settings):
+            for g, tau in _grid(prob.gamma, settings):
                 z = oof[(i, g, tau)][rows]
-                if settings.cv_score == "auc":
-                    score = float(roc_auc_score(y[rows], z, sample_weight=w[rows]))
-                else:  # mean log-likelihood (minus log-loss)
-                    score = float(-np.average(np.logaddexp(0.0, -np.where(y[rows] == 1, z, -z)), weights=w[rows]))
-                cands.append({"gamma": g, "tau": tau, "cv_score": score})
-            if gates[i][2] < settings.cv_min_per_class:
-                decisions[i] = _veto(cands, gates[i], prob, settings)
-            else:
-                decisions[i] = _choose(cands, gates[i], prob, settings)
+                cands.append({"gamma": g, "tau": tau,
+                              "cv_score": float(roc_auc_score(y[rows], z, sample_weight=w[rows]))})
+            decisions[i] = _choose(cands, gates[i], settings)
     return decisions  # type: ignore[return-value]
 
 
@@ -352,39 +308,13 @@ def decide(problem: TrustProblem, train_kwargs: dict[str, Any] | None = None,
     return decide_many([problem], train_kwargs, settings)[0]
 
 
-def _candidates(prob: TrustProblem, n_min: int, s: TrustSettings) -> list[tuple[float, float]]:
-    if n_min < s.cv_min_per_class:  # few-shot veto: plain vs the prior followed outright
-        return [(0.0, s.tau), (float(prob.gamma), s.tau)]
-    return _grid(prob.gamma, s)
-
-
-def _veto(cands: list[dict[str, float]], gate: tuple[Agreement, float, int], prob: TrustProblem,
-          s: TrustSettings) -> TrustDecision:
-    agr, alpha, n_min = gate
-    plain, follow = cands[0]["cv_score"], cands[1]["cv_score"]
-    common = dict(agreement=agr, alpha=alpha, n_smaller_class=n_min, regime="few_shot", candidates=cands)
-    head = (f"its signs agree with the class differences of the training rows (sign-flip p = {agr.p_value:.3f}"
-            f" < {alpha:g})")
-    folds = min(s.cv_folds, n_min)
-    if plain - follow > s.veto_margin:
-        return TrustDecision(gamma=0.0, tau=s.tau, followed=False, reason=(
-            f"ignored the prior: {head}, but the rows classify each other much better without it "
-            f"({folds}-fold cross-validated ROC AUC {plain:.3f} vs {follow:.3f} with it, a gap above "
-            f"{s.veto_margin:g}); trained without it (gamma = 0)"), **common)
-    return TrustDecision(gamma=float(prob.gamma), tau=s.tau, followed=True, reason=(
-        f"followed the prior: {head} and the rows do not contradict it ({folds}-fold cross-validated ROC AUC "
-        f"{follow:.3f} with it vs {plain:.3f} without); with {n_min} rows in the smaller class that is too "
-        f"little to tune on, so gamma = {prob.gamma:g}, tau = {s.tau:g}"), **common)
-
-
 def _grid(gamma: float, s: TrustSettings) -> list[tuple[float, float]]:
     """Plain training first (it wins ties), then gamma ascending; tau only matters when gamma > 0."""
     gammas = sorted({round(float(gamma) * f, 10) for f in s.gamma_fractions})
     return [(0.0, s.tau)] + [(g, t) for g in gammas for t in s.cv_taus]
 
 
-def _choose(cands: list[dict[str, float]], gate: tuple[Agreement, float, int], prob: TrustProblem,
-            s: TrustSettings) -> TrustDecision:
+def _choose(cands: list[dict[str, float]], gate: tuple[Agreement, float, int], s: TrustSettings) -> TrustDecision:
     agr, alpha, n_min = gate
     best = cands[0]
     for c in cands[1:]:
@@ -392,10 +322,8 @@ def _choose(cands: list[dict[str, float]], gate: tuple[Agreement, float, int], p
             best = c
     plain = cands[0]["cv_score"]
     followed = best["gamma"] > 0
-    metric = "ROC AUC" if s.cv_score == "auc" else "log-likelihood"
-    gate = (f"the prior's signs agree with the class differences of the training rows (sign-flip p = "
-            f"{agr.p_value:.3f} < {alpha:g}); " if s.gate else "")
-    head = f"{gate}{min(s.cv_folds, n_min)}-fold cross-validated {metric} over gamma x tau"
+    head = (f"the prior's signs agree with the class differences of the training rows (sign-flip p = "
+            f"{agr.p_value:.3f} < {alpha:g}); {min(s.cv_folds, n_min)}-fold cross-validated ROC AUC over gamma x tau")
     if followed:
         reason = (f"followed the prior: {head} chose gamma = {best['gamma']:g}, tau = {best['tau']:g} "
                   f"({best['cv_score']:.3f} vs {plain:.3f} without the prior)")
@@ -406,6 +334,56 @@ def _choose(cands: list[dict[str, float]], gate: tuple[Agreement, float, int], p
     return TrustDecision(gamma=float(best["gamma"]), tau=float(best["tau"]), followed=followed,
                          regime="cross_validated", reason=reason, agreement=agr, alpha=alpha,
                          n_smaller_class=n_min, candidates=cands)
+
+
+@dataclass
+class TrustedFit:
+    """Decisions, prior targets (at each decision's tau) and fitted models, one per problem."""
+
+    decisions: list[TrustDecision]
+    targets: list[np.ndarray]
+    models: list[Any]  # laat.engine.StackedModel holding one model each
+
+
+def fit_with_trust(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] | None = None,
+                   settings: TrustSettings = DEFAULT_SETTINGS) -> TrustedFit:
+    """Decide trust for each training set (`decide_many`), then fit each final model.
+
+    Ignored priors give plain models, fitted as one batch over all problems so that each
+    equals the model a plain (gamma = 0) fit of the same rows and seed gives; the followed
+    problems are fitted as one batch with their own gamma and tau.
+    """
+    from laat.attribution import normalized_target
+
+    kw = train_kwargs or {}
+    decisions = decide_many(problems, kw, settings)
+    targets = [normalized_target(p.scores, d.tau, p.mask).numpy() for p, d in zip(problems, decisions)]
+    followed = [i for i, d in enumerate(decisions) if d.gamma > 0]
+    plain = _fit(problems, None, 0.0, kw) if len(followed) < len(problems) else None
+    final = None
+    if followed:
+        final = _fit([problems[i] for i in followed], [targets[i] for i in followed],
+                     [decisions[i].gamma for i in followed], kw)
+    models = [final.select(followed.index(i)) if d.gamma > 0 else plain.select(i) for i, d in enumerate(decisions)]
+    return TrustedFit(decisions=decisions, targets=targets, models=models)
+
+
+def _fit(problems: Sequence[TrustProblem], targets, gamma, train_kwargs: dict[str, Any]):
+    """One `fit_many` batch over the problems' rows, seeds, weights, masks and confidences."""
+    from laat.engine import fit_many
+
+    def per_problem(field_name: str, default):
+        values = [getattr(p, field_name) for p in problems]
+        if all(v is None for v in values):
+            return None
+        return [default(p) if v is None else v for p, v in zip(problems, values)]
+
+    return fit_many([p.X for p in problems], [p.y for p in problems], targets, gamma=gamma,
+                    seeds=[p.seed for p in problems],
+                    sample_weight=per_problem("sample_weight", lambda p: np.ones(len(p.y), np.float32)),
+                    confidence=per_problem("confidence", lambda p: np.ones(np.shape(p.X)[1])),
+                    feature_mask=per_problem("mask", lambda p: np.ones(np.shape(p.X)[1], bool)),
+                    **train_kwargs)
 
 
 def off_decision(gamma: float, tau: float) -> dict[str, Any]:

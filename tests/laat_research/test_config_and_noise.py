@@ -5,8 +5,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from laat.benchmark.config import BenchmarkConfig, PriorSpec
-from laat.benchmark.noise import flip_signs, randomise_entries
+from laat_research.config import METHODS, BenchmarkConfig, Method, PriorSpec
+from laat_research.noise import flip_signs, randomise_entries
 
 
 def test_prior_spec_round_trip():
@@ -20,6 +20,20 @@ def test_prior_spec_round_trip():
 def test_bad_prior_source_is_named(bad):
     with pytest.raises(ValidationError, match="prior source"):
         BenchmarkConfig(prior_sources=[bad])
+
+
+def test_method_names_round_trip_and_carry_family_model_and_trust():
+    assert [Method.parse(m.name) for m in METHODS] == list(METHODS)
+    assert len({m.name for m in METHODS}) == len(METHODS)
+    assert Method.parse("laat_trust_mlp") == Method("laat", "mlp", trust=True)
+    assert Method.parse("plain_lr") == Method("plain", "lr") and Method.parse("xgb") == Method("baseline", "xgb")
+    assert Method.parse("laat_mlp").family_baseline.name == "mlp"
+    assert [m.name for m in METHODS if m.uses_prior] == ["laat_lr", "laat_mlp", "laat_trust_lr", "laat_trust_mlp"]
+    assert [m.name for m in METHODS if m.torch and not m.uses_prior] == ["plain_lr", "plain_mlp"]
+    cfg = BenchmarkConfig(methods=["laat_trust_lr", "lr", "laat_trust_lr"])
+    assert cfg.methods == [Method("laat", "lr", trust=True), Method("baseline", "lr")]  # parsed, deduplicated
+    assert cfg.model_dump(mode="json")["methods"] == ["laat_trust_lr", "lr"]  # names again for YAML and MLflow
+    assert BenchmarkConfig(**cfg.model_dump()).methods == cfg.methods
 
 
 def test_unknown_method_and_grid_model_are_named():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from laat.benchmark.sweep import run_sweep
+from laat_research.sweep import run_sweep
 
 from .conftest import tiny_config
 

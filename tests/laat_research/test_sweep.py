@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laat.benchmark.cells import plan_cells, prepare_dataset
-from laat.benchmark.summary import auc_vs_k_figures, key_metrics, summary_markdown
-from laat.benchmark.sweep import run_sweep
+from laat_research.cells import plan_cells, prepare_dataset
+from laat_research.summary import auc_vs_k_figures, key_metrics, summary_markdown
+from laat_research.sweep import run_sweep
 from laat.priors import PriorError, oracle_prior
 
 from .conftest import tiny_config

@@ -6,7 +6,7 @@ import logging
 import distributed  # a required dependency (dask[distributed]): no skip when it is missing
 import pandas as pd
 
-from laat.benchmark.sweep import run_sweep
+from laat_research.sweep import run_sweep
 
 from .conftest import tiny_config
 

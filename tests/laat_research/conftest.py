@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from laat.benchmark.cells import prepare_dataset
-from laat.benchmark.config import BenchmarkConfig
+from laat_research.cells import prepare_dataset
+from laat_research.config import BenchmarkConfig
 
 # One candidate per searched model (LR keeps both penalties), so tuned cells stay fast.
 FAST_GRIDS = {"lr": {"C": [1.0], "l1_ratio": [1.0, 0.0]}, "mlp": {"alpha": [1.0]},
@@ -41,7 +41,7 @@ def contexts(project_root):
 @pytest.fixture(scope="session")
 def swept(tmp_path_factory, contexts):
     """The tiny sweep, run once on local joblib (loky) workers, the default backend."""
-    from laat.benchmark.sweep import run_sweep
+    from laat_research.sweep import run_sweep
 
     cfg = tiny_config(tmp_path_factory.mktemp("cells"), n_jobs=2)
     first = run_sweep(cfg, contexts=contexts)

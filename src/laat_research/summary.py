@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from laat.benchmark.baselines import DISPLAY
+from laat_research.baselines import DISPLAY
+from laat_research.config import Method, PriorSpec
 
 BASELINES = tuple(DISPLAY)  # lr, mlp, rf, hgb, xgb (scikit-learn / XGBoost)
 ORACLE_MARK = "†"
-FAMILY_BASELINE = {"laat_lr": "lr", "laat_mlp": "mlp", "laat_trust_lr": "lr", "laat_trust_mlp": "mlp"}
 # priors of the trust-mode figures: <= 4 priors x (fixed, trust) + plain + baseline = 10 lines (10 colours)
 TRUST_PLOT_PRIORS = ("oracle", "oracle_flip", "random", "llm_local")
 
@@ -28,17 +28,19 @@ TRUST_PLOT_PRIORS = ("oracle", "oracle_flip", "random", "llm_local")
 def method_label(method: str, prior_source: str = "none") -> str:
     """Display name: ``LAAT-LR [llm_local]``, ``LAAT-MLP [oracle]†``, ``LAAT-LR trust [random]``,
     ``LR``, ``LR (torch, γ=0)``."""
-    if method.startswith("laat_"):
-        mark = ORACLE_MARK if prior_source.startswith("oracle") else ""
-        mode = " trust" if _is_trust(method) else ""
-        return f"LAAT-{method.rsplit('_', 1)[1].upper()}{mode} [{prior_source}]{mark}"
-    if method.startswith("plain_"):
-        return f"{method.split('_', 1)[1].upper()} (torch, γ=0)"
-    return DISPLAY.get(method, method)
+    m = Method.parse(method)
+    if m.family == "laat":
+        mark = ORACLE_MARK if PriorSpec.parse(prior_source).base == "oracle" else ""
+        mode = " trust" if m.trust else ""
+        return f"LAAT-{m.model.upper()}{mode} [{prior_source}]{mark}"
+    if m.family == "plain":
+        return f"{m.model.upper()} (torch, γ=0)"
+    return DISPLAY[m.model]
 
 
-def _is_trust(method: str) -> bool:
-    return method.startswith("laat_trust_")
+def _uses_prior(names: pd.Series) -> pd.Series:
+    """Which rows' methods are LAAT (use a prior), from the method names of a results table."""
+    return names.map(lambda n: Method.parse(n).uses_prior).astype(bool)
 
 
 def with_labels(results: pd.DataFrame) -> pd.DataFrame:
@@ -52,10 +54,12 @@ def _label_order(results: pd.DataFrame) -> list[str]:
     the torch twins, then baselines."""
     order: list[tuple[int, int, str]] = []
     priors = list(dict.fromkeys(results["prior_source"]))
-    for (m, p), _ in results.groupby(["method", "prior_source"], sort=False):
-        rank = 0 if m.startswith("laat_") else 1 if m.startswith("plain_") else 2
-        sub = priors.index(p) if rank == 0 else (BASELINES.index(m) if m in BASELINES else 0)
-        order.append((rank, sub * 10 + (2 if m.endswith("mlp") else 0) + _is_trust(m), method_label(m, p)))
+    rank_of = {"laat": 0, "plain": 1, "baseline": 2}
+    for (name, p), _ in results.groupby(["method", "prior_source"], sort=False):
+        m = Method.parse(name)
+        rank = rank_of[m.family]
+        sub = priors.index(p) if rank == 0 else (BASELINES.index(m.model) if rank == 2 else 0)
+        order.append((rank, sub * 10 + (2 if m.model == "mlp" else 0) + m.trust, method_label(name, p)))
     return [lab for *_, lab in sorted(order)]
 
 
@@ -134,11 +138,11 @@ def comparison(results: pd.DataFrame, protocol: str = "few_shot", metric: str = 
             continue
         base_means = base.groupby("method")[metric].mean()
         best_m = base_means.idxmax()
-        for (m, p), lg in g[g["method"].str.startswith("laat_")].groupby(["method", "prior_source"], sort=False):
+        for (m, p), lg in g[_uses_prior(g["method"])].groupby(["method", "prior_source"], sort=False):
             row = {"dataset": ds, "k": k, "method": method_label(m, p), "model": m, "prior_source": p,
                    "laat": lg[metric].mean(), "best_baseline": DISPLAY[best_m],
                    "best_baseline_mean": base_means[best_m], "delta_vs_best": lg[metric].mean() - base_means[best_m]}
-            fam = FAMILY_BASELINE[m]
+            fam = Method.parse(m).family_baseline.name
             fg = g[g["method"] == fam]
             if not fg.empty:
                 paired = lg.set_index("repetition")[metric].sub(fg.set_index("repetition")[metric]).dropna()
@@ -197,10 +201,11 @@ def _comparison_table(comp: pd.DataFrame) -> pd.DataFrame:
 
 # ---- trust mode (issue 7) ------------------------------------------------------------------------
 
-TRUST_TOLERANCE = {1: 3.0}  # AUC points trust may lose to plain on random / flipped priors; else 1
-TRUST_TOLERANCE_DEFAULT = 1.0
-TRUST_KEEP = 0.8  # share of fixed gamma's gain over plain that trust must keep on the oracle prior
-TRUST_MODES = {"plain": "plain_{}", "fixed γ=100": "laat_{}", "trust": "laat_trust_{}"}
+def _trust_modes(model: str) -> dict[str, str]:
+    """Method names of the three ways a torch model treats a prior: ignore, follow at the
+    configured gamma and tau, or let the training rows decide."""
+    return {"plain": Method("plain", model).name, "fixed": Method("laat", model).name,
+            "trust": Method("laat", model, trust=True).name}
 
 
 def _trust_columns(results: pd.DataFrame) -> list[tuple[str, int]]:
@@ -213,14 +218,15 @@ def _column_name(protocol: str, k: int) -> str:
 
 
 def trust_means(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
-    """Mean ROC AUC ×100 per prior source, mode (plain / fixed γ / trust) and k (plus skew),
+    """Mean ROC AUC ×100 per prior source, mode (plain / fixed / trust) and k (plus skew),
     over datasets and repetitions, and the share of repetitions in which trust followed the prior.
 
     For each prior the three modes are averaged over the same (dataset, protocol, k) groups:
     those with trust rows for that prior (e.g. the expert prior only where one exists).
     Long format: prior_source, mode, protocol, k, auc, followed, datasets.
     """
-    trust = results[results["method"] == TRUST_MODES["trust"].format(model)]
+    modes = _trust_modes(model)
+    trust = results[results["method"] == modes["trust"]]
     out = []
     for p in dict.fromkeys(trust["prior_source"]):
         tp = trust[trust["prior_source"] == p]
@@ -228,8 +234,8 @@ def trust_means(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
             groups = set(tg["dataset"])
             here = results[(results["protocol"] == protocol) & (results["k"] == k)
                            & results["dataset"].isin(groups)]
-            for mode, pattern in TRUST_MODES.items():
-                m = here[here["method"] == pattern.format(model)]
+            for mode, name in modes.items():
+                m = here[here["method"] == name]
                 if mode != "plain":
                     m = m[m["prior_source"] == p]
                 if m.empty:
@@ -250,7 +256,8 @@ def trust_table(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
     cols = _trust_columns(long)
     rows = []
     for (p, mode), g in long.groupby(["prior_source", "mode"], sort=False):
-        row: dict[str, Any] = {"prior": p + (f" {ORACLE_MARK}" if p.startswith("oracle") else ""), "mode": mode}
+        mark = f" {ORACLE_MARK}" if PriorSpec.parse(p).base == "oracle" else ""
+        row: dict[str, Any] = {"prior": p + mark, "mode": mode}
         for protocol, k in cols:
             hit = g[(g["protocol"] == protocol) & (g["k"] == k)]
             if hit.empty:
@@ -265,71 +272,27 @@ def trust_table(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def trust_checks(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
-    """The issue's acceptance checks per k (few-shot), differences in AUC points ×100:
-
-    - random and sign-flipped priors: trust - plain >= -3 at k = 1 and >= -1 from k = 2 on;
-    - the oracle prior: trust keeps >= 80% of fixed γ's gain over plain, (trust - plain) /
-      (fixed - plain) (n/a when fixed γ gains nothing).
-
-    Skew rows are shown for information: the issue sets no bar there.
-    """
-    long = trust_means(results, model)
-    if long.empty:
-        return pd.DataFrame()
-    m = long.set_index(["prior_source", "mode", "protocol", "k"])["auc"]
-    rows = []
-    for p in dict.fromkeys(long["prior_source"]):
-        if not (p in ("random", "oracle") or p.endswith("_flip")):
-            continue
-        for protocol, k in _trust_columns(long[long["prior_source"] == p]):
-            try:
-                plain, fixed, trust = (m[(p, mode, protocol, k)] for mode in TRUST_MODES)
-            except KeyError:
-                continue
-            few = protocol == "few_shot"
-            if p == "oracle":
-                gain = fixed - plain
-                kept = (trust - plain) / gain if gain > 0 else np.nan
-                need = f">= {TRUST_KEEP:.0%} of fixed's {gain:+.1f}"
-                value = "n/a" if np.isnan(kept) else f"{kept:.0%} kept"
-                ok = None if np.isnan(kept) else bool(kept >= TRUST_KEEP)
-            else:
-                diff = trust - plain
-                tol = TRUST_TOLERANCE.get(k, TRUST_TOLERANCE_DEFAULT)
-                need = f">= -{tol:g}"
-                value = f"{diff:+.1f}"
-                ok = bool(diff >= -tol)
-            verdict = ("PASS" if ok else "FAIL") if ok is not None else "n/a"
-            rows.append({"prior": p, "k": _column_name(protocol, k),
-                         "check": "gain kept by trust" if p == "oracle" else "trust - plain",
-                         "value": value, "need": need if few else f"(info; {need})",
-                         "result": verdict if few else "info"})
-    return pd.DataFrame(rows)
-
-
-def trust_section(results: pd.DataFrame) -> list[str]:
-    """Markdown lines of the issue-7 report, per model family present in the results."""
+def trust_section(results: pd.DataFrame, config: dict[str, Any]) -> list[str]:
+    """Markdown lines comparing plain, fixed and trust per model family present in the results;
+    gamma and tau are quoted from the run's ``config`` (`BenchmarkConfig` as JSON)."""
+    laat, trust = config["laat"], config.get("trust") or {}
+    settings = ", ".join(f"{k} = {v}" for k, v in trust.items()) or "the defaults of `laat.trust.TrustSettings`"
     parts: list[str] = []
     for model in ("lr", "mlp"):
         table = trust_table(results, model)
         if table.empty:
             continue
         fam = model.upper()
-        parts += [f"### LAAT-{fam}: plain (γ=0) vs fixed γ=100 vs trust, mean ROC AUC ×100", "",
+        parts += [f"### LAAT-{fam}: plain vs fixed vs trust, mean ROC AUC ×100", "",
                   f"Over datasets and repetitions (`datasets`: how many datasets each row averages; every "
-                  f"mode of a prior averages the same ones). plain = {fam} (torch, γ=0); fixed = the paper's "
-                  f"γ=100, τ=1; trust = `laat.trust` picks γ and τ from the training rows.", "",
+                  f"mode of a prior averages the same ones). plain = {fam} (torch, γ=0); fixed = "
+                  f"γ={laat['gamma']:g}, τ={laat['tau']:g} whatever the prior; trust = `laat.trust` picks γ "
+                  f"(0 to {laat['gamma']:g}) and τ from the training rows ({settings}).", "",
                   markdown_table(table), ""]
-        checks = trust_checks(results, model)
-        if not checks.empty:
-            parts += [f"Acceptance checks (LAAT-{fam}; AUC points vs plain):", "", markdown_table(checks), ""]
     if parts:
-        parts = ["## Trust mode (issue 7): plain vs fixed γ=100 vs trust", "",
-                 "Bars: random and sign-flipped priors must stay within 3 AUC points of plain at k=1 and "
-                 "within 1 at k=5, 10 (trust - plain >= -3 / -1; above plain is fine); trust must keep >= 80% "
-                 f"of fixed γ=100's gain on the oracle prior{ORACLE_MARK}. The oracle has seen the test labels: "
-                 "it tests whether trust follows a prior that is right, nothing more.", ""] + parts
+        parts = ["## Trust mode: plain vs fixed vs trust", "",
+                 f"The oracle prior{ORACLE_MARK} has seen the test labels: it shows whether trust follows a "
+                 "prior that is right, nothing more.", ""] + parts
     return parts
 
 
@@ -364,16 +327,16 @@ def skew_table(results: pd.DataFrame) -> pd.DataFrame:
 # ---- the report ---------------------------------------------------------------------------------
 
 
-def summary_markdown(results: pd.DataFrame, info: dict[str, Any] | None = None,
-                     config: dict[str, Any] | None = None) -> str:
-    """The whole Markdown report of a sweep."""
-    info, config = info or {}, config or {}
-    parts = ["# LAAT benchmark", ""]
-    if config:
-        parts.append(f"Datasets: {', '.join(config.get('datasets', []))}. Shots k: {config.get('shots')}; "
-                     f"{config.get('repetitions')} repetitions (seed {config.get('seed')}); protocols: "
-                     f"{', '.join(config.get('protocols', []))}. Baseline grids: "
-                     f"{config.get('baselines', {}).get('grid')}.")
+def summary_markdown(results: pd.DataFrame, info: dict[str, Any] | None, config: dict[str, Any]) -> str:
+    """The whole Markdown report of a sweep; ``config`` is the sweep's `BenchmarkConfig` as JSON
+    (``model_dump(mode="json")``), so the report quotes the settings the rows were computed with."""
+    info = info or {}
+    laat = config["laat"]
+    parts = ["# LAAT benchmark", "",
+             f"Datasets: {', '.join(config['datasets'])}. Shots k: {config['shots']}; "
+             f"{config['repetitions']} repetitions (seed {config['seed']}); protocols: "
+             f"{', '.join(config['protocols'])}. LAAT: γ={laat['gamma']:g}, τ={laat['tau']:g}, "
+             f"attribution {laat['attribution']}. Baseline grids: {config['baselines']['grid']}."]
     if info:
         parts.append(f"Cells: {info.get('cells_total')} ({info.get('cells_computed')} computed, "
                      f"{info.get('cells_cached')} from cache); wall time {info.get('wall_seconds')} s "
@@ -392,11 +355,11 @@ def summary_markdown(results: pd.DataFrame, info: dict[str, Any] | None = None,
         main_labels = [lab for lab in _label_order(few)
                        if not any(t in lab for t in ("_noise:", "_flip"))]
         parts += ["## Few-shot ROC AUC", "", markdown_table(paper_table(results, "few_shot", labels=main_labels)), ""]
-        robust = [lab for lab in _label_order(few) if lab.startswith("LAAT-")]
+        robust = _label_order(few[_uses_prior(few["method"])])
         if any(t in lab for lab in robust for t in ("_noise:", "_flip")):
             parts += ["## Few-shot ROC AUC by prior source (noise = share of entries re-drawn at random)", "",
                       markdown_table(paper_table(results, "few_shot", labels=robust, bold_best=False)), ""]
-        parts += trust_section(results)
+        parts += trust_section(results, config)
         comp = comparison(results, "few_shot")
         if not comp.empty:
             parts += ["## Where LAAT wins and loses (few-shot ROC AUC, points ×100)", "", wins_and_losses(comp), "",
@@ -449,19 +412,23 @@ def auc_vs_k_figures(results: pd.DataFrame) -> dict[str, Any]:
     # <= 10 lines per panel: the plot cycles through 10 colours
     headline = few["prior_source"].isin(["llm_local", "oracle"])
     shown = few["prior_source"].isin(TRUST_PLOT_PRIORS)
+    def named(*methods: Method) -> pd.Series:
+        return few["method"].isin([m.name for m in methods])
+
+    def family(model: str) -> pd.Series:  # the prior-free references of a model's figures
+        return named(Method("plain", model), Method("baseline", model))
+
     picks = {
-        "lr": few["method"].isin(["laat_lr", "plain_lr", "lr"]),
-        "mlp": few["method"].isin(["laat_mlp", "plain_mlp", "mlp"]),
-        "overview": (few["method"].isin(["laat_lr", "laat_mlp"]) & headline) | few["method"].isin(BASELINES),
-        "trust_lr": ((few["method"].isin(["laat_lr", "laat_trust_lr"]) & shown)
-                     | few["method"].isin(["plain_lr", "lr"])),
-        "trust_mlp": ((few["method"].isin(["laat_mlp", "laat_trust_mlp"]) & shown)
-                      | few["method"].isin(["plain_mlp", "mlp"])),
+        "lr": named(Method("laat", "lr")) | family("lr"),
+        "mlp": named(Method("laat", "mlp")) | family("mlp"),
+        "overview": (named(Method("laat", "lr"), Method("laat", "mlp")) & headline) | few["method"].isin(BASELINES),
+        "trust_lr": (named(Method("laat", "lr"), Method("laat", "lr", trust=True)) & shown) | family("lr"),
+        "trust_mlp": (named(Method("laat", "mlp"), Method("laat", "mlp", trust=True)) & shown) | family("mlp"),
     }
     figs = {}
     for name, mask in picks.items():
         sub = few[mask]
-        if name.startswith("trust_") and not sub["method"].str.startswith("laat_trust_").any():
+        if name.startswith("trust_") and not sub["method"].map(lambda n: Method.parse(n).trust).any():
             sub = sub.iloc[:0]  # no trust rows: say so rather than repeat the family plot
         if sub.empty:
             figs[name] = _empty_figure(f"no few-shot rows for '{name}' in this sweep")

@@ -5,8 +5,8 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid
 
-from laat.benchmark.baselines import PAPER_GRIDS, fit_baseline, grid_for, make_estimator, n_folds
-from laat.benchmark.config import BaselineSettings
+from laat_research.baselines import PAPER_GRIDS, fit_baseline, grid_for, make_estimator, n_folds
+from laat_research.config import BaselineSettings
 
 
 def test_fold_rules():

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from laat.benchmark.cells import (CODE_VERSION, Cell, DatasetContext, cell_hash, plan_cells,
+from laat_research.cells import (CODE_VERSION, Cell, DatasetContext, cell_hash, plan_cells,
                                   prepare_dataset, run_cell, trust_rule_fingerprint)
-from laat.benchmark.config import TRUST_METHODS, BenchmarkConfig
+from laat_research.config import BenchmarkConfig, Method
 
 
 @dataclass
@@ -46,7 +46,7 @@ def store(path: Path, cell: Cell, digest: str, rows: list[dict[str, Any]]) -> No
     """Atomic write: a sweep killed mid-write leaves no half file that would pass as done."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"cell": asdict(cell), "hash": digest, "code_version": CODE_VERSION,
+    tmp.write_text(json.dumps({"cell": cell.key(), "hash": digest, "code_version": CODE_VERSION,
                                "rows": rows}, default=_jsonable), encoding="utf-8")
     os.replace(tmp, path)
 
@@ -149,8 +149,8 @@ def run_sweep(cfg: BenchmarkConfig, *, llm_prior=None, client=None,
         "rows": int(len(table)),
         "wall_seconds": round(wall, 3), "prepare_seconds": round(t_prepared - t_start, 3),
         "compute_seconds_sum": round(sum(cell_seconds.values()), 3),
-        # which trust rule the laat_trust_* rows came from (a hash of laat/trust.py; part of their cache key)
-        "trust_rule": trust_rule_fingerprint() if any(c.method in TRUST_METHODS for c in cells) else None,
+        # which trust rule the trust rows came from (a hash of laat/trust.py; part of their cache key)
+        "trust_rule": trust_rule_fingerprint() if any(c.method.trust for c in cells) else None,
         "backend": "dask" if (client is not None or cfg.dask_scheduler) else
                    ("sequential" if cfg.n_jobs == 1 else f"joblib(n_jobs={cfg.n_jobs})"),
         "notes": notes,
@@ -169,7 +169,8 @@ def _prior_info(prior) -> dict[str, Any]:
 
 def _cost_rank(cell: Cell, contexts: dict[str, DatasetContext]) -> tuple:
     # trust cells cross-validate (55 fits per repetition from 10 rows per class on)
-    heavy = {"mlp": 0, "laat_trust_mlp": 0, "hgb": 1, "laat_trust_lr": 1, "rf": 2, "xgb": 3}
+    heavy = {Method("baseline", "mlp"): 0, Method("laat", "mlp", trust=True): 0, Method("baseline", "hgb"): 1,
+             Method("laat", "lr", trust=True): 1, Method("baseline", "rf"): 2, Method("baseline", "xgb"): 3}
     n = len(contexts[cell.dataset].y)
     rows = n * 0.8 if cell.protocol == "skew" else cell.k
     return (heavy.get(cell.method, 9), -rows, cell)

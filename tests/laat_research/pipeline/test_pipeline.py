@@ -7,8 +7,8 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import ParquetDataset
 from matplotlib.figure import Figure
 
-from laat.benchmark.config import BenchmarkConfig
-from laat.pipelines.benchmark import create_pipeline
+from laat_research.config import BenchmarkConfig
+from laat_research.pipeline import create_pipeline
 
 OUTPUTS = ["benchmark_results", "benchmark_results_csv", "benchmark_run_info", "benchmark_summary",
            "benchmark_auc_vs_k_overview", "benchmark_auc_vs_k_lr", "benchmark_auc_vs_k_mlp",
@@ -37,7 +37,7 @@ def test_pipeline_runs_a_tiny_sweep(tmp_path):
     assert info["cells_computed"] == 12 and info["config"]["datasets"] == ["bodyfat"]
     summary = out["benchmark_summary"]
     assert "| bodyfat | 2 |" in summary and "LAAT-LR [oracle]†" in summary
-    assert "LAAT-LR trust [oracle]†" in summary and "## Trust mode (issue 7)" in summary
+    assert "LAAT-LR trust [oracle]†" in summary and "## Trust mode: plain vs fixed vs trust" in summary
     for name in OUTPUTS[4:9]:
         assert isinstance(out[name], Figure)
     labels = {t.get_text() for ax in out["benchmark_auc_vs_k_trust_lr"].axes for t in

@@ -1,6 +1,6 @@
 """Typed configuration of a benchmark sweep (also the Kedro parameters `params:benchmark`).
 
-Only settings that change results enter a cell's cache key (see `laat.benchmark.cells`):
+Only settings that change results enter a cell's cache key (see `laat_research.cells`):
 parallelism, the Dask address, the cache location and the progress bar do not, so a sweep
 computed on a cluster is reused by a local rerun and vice versa.
 """
@@ -8,25 +8,61 @@ computed on a cluster is reused by a local rerun and vice versa.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 REFERENCE_DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver",
                       "myocardial", "bodyfat", "electricity"]
 
-FIXED_METHODS = ("laat_lr", "laat_mlp")  # the paper's fixed gamma and tau, whatever the prior
-# trust mode (`laat.trust`): the training rows decide gamma and tau per repetition (issue 7)
-TRUST_METHODS = ("laat_trust_lr", "laat_trust_mlp")
-LAAT_METHODS = FIXED_METHODS + TRUST_METHODS  # every method that uses a prior: one cell per prior source
-PLAIN_METHODS = ("plain_lr", "plain_mlp")  # the same torch training with gamma = 0: isolates the prior
-BASELINE_METHODS = ("lr", "mlp", "rf", "hgb", "xgb")
-METHODS = LAAT_METHODS + PLAIN_METHODS + BASELINE_METHODS
+MODEL_KINDS = ("lr", "mlp")  # the torch models of LAAT and its plain twin
+BASELINE_MODELS = ("lr", "mlp", "rf", "hgb", "xgb")  # scikit-learn / XGBoost (laat_research.baselines)
+Family = Literal["laat", "plain", "baseline"]
 
 
-def model_kind(method: str) -> str:
-    """The torch model of a LAAT / plain method: ``laat_trust_mlp`` -> ``mlp``."""
-    return method.rsplit("_", 1)[1]
+@dataclass(frozen=True, order=True)
+class Method:
+    """A benchmark method: ``family`` (laat: uses a prior, one cell per prior source; plain: the
+    same torch training with gamma = 0, which isolates the prior; baseline: scikit-learn /
+    XGBoost), ``model`` and, for LAAT, ``trust`` (`laat.trust` decides gamma and tau per
+    repetition) or the paper's fixed gamma and tau. ``name`` is what configs and tables carry."""
+
+    family: Family
+    model: str
+    trust: bool = False
+
+    @property
+    def name(self) -> str:
+        if self.family == "baseline":
+            return self.model
+        return "_".join([self.family, *(["trust"] if self.trust else []), self.model])
+
+    @classmethod
+    def parse(cls, name: str) -> Method:
+        try:
+            return _BY_NAME[name]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown method {name!r}; known: {list(_BY_NAME)}") from None
+
+    @property
+    def uses_prior(self) -> bool:
+        return self.family == "laat"
+
+    @property
+    def torch(self) -> bool:
+        """Trained by `laat.engine.fit_many` (LAAT and its plain twin)."""
+        return self.family != "baseline"
+
+    @property
+    def family_baseline(self) -> Method:
+        """The scikit-learn model of the same kind: LAAT-MLP's is MLP."""
+        return Method("baseline", self.model)
+
+
+METHODS = (*(Method("laat", m) for m in MODEL_KINDS), *(Method("laat", m, trust=True) for m in MODEL_KINDS),
+           *(Method("plain", m) for m in MODEL_KINDS), *(Method("baseline", m) for m in BASELINE_MODELS))
+_BY_NAME = {m.name: m for m in METHODS}
 PRIOR_BASES = ("llm_local", "oracle", "random", "expert")
 PROTOCOLS = ("few_shot", "skew")
 
@@ -68,7 +104,7 @@ class PriorSpec(BaseModel):
 
 
 class LAATSettings(BaseModel):
-    """LAAT training (method spec section 4-5); also used for the gamma = 0 `plain_*` methods."""
+    """LAAT training (method spec section 4-5); also used for the gamma = 0 plain methods."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -86,7 +122,7 @@ class LAATSettings(BaseModel):
 class BaselineSettings(BaseModel):
     """scikit-learn / XGBoost baselines: defaults at k < `min_k_for_search`, else GridSearchCV.
 
-    ``grid: reduced`` (default) uses the small grids documented in `laat.benchmark.baselines`
+    ``grid: reduced`` (default) uses the small grids documented in `laat_research.baselines`
     (the paper's grids cost hours on a 2-core machine); ``grid: paper`` uses the method
     spec's section 6 grids (XGBoost: 720 combinations). ``grids`` overrides one model's grid,
     e.g. ``{mlp: {alpha: [0.1, 1.0]}}``.
@@ -103,9 +139,9 @@ class BaselineSettings(BaseModel):
     @field_validator("grids")
     @classmethod
     def _known_models(cls, v: dict) -> dict:
-        unknown = sorted(set(v) - set(BASELINE_METHODS))
+        unknown = sorted(set(v) - set(BASELINE_MODELS))
         if unknown:
-            raise ValueError(f"baselines.grids names unknown models {unknown}; known: {list(BASELINE_METHODS)}")
+            raise ValueError(f"baselines.grids names unknown models {unknown}; known: {list(BASELINE_MODELS)}")
         for model, grid in v.items():
             empty = [p for p, values in grid.items() if not values]
             if empty:
@@ -132,7 +168,7 @@ class BenchmarkConfig(BaseModel):
     repetitions: int = Field(20, ge=1)
     seed: int = 69
     protocols: list[Literal["few_shot", "skew"]] = Field(default_factory=lambda: ["few_shot", "skew"], min_length=1)
-    methods: list[str] = Field(default_factory=lambda: list(METHODS), min_length=1)
+    methods: list[Method] = Field(default_factory=lambda: list(METHODS), min_length=1)
     prior_sources: list[str] = Field(default_factory=lambda: [
         "llm_local", "oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75",
         "oracle_flip", "random", "expert"], min_length=1)
@@ -142,7 +178,7 @@ class BenchmarkConfig(BaseModel):
     llm: dict[str, Any] = Field(default_factory=dict,
                                 description="laat.elicit.ElicitationSettings overrides for `llm_local`")
     trust: dict[str, Any] = Field(default_factory=dict,
-                                  description="laat.trust.TrustSettings overrides for the laat_trust_* methods")
+                                  description="laat.trust.TrustSettings overrides for the trust methods")
     threshold: float = Field(0.5, gt=0, lt=1)
 
     # where things are (relative to the project root, as in `kedro run`)
@@ -164,13 +200,20 @@ class BenchmarkConfig(BaseModel):
             raise ValueError(f"shots must be >= 1 rows per class, got {bad}")
         return sorted(set(v))
 
-    @field_validator("methods")
+    @field_validator("methods", mode="before")
     @classmethod
-    def _known_methods(cls, v: list[str]) -> list[str]:
-        unknown = [m for m in v if m not in METHODS]
+    def _known_methods(cls, v: list[Any]) -> list[Method]:
+        """Names from YAML (``laat_trust_mlp``) become `Method`s; an unknown name is refused by name."""
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"methods must be a list of method names, got {v!r}")
+        unknown = [m for m in v if not isinstance(m, Method) and m not in _BY_NAME]
         if unknown:
-            raise ValueError(f"unknown methods {unknown}; known: {list(METHODS)}")
-        return list(dict.fromkeys(v))
+            raise ValueError(f"unknown methods {unknown}; known: {list(_BY_NAME)}")
+        return list(dict.fromkeys(m if isinstance(m, Method) else Method.parse(m) for m in v))
+
+    @field_serializer("methods")
+    def _method_names(self, v: list[Method]) -> list[str]:
+        return [m.name for m in v]
 
     @field_validator("prior_sources")
     @classmethod
@@ -204,7 +247,7 @@ class BenchmarkConfig(BaseModel):
 
     @property
     def trust_settings(self):
-        """The `laat.trust.TrustSettings` of the laat_trust_* methods (defaults + ``trust`` overrides)."""
+        """The `laat.trust.TrustSettings` of the trust methods (defaults + ``trust`` overrides)."""
         return trust_settings(self.trust)
 
 

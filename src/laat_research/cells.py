@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from laat.benchmark.baselines import fit_baseline, grid_for
-from laat.benchmark.config import (BASELINE_METHODS, LAAT_METHODS, PLAIN_METHODS, TRUST_METHODS,
-                                   BenchmarkConfig, PriorSpec, model_kind)
-from laat.benchmark.noise import flip_signs, randomise_entries
+from laat_research.baselines import fit_baseline, grid_for
+from laat_research.config import BenchmarkConfig, Method, PriorSpec
+from laat_research.noise import flip_signs, randomise_entries
 from laat.datasets import DatasetMeta, encode, labels, load_dataset, load_metadata
 from laat.metrics import classification_metrics, predict_labels
 from laat.priors import Prior, PriorError, oracle_prior, random_prior
@@ -41,12 +40,16 @@ class Cell:
     dataset: str
     protocol: str  # few_shot | skew
     k: int  # rows per class; 0 in the skew protocol (80/20 split, no shots)
-    method: str
+    method: Method
     prior: str = NO_PRIOR  # a PriorSpec name for LAAT methods
 
     @property
     def label(self) -> str:
-        return f"{self.dataset}/{self.protocol}/k={self.k}/{self.method}/{self.prior}"
+        return f"{self.dataset}/{self.protocol}/k={self.k}/{self.method.name}/{self.prior}"
+
+    def key(self) -> dict[str, Any]:
+        """The cell as JSON (method by name), for cache keys and cache files."""
+        return {**asdict(self), "method": self.method.name}
 
 
 @dataclass
@@ -120,7 +123,7 @@ def prepare_dataset(name: str, cfg: BenchmarkConfig, llm_prior=None) -> DatasetC
     if "skew" in cfg.protocols and meta.sensitive_features:
         ctx.fairness_bins = _numeric_bins(frame, meta.sensitive_features, cfg.skew.fairness_bins)
 
-    if not any(m in LAAT_METHODS for m in cfg.methods):
+    if not any(m.uses_prior for m in cfg.methods):
         return ctx
     bases = {spec.base for spec in cfg.priors}
     cols = list(meta.encoded_columns)
@@ -179,7 +182,7 @@ def plan_cells(cfg: BenchmarkConfig, contexts: dict[str, DatasetContext]) -> tup
                 continue
             for k in (cfg.shots if protocol == "few_shot" else [0]):
                 for method in cfg.methods:
-                    if method in LAAT_METHODS:
+                    if method.uses_prior:
                         for spec in cfg.priors:
                             if spec.base == "random" or spec.base in ctx.priors:
                                 cells.append(Cell(ds, protocol, k, method, spec.name))
@@ -191,23 +194,23 @@ def plan_cells(cfg: BenchmarkConfig, contexts: dict[str, DatasetContext]) -> tup
 def cell_hash(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> str:
     """Hash of everything that determines the cell's rows (and nothing about how it runs)."""
     payload: dict[str, Any] = {
-        "code": CODE_VERSION, "cell": asdict(cell), "seed": cfg.seed,
+        "code": CODE_VERSION, "cell": cell.key(), "seed": cfg.seed,
         "repetitions": repetitions(cfg, cell.protocol), "data": ctx.fingerprint, "threshold": cfg.threshold,
     }
     if cell.protocol == "skew":
         payload["skew"] = cfg.skew.model_dump(exclude={"repetitions"})
         payload["fairness_bins"] = ctx.fairness_bins
-    if cell.method in LAAT_METHODS + PLAIN_METHODS:
+    if cell.method.torch:
         payload["laat"] = cfg.laat.model_dump()
     else:
         b = cfg.baselines
-        payload["baseline"] = {"grid": grid_for(cell.method, b), "max_cv": b.max_cv,
+        payload["baseline"] = {"grid": grid_for(cell.method.model, b), "max_cv": b.max_cv,
                                "min_k_for_search": b.min_k_for_search, "mlp_max_iter": b.mlp_max_iter}
     if cell.prior != NO_PRIOR:
         spec = PriorSpec.parse(cell.prior)
         if spec.base != "random":
             payload["prior_scores"] = [round(v, 10) for v in ctx.priors[spec.base].mean]
-    if cell.method in TRUST_METHODS:  # only trust cells: the other cells' keys stay what they were
+    if cell.method.trust:  # only trust cells: the other cells' keys stay what they were
         payload["trust"] = {"settings": asdict(cfg.trust_settings), "rule": trust_rule_fingerprint()}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -298,14 +301,12 @@ def run_cell(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> list[dict
             train, test = split(ctx, cell.protocol, cell.k, r, cfg)
             Xtr, Xte = preprocess(ctx.X, train, test)
             reps.append(_Rep(r, train, test, Xtr, Xte, model_seed(cfg, ctx.name, cell.protocol, cell.k, r)))
-        if cell.method in TRUST_METHODS:
+        if cell.method.trust:
             preds = _run_trust(cell, ctx, cfg, reps)
-        elif cell.method in LAAT_METHODS + PLAIN_METHODS:
+        elif cell.method.torch:
             preds = _run_torch(cell, ctx, cfg, reps)
-        elif cell.method in BASELINE_METHODS:
-            preds = _run_baseline(cell, ctx, cfg, reps)
         else:
-            raise ValueError(f"cell {cell.label}: unknown method {cell.method!r}")
+            preds = _run_baseline(cell, ctx, cfg, reps)
         return [_row(cell, ctx, cfg, rp, **pred) for rp, pred in zip(reps, preds)]
 
 
@@ -331,7 +332,7 @@ def _train_kwargs(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     """`fit_many` settings of a cell's torch models (all but data, targets, gamma and seeds)."""
     s = cfg.laat
     few = cell.protocol == "few_shot"
-    return dict(model=model_kind(cell.method), attribution=s.attribution, hidden=s.hidden, lr=s.lr,
+    return dict(model=cell.method.model, attribution=s.attribution, hidden=s.hidden, lr=s.lr,
                 epochs=s.few_shot_epochs if few else s.skew_epochs,
                 batch_size=s.few_shot_batch_size if few else s.skew_batch_size)
 
@@ -365,7 +366,7 @@ def _run_torch(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list
     from laat.attribution import normalized_target
 
     s = cfg.laat
-    laat = cell.method in LAAT_METHODS
+    laat = cell.method.uses_prior
     target = None
     if laat:
         spec = PriorSpec.parse(cell.prior)
@@ -378,46 +379,27 @@ def _run_torch(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list
 
 
 def _run_trust(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
-    """Trust mode: the training rows of each repetition decide gamma and tau (`laat.trust`).
-
-    One `decide_many` call per cell runs every repetition's cross-validation fits as one
-    batch, on the rows, seeds and training settings of the final model. A repetition whose
-    prior is ignored (gamma = 0) gets the plain model fitted exactly as the ``plain_*`` cell
-    fits it (every repetition, one batch), so its row equals that cell's row bit for bit;
-    the followed repetitions are fitted together with their own gamma and tau.
-    """
-    from laat.attribution import normalized_target
-    from laat.trust import TrustProblem, decide_many
+    """Trust mode: the training rows of each repetition decide gamma and tau, through the core's
+    one trust-then-fit path (`laat.trust.fit_with_trust`), every repetition of the cell at once."""
+    from laat.trust import TrustProblem, fit_with_trust
 
     spec = PriorSpec.parse(cell.prior)
-    scores = [prior_scores(spec, ctx, rp.rep, cfg) for rp in reps]
-    kw = _train_kwargs(cell, cfg)
+    problems = [TrustProblem(X=rp.Xtr, y=rp.ytr(ctx).astype(np.float32), scores=prior_scores(spec, ctx, rp.rep, cfg),
+                             gamma=float(cfg.laat.gamma), seed=rp.seed) for rp in reps]
     t0 = time.perf_counter()
-    problems = [TrustProblem(X=rp.Xtr, y=rp.ytr(ctx).astype(np.float32), scores=sc, gamma=float(cfg.laat.gamma),
-                             seed=rp.seed) for rp, sc in zip(reps, scores)]
-    decisions = decide_many(problems, kw, cfg.trust_settings)
-    targets = [normalized_target(sc, tau=d.tau).numpy() for sc, d in zip(scores, decisions)]
-    followed = [i for i, d in enumerate(decisions) if d.gamma > 0]
-    plain = _fit(reps, ctx, None, 0.0, kw) if len(followed) < len(reps) else None
-    final = None
-    if followed:
-        final = _fit([reps[i] for i in followed], ctx, [targets[i] for i in followed],
-                     [decisions[i].gamma for i in followed], kw)
+    fit = fit_with_trust(problems, _train_kwargs(cell, cfg), cfg.trust_settings)
     fit_s = (time.perf_counter() - t0) / len(reps)
-    out = []
-    for i, (rp, d) in enumerate(zip(reps, decisions)):
-        one = final.select(followed.index(i)) if d.gamma > 0 else plain.select(i)
-        out.append({**_predict(one, rp, ctx, fit_s, targets[i]),
-                    "trust_gamma": float(d.gamma), "trust_tau": float(d.tau), "trust_followed": bool(d.followed),
-                    "trust_regime": d.regime, "trust_p_value": float(d.agreement.p_value)})
-    return out
+    return [{**_predict(one, rp, ctx, fit_s, target),
+             "trust_gamma": float(d.gamma), "trust_tau": float(d.tau), "trust_followed": bool(d.followed),
+             "trust_regime": d.regime, "trust_p_value": float(d.agreement.p_value)}
+            for rp, d, target, one in zip(reps, fit.decisions, fit.targets, fit.models)]
 
 
 def _run_baseline(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
     out = []
     for rp in reps:
         t0 = time.perf_counter()
-        est, info = fit_baseline(cell.method, rp.Xtr, rp.ytr(ctx), k=cell.k if cell.protocol == "few_shot" else None,
+        est, info = fit_baseline(cell.method.model, rp.Xtr, rp.ytr(ctx), k=cell.k if cell.protocol == "few_shot" else None,
                                  settings=cfg.baselines, random_state=rp.seed)
         fit_s = time.perf_counter() - t0
         p = est.predict_proba(rp.Xte)[:, list(est.classes_).index(1)].astype(np.float64)
@@ -431,7 +413,7 @@ def _row(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, rp: _Rep, p: np.
     yte = rp.yte(ctx)
     row: dict[str, Any] = {
         "dataset": cell.dataset, "protocol": cell.protocol, "k": cell.k, "repetition": rp.rep,
-        "method": cell.method,
+        "method": cell.method.name,
         "prior_source": cell.prior,
         "prior_kind": spec.kind if spec else NO_PRIOR,
         "noise": spec.noise if spec else 0.0,
