@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from laat.benchmark.noise import flip_signs, randomise_entries  # noqa: E402
 from laat.datasets import encode, labels, load_dataset, load_metadata  # noqa: E402
+from laat.hyperparams import DEFAULTS  # noqa: E402
 from laat.priors import oracle_prior, random_prior  # noqa: E402
 from laat.splits import few_shot_split  # noqa: E402
 from laat.trust import DEFAULT_SETTINGS, TrustProblem, TrustSettings, decide_many  # noqa: E402
@@ -57,7 +58,7 @@ from laat.trust import DEFAULT_SETTINGS, TrustProblem, TrustSettings, decide_man
 DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver", "myocardial", "bodyfat", "electricity"]
 PRIORS = ["oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75", "oracle_flip", "random",
           "llm_local"]
-FIXED_GAMMA, FIXED_TAU = 100.0, 1.0
+FIXED_GAMMA, FIXED_TAU = DEFAULTS.gamma, DEFAULTS.tau  # the paper's, as LAATClassifier(trust="off")
 
 # Rules measured and rejected (README "Prior trust"): same code path, other settings.
 ALTERNATIVES: dict[str, TrustSettings] = {
@@ -225,7 +226,7 @@ def report(df: pd.DataFrame, rules: list[str], shots, model: str = "lr") -> str:
     methods = ["plain", "fixed"] + rules
     tab = df[df.method.isin(methods)].pivot_table(index=["prior", "method"], columns="k", values="auc",
                                                   aggfunc="mean")
-    lines.append(f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, fixed = gamma 100 / tau 1, "
+    lines.append(f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, fixed = gamma {FIXED_GAMMA:g} / tau {FIXED_TAU:g}, "
                  "trust = laat.trust)")
     lines.append("")
     lines += _table(tab, kinds, methods, shots, "{:.1f}")

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from laat import hyperparams as hp
+
 REFERENCE_DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver",
                       "myocardial", "bodyfat", "electricity"]
 
@@ -68,19 +70,23 @@ class PriorSpec(BaseModel):
 
 
 class LAATSettings(BaseModel):
-    """LAAT training (method spec section 4-5); also used for the gamma = 0 `plain_*` methods."""
+    """LAAT training (method spec section 4-5); also used for the gamma = 0 `plain_*` methods.
+
+    Types, ranges and defaults come from `laat.hyperparams` (the estimator's); only the skew
+    protocol's epochs and batch (the paper's 20 epochs of real mini-batches) are the benchmark's own.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    gamma: float = Field(100.0, ge=0)
-    tau: float = Field(1.0, gt=0, description="target sign(s)*exp(|s|/tau); 1 = the paper")
-    attribution: Literal["grad", "input_x_grad"] = "grad"
-    lr: float = Field(1e-2, gt=0)
-    hidden: int = Field(100, ge=1)
-    few_shot_epochs: int = Field(200, ge=1)
-    few_shot_batch_size: int | None = Field(128, ge=1, description="128 is full-batch at 2-20 rows")
-    skew_epochs: int = Field(20, ge=1)
-    skew_batch_size: int = Field(128, ge=1, description="real mini-batches in the skew protocol")
+    gamma: hp.Gamma = hp.DEFAULTS.gamma
+    tau: hp.Tau = hp.DEFAULTS.tau
+    attribution: hp.AttributionKind = hp.DEFAULTS.attribution
+    lr: hp.LearningRate = hp.DEFAULTS.lr
+    hidden: hp.Width = hp.DEFAULTS.hidden
+    few_shot_epochs: hp.Epochs = hp.DEFAULTS.epochs
+    few_shot_batch_size: hp.BatchSize | None = Field(hp.DEFAULTS.batch_size, description="full batch at 2-20 rows")
+    skew_epochs: hp.Epochs = 20
+    skew_batch_size: hp.BatchSize = Field(128, description="real mini-batches in the skew protocol")
 
 
 class BaselineSettings(BaseModel):
