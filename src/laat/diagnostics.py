@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from laat.plots import PRIOR_COLOR, check_prior_label
 from laat.trust import DEFAULT_SETTINGS, agreement_test, class_mean_difference, class_mean_differences
 
 AGREES, DISAGREES, NO_EVIDENCE = "agrees", "disagrees", "no evidence"
@@ -139,11 +140,7 @@ def plot_prior_diagnostic(table: pd.DataFrame, summary: Mapping[str, Any], *, pr
     (llm / expert / oracle / random), as in `laat.plots`. With many features the ``top_n``
     with the largest prior or data magnitude are shown, flagged ones always.
     """
-    from laat.plots import PRIOR_COLOR, PRIOR_KINDS
-
-    if not any(k in prior_label.lower() for k in PRIOR_KINDS):
-        raise ValueError(f"prior_label {prior_label!r} must say what kind of prior this is: one of "
-                         f"{list(PRIOR_KINDS)} (e.g. 'llm prior')")
+    check_prior_label(prior_label)
     t = table.set_index("feature")
     p = t["prior_score"] / 10.0
     dmax = float(t["class_mean_difference"].abs().max())

@@ -21,12 +21,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import yaml
 
-SOURCES = ("llm", "expert", "oracle", "random")
+from laat.jsonable import jsonable
+
+# The one vocabulary of where a prior comes from (its ``source``): an LLM, or one of the
+# non-LLM sources, which stay labelled as such. An LLM prior is elicited from a backend.
+NonLLMSource = Literal["expert", "oracle", "random"]
+PriorSource = Literal["llm", NonLLMSource]
+LLMBackend = Literal["local", "openai"]
+SOURCES: tuple[str, ...] = get_args(PriorSource)
+NON_LLM_SOURCES: tuple[str, ...] = get_args(NonLLMSource)
+LLM_BACKENDS: tuple[str, ...] = get_args(LLMBackend)
 SCORE_MIN, SCORE_MAX = -10.0, 10.0
 
 ORACLE_NOTE = ("ORACLE prior: logistic-regression coefficients fit on the FULL labelled dataset. "
@@ -137,7 +146,7 @@ class Prior:
                 "source": self.source, "features": list(self.features), "mean": list(self.mean),
                 "spread": list(self.spread), "samples": [list(s) for s in self.samples],
                 "fingerprint": _fingerprint(self.features, self.mean),
-                "provenance": _jsonable(self.provenance)}
+                "provenance": jsonable(self.provenance)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str = "<dict>") -> Prior:
@@ -175,7 +184,7 @@ class Prior:
     # ---- YAML (hand-editable) -------------------------------------------------------------
     def to_yaml(self) -> str:
         """YAML text an expert can edit: one ``name: score`` line per feature."""
-        prov = {k: v for k, v in _jsonable(self.provenance).items()
+        prov = {k: v for k, v in jsonable(self.provenance).items()
                 if k not in {"prompt", "prompts", "record"}}
         header = (
             f"# LAAT feature-importance prior (source: {self.label}).\n"
@@ -285,18 +294,6 @@ def check_not_hand_edited(data: Mapping[str, Any], origin: str = "<dict>") -> No
 
 def _num(v: float) -> float | int:
     return int(v) if float(v).is_integer() else round(float(v), 4)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def as_prior(obj: Prior | Mapping[str, Any], origin: str = "<prior>") -> Prior:

@@ -51,3 +51,16 @@ def test_randomise_entries_redraws_exactly_the_ratio():
 
 def test_flip_keeps_magnitudes():
     np.testing.assert_array_equal(flip_signs([3.0, -2.0, 0.0]), [-3.0, 2.0, 0.0])
+
+
+def test_prior_source_names_come_from_one_vocabulary():
+    """Elicitation sources are the LLM backends plus the non-LLM sources of `laat.priors`, and
+    every benchmark prior base maps onto a `Prior.source`."""
+    from typing import get_args
+
+    from laat.benchmark.config import PRIOR_BASES, PriorSpec
+    from laat.elicit.settings import Source
+    from laat.priors import LLM_BACKENDS, NON_LLM_SOURCES, SOURCES
+
+    assert set(get_args(Source)) == set(LLM_BACKENDS) | set(NON_LLM_SOURCES)
+    assert sorted(PriorSpec.parse(base).kind for base in PRIOR_BASES) == sorted(SOURCES)

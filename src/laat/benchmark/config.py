@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from laat import hyperparams as hp
+from laat.priors import NON_LLM_SOURCES, NonLLMSource
 
 REFERENCE_DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver",
                       "myocardial", "bodyfat", "electricity"]
@@ -29,10 +30,10 @@ METHODS = LAAT_METHODS + PLAIN_METHODS + BASELINE_METHODS
 def model_kind(method: str) -> str:
     """The torch model of a LAAT / plain method: ``laat_trust_mlp`` -> ``mlp``."""
     return method.rsplit("_", 1)[1]
-PRIOR_BASES = ("llm_local", "oracle", "random", "expert")
+PRIOR_BASES = ("llm_local", *NON_LLM_SOURCES)  # llm_local: the LLM source, local backend
 PROTOCOLS = ("few_shot", "skew")
 
-_SPEC = re.compile(r"^(?P<base>llm_local|oracle|random|expert)(?:_noise:(?P<noise>[0-9.]+))?(?P<flip>_flip)?$")
+_SPEC = re.compile(rf"^(?P<base>{'|'.join(PRIOR_BASES)})(?:_noise:(?P<noise>[0-9.]+))?(?P<flip>_flip)?$")
 
 
 class PriorSpec(BaseModel):
@@ -43,7 +44,7 @@ class PriorSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    base: Literal["llm_local", "oracle", "random", "expert"]
+    base: Literal["llm_local", NonLLMSource]
     noise: float = 0.0
     flip: bool = False
 

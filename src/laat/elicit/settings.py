@@ -12,8 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from laat.elicit.redact import redact
+from laat.priors import LLMBackend, NonLLMSource
 
-Source = Literal["local", "openai", "expert", "oracle", "random"]
+Source = Literal[LLMBackend, NonLLMSource]  # an LLM backend, or a prior that does not come from an LLM
 Strategy = Literal["auto", "reason_then_parse", "direct", "per_feature", "yes_no", "elimination"]
 
 # Picked with benchmarks/bench_priors.py (signed Spearman vs the oracle, bundled SmolLM2-135M,
