@@ -146,10 +146,10 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.preprocessing import MinMaxScaler
 
     from laat.attribution import normalized_target
     from laat.models import fit_many
+    from laat.preprocess import minmax_scaler, model_input
 
     if ds.startswith("sk:"):
         meta = None
@@ -172,9 +172,8 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
         R = []
         for rep in range(reps):
             tr, te = few_shot_split(y, k, 69, rep)
-            sc = MinMaxScaler().fit(X[tr])
-            R.append(dict(rep=rep, Xtr=sc.transform(X[tr]).astype(np.float32),
-                          Xte=sc.transform(X[te]).astype(np.float32),
+            sc = minmax_scaler().fit(X[tr])
+            R.append(dict(rep=rep, Xtr=model_input(X[tr], sc), Xte=model_input(X[te], sc),
                           ytr=y[tr].astype(np.float32), yte=y[te], seed=_seed("model", ds, k, rep),
                           scores={p: _prior_scores(p, base, cols, ds, rep) for p in priors}))
         cells = [(r, p) for r in range(reps) for p in priors]

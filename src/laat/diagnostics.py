@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from laat.plots import PRIOR_COLOR, check_prior_label
+from laat.preprocess import minmax_scaler
 from laat.trust import DEFAULT_SETTINGS, agreement_test, class_mean_difference, class_mean_differences
 
 AGREES, DISAGREES, NO_EVIDENCE = "agrees", "disagrees", "no evidence"
@@ -79,9 +80,7 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
         raise ValueError(f"X has missing values in {bad[:10]}; impute them first")
     scores, _ = _resolve_prior(prior, names)
 
-    lo, hi = Xa.min(axis=0), Xa.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    Xs = (Xa - lo) / span  # Min-Max on these rows, as the model will see them
+    Xs = minmax_scaler().fit_transform(Xa)  # Min-Max on these rows, as the model will see them
 
     delta = class_mean_difference(Xs, yy, w)
     perm = _permuted_differences(Xs, yy, w, n_permutations, seed)  # (B, d)

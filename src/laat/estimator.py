@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from laat.hyperparams import DEFAULTS, LAATParams, validate_params
+from laat.preprocess import minmax_scaler, model_input
 
 
 @dataclass
@@ -260,7 +260,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("the prior is zero on every (unsuppressed) feature: nothing to align with")
             target = normalized_target(scores, self.tau, mask).numpy()
 
-        self.scaler_ = MinMaxScaler().fit(X[sw > 0]) if self.scale else None
+        self.scaler_ = minmax_scaler().fit(X[sw > 0]) if self.scale else None
         return FitInputs(
             X=self._scaled(X), y=(y == self.classes_[1]).astype(np.float32),
             sample_weight=sw.astype(np.float32), names=names, mask=mask, scores=scores, target=target,
@@ -287,8 +287,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
     # ---- helpers -----------------------------------------------------------------------
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
-        Xs = self.scaler_.transform(X) if self.scaler_ is not None else X
-        return np.asarray(Xs, dtype=np.float32)
+        return model_input(X, self.scaler_)
 
     def _feature_names(self) -> list[str]:
         if hasattr(self, "feature_names_in_"):

@@ -321,7 +321,6 @@ def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MinMaxScaler
 
     if isinstance(X_enc, pd.DataFrame):
         features = [str(c) for c in X_enc.columns]
@@ -339,10 +338,10 @@ def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -
         raise PriorError(f"oracle_prior: {X.shape[0]} rows but {y.shape[0]} labels")
     if set(np.unique(y)) != {0, 1}:
         raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
-    from laat.preprocess import missing_value_imputer
+    from laat.preprocess import minmax_scaler, missing_value_imputer
 
     # the training pipeline's imputer: medians, and 0 for an all-missing column
-    model = make_pipeline(missing_value_imputer(), MinMaxScaler(),
+    model = make_pipeline(missing_value_imputer(), minmax_scaler(),
                           LogisticRegression(C=C, max_iter=max_iter))
     model.fit(X, y)
     coef = model[-1].coef_.ravel()
