@@ -30,6 +30,12 @@ BOOLEAN_HINT = ", ".join("/".join(pair) for pair in BOOLEAN_PAIRS[:-1]) + " (any
 MISSING = "missing"
 
 
+def is_boolean_pair(words) -> bool:
+    """Exactly two words of the boolean vocabulary, one true and one false (e.g. yes/no, 1/0)."""
+    truths = [BOOLEAN_TEXT.get(str(w).strip().lower()) for w in words]
+    return len(truths) == 2 and set(truths) == {True, False}
+
+
 def boolean_values(values: pd.Series) -> pd.Series:
     """1.0 / 0.0 per `BOOLEAN_TEXT`; NaN for a missing value and for a word outside it."""
     words = values.astype(str).str.strip().str.lower()
@@ -144,8 +150,7 @@ class TargetSpec(BaseModel):
     @property
     def is_boolean(self) -> bool:
         """Both classes are words of the boolean vocabulary, one false and one true."""
-        truths = [BOOLEAN_TEXT.get(c.lower()) for c in self.classes]
-        return None not in truths and truths[0] != truths[1]
+        return is_boolean_pair(self.classes)
 
     def codes(self, values: pd.Series) -> pd.Series:
         """Index of each value's class (0 negative, 1 positive); NaN if missing or unknown.
