@@ -66,7 +66,7 @@ def load_cells() -> tuple[list[Cell], float]:
     """Splits and per-repetition scaling for every (dataset, k); returns cells and scaling time."""
     cells, t_scale = [], 0.0
     for name in DATASETS:
-        meta = load_metadata(name)
+        meta = load_metadata(name, "conf/base/datasets")  # run from the project root, as documented
         df = load_dataset(meta)
         X = encode(df, meta).to_numpy(dtype=np.float32)
         y = labels(df, meta)

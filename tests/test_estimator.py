@@ -233,7 +233,7 @@ def test_random_state_makes_fits_bit_identical(model):
 @pytest.mark.parametrize("model", ["lr", "mlp"])
 def test_estimator_fit_is_one_model_of_a_batched_fit(model):
     """The estimator runs fit_many with R = 1; the same model inside a batch of 5 agrees."""
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     df = load_dataset(meta)
     Xall, yall = encode(df, meta), labels(df, meta)
     prior = random_prior(meta.encoded_columns, seed=1)  # RANDOM prior: plumbing check, not a result

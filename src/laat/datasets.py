@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 FeatureType = Literal["numeric", "integer", "boolean", "categorical"]
 
+# Where a Kedro project keeps its dataset metadata: the CLI's default and the file named in
+# messages about a metadata mapping. The library never reads from it on its own: callers pass paths.
 DEFAULT_METADATA_DIR = Path("conf") / "base" / "datasets"
 
 # The one boolean vocabulary (validation, encoding, serving and boolean targets all use it):
@@ -250,10 +252,14 @@ class MetadataError(ValueError):
     """Metadata file missing or malformed; the message names the file and the key."""
 
 
-def load_metadata(name_or_path: str | Path, metadata_dir: str | Path = DEFAULT_METADATA_DIR) -> DatasetMeta:
-    """Load `conf/base/datasets/<name>.yml` (or an explicit path) into a `DatasetMeta`."""
+def load_metadata(name_or_path: str | Path, metadata_dir: str | Path | None = None) -> DatasetMeta:
+    """Load a metadata file (a ``.yml`` path, or ``<metadata_dir>/<name>.yml``) into a `DatasetMeta`."""
     path = Path(name_or_path)
     if path.suffix not in {".yml", ".yaml"}:
+        if metadata_dir is None:
+            raise MetadataError(f"dataset {str(name_or_path)!r}: give the folder of its metadata "
+                                f"(load_metadata({str(name_or_path)!r}, metadata_dir), e.g. a Kedro project's "
+                                f"{DEFAULT_METADATA_DIR}) or the path of its .yml file")
         path = Path(metadata_dir) / f"{name_or_path}.yml"
     if not path.exists():
         known = sorted(p.stem for p in Path(metadata_dir).glob("*.yml")) if Path(metadata_dir).exists() else []

@@ -8,6 +8,9 @@ from pydantic import ValidationError
 from laat.benchmark.config import BenchmarkConfig, PriorSpec
 from laat.benchmark.noise import flip_signs, randomise_entries
 
+PATHS = dict(metadata_dir="conf/base/datasets", data_root=".", expert_priors_dir="conf/base/priors",
+             cache_dir="data/07_model_output/benchmark/cells")
+
 
 def test_prior_spec_round_trip():
     spec = PriorSpec.parse("oracle_noise:0.25")
@@ -19,14 +22,14 @@ def test_prior_spec_round_trip():
 @pytest.mark.parametrize("bad", ["gpt4", "oracle_noise:1.5", "oracle_noise:x", "random_flipped"])
 def test_bad_prior_source_is_named(bad):
     with pytest.raises(ValidationError, match="prior source"):
-        BenchmarkConfig(prior_sources=[bad])
+        BenchmarkConfig(prior_sources=[bad], **PATHS)
 
 
 def test_unknown_method_and_grid_model_are_named():
     with pytest.raises(ValidationError, match="catboost"):
-        BenchmarkConfig(methods=["laat_lr", "catboost"])
+        BenchmarkConfig(methods=["laat_lr", "catboost"], **PATHS)
     with pytest.raises(ValidationError, match="svm"):
-        BenchmarkConfig(baselines={"grids": {"svm": {"C": [1]}}})
+        BenchmarkConfig(baselines={"grids": {"svm": {"C": [1]}}}, **PATHS)
 
 
 def test_shipped_parameters_validate():
@@ -34,6 +37,11 @@ def test_shipped_parameters_validate():
         cfg = BenchmarkConfig(**yaml.safe_load(fh)["benchmark"])
     assert cfg.shots == [1, 5, 10] and cfg.repetitions == 20 and cfg.seed == 69
     assert len(cfg.datasets) == 7 and {"llm_local", "oracle", "random"} <= set(cfg.prior_sources)
+
+
+def test_paths_come_from_the_caller():
+    with pytest.raises(ValidationError, match=r"(?s)metadata_dir\n  Field required.*cache_dir\n  Field required"):
+        BenchmarkConfig()
 
 
 def test_randomise_entries_redraws_exactly_the_ratio():

@@ -152,11 +152,12 @@ class BenchmarkConfig(BaseModel):
                                   description="laat.trust.TrustSettings overrides for the laat_trust_* methods")
     threshold: float = Field(0.5, gt=0, lt=1)
 
-    # where things are (relative to the project root, as in `kedro run`)
-    metadata_dir: str = "conf/base/datasets"
-    data_root: str = "."
-    expert_priors_dir: str = "conf/base/priors"
-    cache_dir: str = "data/07_model_output/benchmark/cells"
+    # where things are: given by the caller (the project's conf/base/parameters_benchmark.yml,
+    # relative to the project root as in `kedro run`); the library assumes no layout
+    metadata_dir: str
+    data_root: str
+    expert_priors_dir: str
+    cache_dir: str
 
     # how it runs: never part of a cell's cache key
     n_jobs: int = Field(-1, description="joblib workers (-1 = all cores)")

@@ -20,7 +20,7 @@ from laat.elicit.client import RetryPolicy, endpoint_label, make_client, resolve
 from laat.elicit.local_server import BUNDLED_SHA256, MODEL_ALIAS, LocalLLMServer, ServerOptions, resolve_gguf
 from laat.elicit.settings import ElicitationSettings
 from laat.elicit.strategies import STRATEGIES, SampleResult
-from laat.priors import Prior, PriorError, oracle_prior_from_frame, random_prior
+from laat.priors import LLM_BACKENDS, Prior, PriorError, oracle_prior_from_frame, random_prior
 
 SMALL_MODEL_NOTE = ("small local model prior ({model}): produced by a tiny offline model; it proves the "
                     "plumbing, not domain knowledge. Do not present it as an LLM-quality prior.")
@@ -257,7 +257,7 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
     settings = (settings or ElicitationSettings()).model_copy(update=overrides)
     settings = ElicitationSettings.model_validate(settings.model_dump())
     src = settings.source
-    if src in ("local", "openai"):
+    if src in LLM_BACKENDS:
         return run_elicitation(meta, settings)
     if src == "random":
         prior = random_prior(meta.encoded_columns, settings.seed)
@@ -266,7 +266,10 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
             raise PriorError("source 'oracle' needs the labelled data (the validated DataFrame)")
         prior = oracle_prior_from_frame(data, meta, C=settings.oracle_C)
     elif src == "expert":
-        path = Path(settings.expert_prior_path or Path("conf") / "base" / "priors" / f"{meta.name}.yml")
+        if not settings.expert_prior_path:
+            raise PriorError("source 'expert' needs expert_prior_path, the expert's prior file "
+                             "(\"{dataset}\" in it stands for the dataset's name)")
+        path = Path(settings.expert_prior_path.replace("{dataset}", meta.name))
         prior = Prior.load(path)
         try:
             prior = prior.aligned(meta.encoded_columns)

@@ -44,7 +44,7 @@ def _run(prior: dict, params: TrainingParams, tmp_path):
 
 
 def test_pipeline_fits_on_k_rows_per_class_and_reports_attributions(tmp_path):
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     prior = random_prior(meta.encoded_columns, seed=3).to_dict()
     out, catalog, raw = _run(prior, _params(trust="off"), tmp_path)
     train, test = catalog.load("train_rows"), catalog.load("test_rows")
@@ -60,7 +60,7 @@ def test_pipeline_fits_on_k_rows_per_class_and_reports_attributions(tmp_path):
 
 
 def _oracle(flip=False):
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     raw = pd.read_csv("data/01_raw/diabetes.csv")
     p = oracle_prior(encode(raw, meta), labels(raw, meta), meta)
     if flip:
@@ -89,7 +89,7 @@ def test_prior_diagnostic_outputs_table_plot_and_metrics(tmp_path):
 
     out, _, _ = _run(_oracle(flip=True), _params(), tmp_path)
     table = out["prior_diagnostic"].load()
-    assert list(table["feature"]) == load_metadata("diabetes").encoded_columns
+    assert list(table["feature"]) == load_metadata("conf/base/datasets/diabetes.yml").encoded_columns
     assert {"prior_score", "class_mean_difference", "agreement", "flagged"} <= set(table.columns)
     assert table["flagged"].any()  # 10 rows per class confidently contradict a flipped oracle somewhere
     assert isinstance(out["prior_diagnostic_plot"].load(), Figure)
