@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 FeatureType = Literal["numeric", "integer", "boolean", "categorical"]
 
@@ -275,8 +275,6 @@ def parse_metadata(raw: dict, origin: str | None = None) -> DatasetMeta:
     """
     if isinstance(raw, DatasetMeta):
         return raw
-    from pydantic import ValidationError
-
     if origin is None:
         name = raw.get("name") if isinstance(raw, dict) else None
         origin = str(DEFAULT_METADATA_DIR / f"{name}.yml") if name else "dataset metadata"

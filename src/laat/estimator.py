@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from laat.attribution import normalize, normalized_target
 from laat.hyperparams import DEFAULTS, LAATParams, validate_params
+from laat.models import _forward, fit_many
 from laat.preprocess import minmax_scaler, model_input
+from laat.trust import DEFAULT_SETTINGS, TrustProblem, decide, off_decision
 
 
 @dataclass
@@ -163,15 +167,11 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
         ``prior`` here overrides the constructor's ``prior`` (handy outside grid search).
         """
-        from laat.models import fit_many
-
         inp = self._prepare(X, y, sample_weight, prior)
         gamma = float(self.gamma)
         if not _is_off(self.trust):
             inp, gamma = self._apply_trust(inp)
         else:
-            from laat.trust import off_decision
-
             self.trust_ = off_decision(gamma, float(self.tau))
         self.model_ = fit_many(
             inp.X[None], inp.y[None], inp.target, gamma=gamma, seeds=[inp.seed],
@@ -188,11 +188,6 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
     def _apply_trust(self, inp: FitInputs) -> tuple[FitInputs, float]:
         """Decide gamma and tau from the training rows; sets ``trust_``."""
-        from dataclasses import asdict
-
-        from laat.attribution import normalized_target
-        from laat.trust import DEFAULT_SETTINGS, TrustProblem, decide
-
         settings = DEFAULT_SETTINGS if isinstance(self.trust, str) else self.trust
         if inp.scores is None or self.gamma == 0:
             self.trust_ = {"mode": "auto", "gamma": 0.0, "tau": float(self.tau), "followed": False,
@@ -220,8 +215,6 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         apart from training so that a search over gamma/tau (or folds) can prepare once and
         train all candidates as one `fit_many` batch.
         """
-        from laat.attribution import normalized_target
-
         self._check_params()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
@@ -393,10 +386,6 @@ def _seed(random_state) -> int:
 
 def _logits64(model, Xs: np.ndarray) -> np.ndarray:
     """Logits in float64 so that rows are scored independently of batch composition."""
-    import torch
-
-    from laat.models import _forward
-
     p = {k: v.to(torch.float64) for k, v in model.params.items()}
     x = torch.tensor(Xs, dtype=torch.float64).unsqueeze(0)
     with torch.no_grad():
@@ -405,10 +394,6 @@ def _logits64(model, Xs: np.ndarray) -> np.ndarray:
 
 def _global_attribution(model, Xs: np.ndarray, sw: np.ndarray) -> np.ndarray:
     """Normalised batch-mean input gradient on the training rows (comparable to the target)."""
-    import torch
-
-    from laat.attribution import normalize
-
     rw = torch.tensor(sw / sw.sum(), dtype=model.dtype).unsqueeze(0)
     with torch.no_grad():
         g = model.mean_input_gradient(Xs, row_weight=rw)[0]

@@ -8,12 +8,14 @@ computed on a cluster is reused by a local rerun and vice versa.
 from __future__ import annotations
 
 import re
+from dataclasses import fields, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from laat import hyperparams as hp
 from laat.priors import NON_LLM_SOURCES, NonLLMSource
+from laat.trust import DEFAULT_SETTINGS
 
 REFERENCE_DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver",
                       "myocardial", "bodyfat", "electricity"]
@@ -218,10 +220,6 @@ class BenchmarkConfig(BaseModel):
 
 def trust_settings(overrides: dict[str, Any]):
     """`laat.trust.DEFAULT_SETTINGS` with YAML overrides (lists become the tuples it expects)."""
-    from dataclasses import fields, replace
-
-    from laat.trust import DEFAULT_SETTINGS
-
     known = {f.name for f in fields(DEFAULT_SETTINGS)}
     unknown = sorted(set(overrides) - known)
     if unknown:

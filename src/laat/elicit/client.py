@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import openai
+from omegaconf import OmegaConf  # resolves ${oc.env:...} in credentials files, as Kedro does
+from omegaconf.resolvers import oc
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from laat.elicit.errors import LLMCallError, MalformedResponseError
@@ -62,9 +64,6 @@ def resolve_api_key(api_key_env: str, credentials_path: str | Path | None,
     if key:
         return key
     if credentials_path and Path(credentials_path).exists():
-        from omegaconf import OmegaConf  # resolves ${oc.env:...} like Kedro does
-        from omegaconf.resolvers import oc
-
         # Kedro's config loader unregisters oc.env once it has loaded the config (it allows it in
         # credentials only), so inside a Kedro run the file would fail to resolve without this.
         if not OmegaConf.has_resolver("oc.env"):
