@@ -165,7 +165,7 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
     base = {"oracle": np.asarray(oracle_prior(X_df, y, meta).mean, dtype=float)}
     if "llm_local" in priors:
         base["llm_local"] = np.asarray(_llm_prior(meta).aligned(cols).mean, dtype=float)
-    train_kw = dict(model=model, epochs=200, lr=1e-2, batch_size=128)
+    train_kw = dict(model=model, epochs=DEFAULTS.epochs, lr=DEFAULTS.lr, batch_size=DEFAULTS.batch_size)
     out = []
     for k in shots:
         t0 = time.perf_counter()
@@ -225,8 +225,8 @@ def report(df: pd.DataFrame, rules: list[str], shots, model: str = "lr") -> str:
     methods = ["plain", "fixed"] + rules
     tab = df[df.method.isin(methods)].pivot_table(index=["prior", "method"], columns="k", values="auc",
                                                   aggfunc="mean")
-    lines.append(f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, fixed = gamma {FIXED_GAMMA:g} / tau {FIXED_TAU:g}, "
-                 "trust = laat.trust)")
+    lines.append(f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, "
+                 f"fixed = gamma {FIXED_GAMMA:g} / tau {FIXED_TAU:g}, trust = laat.trust)")
     lines.append("")
     lines += _table(tab, kinds, methods, shots, "{:.1f}")
     sk = df[df.method == "sklearn_lr"]

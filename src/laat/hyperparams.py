@@ -84,5 +84,6 @@ def validate_params(values: Mapping[str, Any], owner: str) -> LAATParams:
         allowed: dict[str, list[str]] = {}  # a union (e.g. trust) reports one message per alternative
         for e in err.errors():
             allowed.setdefault(str(e["loc"][0]) if e["loc"] else "", []).append(e["msg"])
-        problems = [f"{name}={plain.get(name)!r} ({' or '.join(dict.fromkeys(msgs))})" for name, msgs in allowed.items()]
+        problems = [f"{name}={plain.get(name)!r} ({' or '.join(dict.fromkeys(msgs))})"
+                    for name, msgs in allowed.items()]
         raise ValueError(f"{owner}: invalid hyper-parameter {'; '.join(problems)}") from None
