@@ -36,6 +36,7 @@ import torch
 from laat.attribution import laat_loss, normalized_target
 from laat.datasets import encode, labels, load_dataset, load_metadata
 from laat.estimator import LAATClassifier
+from laat.hyperparams import DEFAULTS, MODELS
 from laat.engine import fit_many, minmax_stack
 from laat.priors import random_prior
 from laat.splits import few_shot_split
@@ -43,8 +44,8 @@ from laat.splits import few_shot_split
 DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver", "myocardial", "bodyfat", "electricity"]
 KS = (1, 5, 10)
 REPS = 20
+GAMMA = DEFAULTS.gamma  # the attribution weight timed against gamma = 0: the default (the paper's)
 SEED = 69
-MODELS = ("lr", "mlp")
 REFERENCE_FITS_PER_S = 4.2  # paper's public implementation (skorch), from the issue
 TARGET_SPEEDUP = 50.0
 TARGET_OVERHEAD = 1.3
@@ -66,7 +67,7 @@ def load_cells() -> tuple[list[Cell], float]:
     """Splits and per-repetition scaling for every (dataset, k); returns cells and scaling time."""
     cells, t_scale = [], 0.0
     for name in DATASETS:
-        meta = load_metadata(name)
+        meta = load_metadata(name, "conf/base/datasets")  # run from the project root, as documented
         df = load_dataset(meta)
         X = encode(df, meta).to_numpy(dtype=np.float32)
         y = labels(df, meta)
@@ -150,7 +151,7 @@ def one_by_one_core(cells, model, reps):
     t0 = time.perf_counter()
     for c in cells:
         for r in range(reps):
-            fit_many(c.X[r:r + 1], c.y[r:r + 1], c.target, model=model, gamma=100.0, seeds=[c.seeds[r]])
+            fit_many(c.X[r:r + 1], c.y[r:r + 1], c.target, model=model, gamma=GAMMA, seeds=[c.seeds[r]])
     return time.perf_counter() - t0
 
 
@@ -173,7 +174,7 @@ def naive_torch_fit(x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, mode
     fwd = lambda inp: net(inp).squeeze(-1)  # noqa: E731
     for _ in range(200):
         opt.zero_grad()
-        total, _, _ = laat_loss(fwd, x, y, target, 100.0)
+        total, _, _ = laat_loss(fwd, x, y, target, GAMMA)
         total.backward()
         opt.step()
 
@@ -221,7 +222,7 @@ def main() -> None:
           "priors: RANDOM (timing only). Times: best of "
           f"{args.repeat}, wall clock (cpu time of this process in brackets)")
     for m in MODELS:  # warm-up: first-call allocations and lazy imports
-        fit_per_cell(cells[:2], m, 100.0)
+        fit_per_cell(cells[:2], m, GAMMA)
     worst = check_batched_equals_single(cells)
     print(f"check: batched == one-at-a-time fits, max |logit difference| = {worst:.1e}")
 
@@ -229,12 +230,12 @@ def main() -> None:
     if 1 in sections:  # fits/s per model and k, regularised and plain
         print("\n1. fits/s per k (7 datasets x 20 repetitions = 140 fits, one fit_many call); reg/plain: median")
         print("   (min-max) over the rounds of the within-round wall-clock ratio, and the median cpu-time ratio")
-        print(f"   {'model':5} {'k':>3} {'gamma=100':>18} {'gamma=0':>18} {'reg/plain':>30}")
+        print(f"   {'model':5} {'k':>3} {f'gamma={GAMMA:g}':>18} {'gamma=0':>18} {'reg/plain':>30}")
         for m in MODELS:
             for k in KS:
                 sub = [c for c in cells if c.k == k]
                 n = len(sub) * REPS
-                t = timed(args.repeat, (fit_one_call, sub, m, 100.0), (fit_one_call, sub, m, 0.0))
+                t = timed(args.repeat, (fit_one_call, sub, m, GAMMA), (fit_one_call, sub, m, 0.0))
                 (rw, rc), (pw, pc) = t.best(0), t.best(1)
                 print(f"   {m:5} {k:>3} {n / rw:>9.0f} ({n / rc:>5.0f}) {n / pw:>9.0f} ({n / pc:>5.0f}) "
                       f"{fmt_ratio(t, [0], [1]):>30}")
@@ -246,19 +247,19 @@ def main() -> None:
               f"({len(DATASETS)} datasets x k in {KS} x {REPS} repetitions x LR+MLP)")
         for label, fn in (("one fit_many call per model", fit_one_call),
                           ("one program per (dataset, k)", fit_per_cell)):
-            t = timed(args.repeat, *[(fn, cells, m, g) for g in (100.0, 0.0) for m in MODELS])
-            rows[(label, 100.0)], rows[(label, 0.0)] = [t.best(0), t.best(1)], [t.best(2), t.best(3)]
-            (lw, lc), (mw, mc) = rows[(label, 100.0)]
+            t = timed(args.repeat, *[(fn, cells, m, g) for g in (GAMMA, 0.0) for m in MODELS])
+            rows[(label, GAMMA)], rows[(label, 0.0)] = [t.best(0), t.best(1)], [t.best(2), t.best(3)]
+            (lw, lc), (mw, mc) = rows[(label, GAMMA)]
             (plw, plc), (pmw, pmc) = rows[(label, 0.0)]
             tw, tc = lw + mw, lc + mc
             print(f"   {label}:")
-            print(f"     gamma=100: {tw:.2f} s ({tc:.2f} s cpu) = {n_fits / tw:.0f} fits/s "
+            print(f"     gamma={GAMMA:g}: {tw:.2f} s ({tc:.2f} s cpu) = {n_fits / tw:.0f} fits/s "
                   f"[LR {lw:.2f} s, MLP {mw:.2f} s]")
             print(f"     gamma=0:   {plw + pmw:.2f} s ({plc + pmc:.2f} s cpu) = {n_fits / (plw + pmw):.0f} fits/s "
                   f"[LR {plw:.2f} s, MLP {pmw:.2f} s]")
             print(f"     regulariser overhead: overall {fmt_ratio(t, [0, 1], [2, 3])}, "
                   f"LR {fmt_ratio(t, [0], [2])}, MLP {fmt_ratio(t, [1], [3])}")
-        (lw, lc), (mw, mc) = rows[("one fit_many call per model", 100.0)]
+        (lw, lc), (mw, mc) = rows[("one fit_many call per model", GAMMA)]
         best_w, best_c = lw + mw, lc + mc
         print(f"   + {t_scale * 1e3:.0f} ms to Min-Max scale all {len(cells) * REPS} training sets")
         print(f"   vs the paper's implementation ({REFERENCE_FITS_PER_S} fits/s, ~{ref_s:.0f} s): "
@@ -268,15 +269,15 @@ def main() -> None:
         print(f"   regulariser overhead target <= {TARGET_OVERHEAD}x (paper's implementation: 1.4x)")
 
     if 3 in sections:  # batched vs one-by-one
-        print(f"\n3. batched vs one-by-one (gamma=100; one-by-one timed on {args.sample_reps} repetitions of "
+        print(f"\n3. batched vs one-by-one (gamma={GAMMA:g}; one-by-one timed on {args.sample_reps} repetitions of "
               "every cell, the naive loop on 1)")
         print(f"   {'model':5} {'batched':>9} {'R=1 core':>9} {'estimator':>10} {'naive':>8} "
               f"{'batched/R=1':>12} {'batched/naive':>14}   (fits/s, wall clock)")
         if not rows:
-            t = timed(args.repeat, *[(fit_one_call, cells, m, 100.0) for m in MODELS])
-            rows[("one fit_many call per model", 100.0)] = [t.best(i) for i in range(len(MODELS))]
+            t = timed(args.repeat, *[(fit_one_call, cells, m, GAMMA) for m in MODELS])
+            rows[("one fit_many call per model", GAMMA)] = [t.best(i) for i in range(len(MODELS))]
         for i, m in enumerate(MODELS):
-            batched = len(cells) * REPS / rows[("one fit_many call per model", 100.0)][i][0]
+            batched = len(cells) * REPS / rows[("one fit_many call per model", GAMMA)][i][0]
             n_core = len(cells) * args.sample_reps
             core = n_core / one_by_one_core(cells, m, args.sample_reps)
             est = n_core / one_by_one_estimator(cells, m, args.sample_reps)

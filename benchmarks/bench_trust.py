@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from laat_research.noise import flip_signs, randomise_entries  # noqa: E402
 from laat.datasets import encode, labels, load_dataset, load_metadata  # noqa: E402
+from laat.hyperparams import DEFAULTS  # noqa: E402
 from laat.priors import oracle_prior, random_prior  # noqa: E402
 from laat.splits import few_shot_split  # noqa: E402
 from laat.trust import DEFAULT_SETTINGS, TrustProblem, TrustSettings, decide_many  # noqa: E402
@@ -56,7 +57,7 @@ from laat.trust import DEFAULT_SETTINGS, TrustProblem, TrustSettings, decide_man
 DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver", "myocardial", "bodyfat", "electricity"]
 PRIORS = ["oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75", "oracle_flip", "random",
           "llm_local"]
-FIXED_GAMMA, FIXED_TAU = 100.0, 1.0
+FIXED_GAMMA, FIXED_TAU = DEFAULTS.gamma, DEFAULTS.tau  # the paper's, as LAATClassifier(trust="off")
 
 # Rules measured and rejected that remain settings of the kept rule (docs/trust-history.md: the
 # rejected switches without a gate, with a log-loss score or a few-shot veto are gone from laat.trust).
@@ -140,10 +141,10 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.preprocessing import MinMaxScaler
 
     from laat.attribution import normalized_target
     from laat.engine import fit_many
+    from laat.preprocess import minmax_scaler, model_input
 
     if ds.startswith("sk:"):
         meta = None
@@ -159,16 +160,15 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
     base = {"oracle": np.asarray(oracle_prior(X_df, y, meta).mean, dtype=float)}
     if "llm_local" in priors:
         base["llm_local"] = np.asarray(_llm_prior(meta).aligned(cols).mean, dtype=float)
-    train_kw = dict(model=model, epochs=200, lr=1e-2, batch_size=128)
+    train_kw = dict(model=model, epochs=DEFAULTS.epochs, lr=DEFAULTS.lr, batch_size=DEFAULTS.batch_size)
     out = []
     for k in shots:
         t0 = time.perf_counter()
         R = []
         for rep in range(reps):
             tr, te = few_shot_split(y, k, 69, rep)
-            sc = MinMaxScaler().fit(X[tr])
-            R.append(dict(rep=rep, Xtr=sc.transform(X[tr]).astype(np.float32),
-                          Xte=sc.transform(X[te]).astype(np.float32),
+            sc = minmax_scaler().fit(X[tr])
+            R.append(dict(rep=rep, Xtr=model_input(X[tr], sc), Xte=model_input(X[te], sc),
                           ytr=y[tr].astype(np.float32), yte=y[te], seed=_seed("model", ds, k, rep),
                           scores={p: _prior_scores(p, base, cols, ds, rep) for p in priors}))
         cells = [(r, p) for r in range(reps) for p in priors]
@@ -220,8 +220,8 @@ def report(df: pd.DataFrame, rules: list[str], shots, model: str = "lr") -> str:
     methods = ["plain", "fixed"] + rules
     tab = df[df.method.isin(methods)].pivot_table(index=["prior", "method"], columns="k", values="auc",
                                                   aggfunc="mean")
-    lines.append(f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, fixed = gamma 100 / tau 1, "
-                 "trust = laat.trust)")
+    lines.append(f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, "
+                 f"fixed = gamma {FIXED_GAMMA:g} / tau {FIXED_TAU:g}, trust = laat.trust)")
     lines.append("")
     lines += _table(tab, kinds, methods, shots, "{:.1f}")
     sk = df[df.method == "sklearn_lr"]

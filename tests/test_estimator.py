@@ -112,20 +112,26 @@ def test_prior_must_cover_exactly_the_features():
 
 
 @pytest.mark.parametrize("params,match", [
-    (dict(gamma=-1.0), "gamma must be a finite number >= 0"),
-    (dict(tau=0.0), "tau must be a finite number > 0"),
-    (dict(model="tree"), "model must be one of"),
-    (dict(attribution="ig"), "attribution must be one of"),
-    (dict(epochs=2.5), "epochs must be a positive integer"),
+    (dict(gamma=-1.0), r"LAATClassifier: invalid hyper-parameter gamma=-1.0 \(.*greater than or equal to 0"),
+    (dict(tau=0.0), r"tau=0.0 \(.*greater than 0"),
+    (dict(gamma=float("nan")), r"gamma=nan \(.*finite number"),
+    (dict(model="tree"), r"model='tree' \(Input should be 'lr' or 'mlp'"),
+    (dict(attribution="ig"), r"attribution='ig' \(Input should be 'grad' or 'input_x_grad'"),
+    (dict(epochs=2.5), r"epochs=2.5 \(Input should be a valid integer"),
+    (dict(epochs=True), r"epochs=True \(Input should be a valid integer"),
+    (dict(lr="0.1"), r"lr='0.1' \(Input should be a valid number"),
+    (dict(batch_size=0), r"batch_size=0 \(.*greater than or equal to 1"),
+    (dict(trust="sometimes"), r"trust='sometimes' \(Input should be 'auto' or 'off'"),
+    (dict(scale=1), r"scale=1 \(Input should be a valid boolean"),
     (dict(suppress="age"), "suppress must be a list of feature names"),
     (dict(suppress=["height"]), r"suppress names features the model does not have: \['height'\]"),
-    (dict(confidence="vote"), "confidence must be one of"),
+    (dict(confidence="vote"), r"confidence='vote' \(Input should be 'none' or 'spread'"),
     (dict(confidence="spread"), "confidence='spread' needs a prior with spreads"),
     (dict(prior_class="maybe"), "prior_class='maybe' is not one of the classes"),
 ])
 def test_bad_parameters_fail_in_fit_with_a_clear_message(params, match):
     X, y = frame()
-    est = LAATClassifier(trust="off", **{"prior": PRIOR, **params})  # constructing never fails (sklearn rule)
+    est = LAATClassifier(**{"trust": "off", "prior": PRIOR, **params})  # constructing never fails (sklearn rule)
     with pytest.raises(ValueError, match=match):
         est.fit(X, y)
 
@@ -227,7 +233,7 @@ def test_random_state_makes_fits_bit_identical(model):
 @pytest.mark.parametrize("model", ["lr", "mlp"])
 def test_estimator_fit_is_one_model_of_a_batched_fit(model):
     """The estimator runs fit_many with R = 1; the same model inside a batch of 5 agrees."""
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     df = load_dataset(meta)
     Xall, yall = encode(df, meta), labels(df, meta)
     prior = random_prior(meta.encoded_columns, seed=1)  # RANDOM prior: plumbing check, not a result

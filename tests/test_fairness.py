@@ -85,7 +85,7 @@ def test_few_valued_numeric_and_categoricals_are_used_as_is():
 def test_several_features_stack_into_one_long_table(project_root):
     from laat.datasets import labels, load_dataset, load_metadata
 
-    meta = load_metadata("indian_liver")
+    meta = load_metadata("conf/base/datasets/indian_liver.yml")
     df = load_dataset(meta)
     y = labels(df, meta)
     p = np.clip(0.5 + 0.3 * (df["Gender"] == "Male") - 0.005 * (df["Age"] - 45), 0, 1)

@@ -65,7 +65,7 @@ def test_default_run_logs_everything_and_registers_a_servable_model(project):
     model = pd.read_pickle(project / f"data/06_models/diabetes/{run_id}/laat_model.pkl")
     from laat.datasets import encode, load_metadata
 
-    expected = model.predict_proba(encode(test_rows, load_metadata("diabetes")))[:, 1]
+    expected = model.predict_proba(encode(test_rows, load_metadata("conf/base/datasets/diabetes.yml")))[:, 1]
     got = served.predict(test_rows.drop(columns=["Outcome"]))
     np.testing.assert_allclose(got["p_yes"].to_numpy(), expected, rtol=1e-6)
 

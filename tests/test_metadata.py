@@ -406,3 +406,10 @@ def test_unknown_dataset_lists_known_ones():
     with pytest.raises(MetadataError) as err:
         load_metadata("no_such_dataset", metadata_dir=METADATA_DIR)
     assert "diabetes" in str(err.value) and "no_such_dataset" in str(err.value)
+
+
+
+def test_a_dataset_name_needs_the_callers_metadata_folder():
+    with pytest.raises(MetadataError, match=r"dataset 'diabetes': give the folder of its metadata"):
+        load_metadata("diabetes")
+    assert load_metadata("diabetes", METADATA_DIR).name == load_metadata(METADATA_DIR / "diabetes.yml").name

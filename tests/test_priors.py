@@ -104,7 +104,7 @@ def test_bad_yaml_is_reported(text, msg):
 
 
 def test_shipped_expert_prior_matches_diabetes():
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     p = Prior.load("conf/base/priors/diabetes.yml")
     assert p.source == "expert"
     p.check_features(meta.encoded_columns)
@@ -132,7 +132,7 @@ def test_oracle_recovers_signs_and_scale_on_synthetic_data():
 
 
 def test_oracle_on_diabetes_ranks_glucose_first_and_handles_missing_values():
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     df = load_dataset(meta)
     p = oracle_prior_from_frame(df, meta)
     assert p.features == meta.encoded_columns and max(p.scores(), key=p.scores().get) == "Glucose"

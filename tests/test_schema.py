@@ -10,13 +10,13 @@ from laat.schema import DataValidationError, format_report, validate, validation
 
 @pytest.fixture(scope="module")
 def diabetes():
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     return meta, load_dataset(meta)
 
 
 @pytest.fixture(scope="module")
 def liver():
-    meta = load_metadata("indian_liver")
+    meta = load_metadata("conf/base/datasets/indian_liver.yml")
     return meta, load_dataset(meta)
 
 

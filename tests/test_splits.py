@@ -38,7 +38,7 @@ def test_fraction_split_sizes():
 
 
 def test_skewed_split_removes_condition_rows_from_train_only():
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     df = load_dataset(meta)
     train, test = skewed_split(df, meta.skew.condition, test_fraction=0.2, seed=69)
     assert not df.iloc[train].eval(meta.skew.condition).any()

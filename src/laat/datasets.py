@@ -14,10 +14,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 FeatureType = Literal["numeric", "integer", "boolean", "categorical"]
 
+# Where a Kedro project keeps its dataset metadata: the CLI's default and the file named in
+# messages about a metadata mapping. The library never reads from it on its own: callers pass paths.
 DEFAULT_METADATA_DIR = Path("conf") / "base" / "datasets"
 
 # The one boolean vocabulary (validation, encoding, serving and boolean targets all use it):
@@ -28,6 +30,12 @@ BOOLEAN_HINT = ", ".join("/".join(pair) for pair in BOOLEAN_PAIRS[:-1]) + " (any
 
 # `<column>_missing` is 1 where a nullable feature's value is missing, 0 elsewhere.
 MISSING = "missing"
+
+
+def is_boolean_pair(words) -> bool:
+    """Exactly two words of the boolean vocabulary, one true and one false (e.g. yes/no, 1/0)."""
+    truths = [BOOLEAN_TEXT.get(str(w).strip().lower()) for w in words]
+    return len(truths) == 2 and set(truths) == {True, False}
 
 
 def boolean_values(values: pd.Series) -> pd.Series:
@@ -144,8 +152,7 @@ class TargetSpec(BaseModel):
     @property
     def is_boolean(self) -> bool:
         """Both classes are words of the boolean vocabulary, one false and one true."""
-        truths = [BOOLEAN_TEXT.get(c.lower()) for c in self.classes]
-        return None not in truths and truths[0] != truths[1]
+        return is_boolean_pair(self.classes)
 
     def codes(self, values: pd.Series) -> pd.Series:
         """Index of each value's class (0 negative, 1 positive); NaN if missing or unknown.
@@ -245,10 +252,14 @@ class MetadataError(ValueError):
     """Metadata file missing or malformed; the message names the file and the key."""
 
 
-def load_metadata(name_or_path: str | Path, metadata_dir: str | Path = DEFAULT_METADATA_DIR) -> DatasetMeta:
-    """Load `conf/base/datasets/<name>.yml` (or an explicit path) into a `DatasetMeta`."""
+def load_metadata(name_or_path: str | Path, metadata_dir: str | Path | None = None) -> DatasetMeta:
+    """Load a metadata file (a ``.yml`` path, or ``<metadata_dir>/<name>.yml``) into a `DatasetMeta`."""
     path = Path(name_or_path)
     if path.suffix not in {".yml", ".yaml"}:
+        if metadata_dir is None:
+            raise MetadataError(f"dataset {str(name_or_path)!r}: give the folder of its metadata "
+                                f"(load_metadata({str(name_or_path)!r}, metadata_dir), e.g. a Kedro project's "
+                                f"{DEFAULT_METADATA_DIR}) or the path of its .yml file")
         path = Path(metadata_dir) / f"{name_or_path}.yml"
     if not path.exists():
         known = sorted(p.stem for p in Path(metadata_dir).glob("*.yml")) if Path(metadata_dir).exists() else []
@@ -264,8 +275,6 @@ def parse_metadata(raw: dict, origin: str | None = None) -> DatasetMeta:
     """
     if isinstance(raw, DatasetMeta):
         return raw
-    from pydantic import ValidationError
-
     if origin is None:
         name = raw.get("name") if isinstance(raw, dict) else None
         origin = str(DEFAULT_METADATA_DIR / f"{name}.yml") if name else "dataset metadata"

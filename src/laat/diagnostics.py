@@ -19,38 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score
 
+from laat.attribution import normalized_target
+from laat.estimator import resolve_prior
+from laat.plots import PRIOR_COLOR, check_prior_label
+from laat.preprocess import minmax_scaler
 from laat.trust import DEFAULT_SETTINGS, agreement_test, class_mean_difference, class_mean_differences
 
 AGREES, DISAGREES, NO_EVIDENCE = "agrees", "disagrees", "no evidence"
 
 
-def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: float = 0.05,
-                     n_permutations: int = 2000, tau: float = DEFAULT_SETTINGS.test_tau,
-                     seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-feature agreement of ``prior`` with the rows (X, y), and a summary.
-
-    Args:
-        X: encoded features (DataFrame; or an array, features then named x0, x1, ...).
-        y: binary labels; ``positive`` names the class the prior's scores refer to
-            (default: the larger label, e.g. 1 or "yes").
-        prior: a `laat.priors.Prior`, a mapping or Series feature -> score, covering X's columns.
-        sample_weight: rows with weight 0 do not count.
-        level: a feature is flagged when the data contradicts its prior sign at this level.
-
-    Returns (table, summary). ``table`` has one row per feature: prior score, the prior's
-    weight in the target at ``tau``, the class-mean difference (scaled) and univariate AUC,
-    ``agreement`` (agrees / disagrees / no evidence), ``p_contradicts`` and ``flagged``.
-    ``summary`` holds counts, the weighted agreement share, the sign-flip p-value of the
-    whole prior and the names of flagged features.
-    """
-    from laat.attribution import normalized_target
-    from laat.estimator import resolve_prior
-
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations!r}")
+def _weighted_rows(X, y, sample_weight, positive) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The rows with positive weight as float64, labels as 0/1 (1 = ``positive``), their weights
+    and the feature names; every way the input can be unusable is refused by name."""
     names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
     Xa = np.asarray(X, dtype=np.float64)
     if Xa.ndim != 2:
@@ -76,11 +58,36 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
     if np.isnan(Xa).any():
         bad = [n for n, col in zip(names, np.isnan(Xa).any(axis=0)) if col]
         raise ValueError(f"X has missing values in {bad[:10]}; impute them first")
+    return Xa, yy, w, names
+
+
+def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: float = 0.05,
+                     n_permutations: int = 2000, tau: float = DEFAULT_SETTINGS.test_tau,
+                     seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-feature agreement of ``prior`` with the rows (X, y), and a summary.
+
+    Args:
+        X: encoded features (DataFrame; or an array, features then named x0, x1, ...).
+        y: binary labels; ``positive`` names the class the prior's scores refer to
+            (default: the larger label, e.g. 1 or "yes").
+        prior: a `laat.priors.Prior`, a mapping or Series feature -> score, covering X's columns.
+        sample_weight: rows with weight 0 do not count.
+        level: a feature is flagged when the data contradicts its prior sign at this level.
+
+    Returns (table, summary). ``table`` has one row per feature: prior score, the prior's
+    weight in the target at ``tau``, the class-mean difference (scaled) and univariate AUC,
+    ``agreement`` (agrees / disagrees / no evidence), ``p_contradicts`` and ``flagged``.
+    ``summary`` holds counts, the weighted agreement share, the sign-flip p-value of the
+    whole prior and the names of flagged features.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations!r}")
+    Xa, yy, w, names = _weighted_rows(X, y, sample_weight, positive)
     scores, _ = resolve_prior(prior, names)
 
-    lo, hi = Xa.min(axis=0), Xa.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    Xs = (Xa - lo) / span  # Min-Max on these rows, as the model will see them
+    Xs = minmax_scaler().fit_transform(Xa)  # Min-Max on these rows, as the model will see them
 
     delta = class_mean_difference(Xs, yy, w)
     perm = _permuted_differences(Xs, yy, w, n_permutations, seed)  # (B, d)
@@ -139,11 +146,7 @@ def plot_prior_diagnostic(table: pd.DataFrame, summary: Mapping[str, Any], *, pr
     (llm / expert / oracle / random), as in `laat.plots`. With many features the ``top_n``
     with the largest prior or data magnitude are shown, flagged ones always.
     """
-    from laat.plots import PRIOR_COLOR, PRIOR_KINDS
-
-    if not any(k in prior_label.lower() for k in PRIOR_KINDS):
-        raise ValueError(f"prior_label {prior_label!r} must say what kind of prior this is: one of "
-                         f"{list(PRIOR_KINDS)} (e.g. 'llm prior')")
+    check_prior_label(prior_label)
     t = table.set_index("feature")
     p = t["prior_score"] / 10.0
     dmax = float(t["class_mean_difference"].abs().max())
@@ -192,6 +195,4 @@ def _permuted_differences(Xs, yy, w, n_permutations: int, seed: int, chunk: int 
 
 
 def _auc(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
     return float(roc_auc_score(y, x, sample_weight=w))

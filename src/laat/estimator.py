@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-CONFIDENCE_MODES = ("none", "spread")
-TRUST_MODES = ("off", "auto")
+from laat.attribution import normalize, normalized_target
+from laat.hyperparams import DEFAULTS, LAATParams, validate_params
+from laat.engine import fit_many, forward
+from laat.preprocess import minmax_scaler, model_input
+from laat.trust import DEFAULT_SETTINGS, TrustProblem, fit_with_trust, off_decision
 
 
 @dataclass
@@ -47,10 +50,12 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
+    Defaults, allowed values and ranges of the training knobs live in `laat.hyperparams`.
+
     model : "lr" | "mlp"
         Logistic regression, or an MLP with one hidden ReLU layer of ``hidden`` units.
     gamma : float >= 0
-        Weight of the attribution loss (paper: 100). 0 = plain training, no prior needed.
+        Weight of the attribution loss (default: the paper's). 0 = plain training, no prior needed.
         With ``trust="auto"``: the weight used when the prior is followed (the top of the
         cross-validation grid).
     tau : float > 0
@@ -69,8 +74,8 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
     attribution : "grad" | "input_x_grad"
         Batch-mean input gradient (paper's final variant) or per-row input x gradient.
     hidden, lr, epochs, batch_size, weight_decay
-        Model width and Adam settings; defaults are the paper's (lr 1e-2, 200 epochs,
-        batch 128, which is full-batch in few-shot). ``batch_size=None``: always full batch.
+        Model width and Adam settings; defaults are the paper's, and their batch is full-batch
+        in few-shot. ``batch_size=None``: always full batch.
     prior : Prior, Mapping[str, float], pandas Series, or a sequence (by position)
         Scores per feature name, for the class ``prior_class``. May also be given to ``fit``.
         Must cover exactly the model's features (``feature_names_in_``; ``x0``, ``x1``...
@@ -112,22 +117,22 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        model: str = "lr",
-        gamma: float = 100.0,
-        tau: float = 1.0,
-        trust: str = "auto",
-        attribution: str = "grad",
-        hidden: int = 100,
-        lr: float = 1e-2,
-        epochs: int = 200,
-        batch_size: int | None = 128,
-        weight_decay: float = 0.0,
+        model: str = DEFAULTS.model,
+        gamma: float = DEFAULTS.gamma,
+        tau: float = DEFAULTS.tau,
+        trust: str = DEFAULTS.trust,
+        attribution: str = DEFAULTS.attribution,
+        hidden: int = DEFAULTS.hidden,
+        lr: float = DEFAULTS.lr,
+        epochs: int = DEFAULTS.epochs,
+        batch_size: int | None = DEFAULTS.batch_size,
+        weight_decay: float = DEFAULTS.weight_decay,
         prior: Any = None,
         prior_class: Any = None,
-        confidence: str | Mapping[str, float] = "none",
+        confidence: str | Mapping[str, float] = DEFAULTS.confidence,
         suppress: Sequence[str] = (),
-        scale: bool = True,
-        grad_impl: str = "analytic",
+        scale: bool = DEFAULTS.scale,
+        grad_impl: str = DEFAULTS.grad_impl,
         random_state: int | np.random.RandomState | None = None,
     ):
         self.model = model
@@ -162,9 +167,6 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
         ``prior`` here overrides the constructor's ``prior`` (handy outside grid search).
         """
-        from laat.engine import fit_many
-        from laat.trust import off_decision
-
         inp = self.prepare_fit_inputs(X, y, sample_weight, prior)
         if not _is_off(self.trust) and inp.scores is not None and self.gamma > 0:
             self.model_ = self._fit_with_trust(inp)
@@ -187,10 +189,6 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_with_trust(self, inp: FitInputs):
         """Let the training rows decide gamma and tau (`laat.trust.fit_with_trust`); sets ``trust_``."""
-        from dataclasses import asdict
-
-        from laat.trust import DEFAULT_SETTINGS, TrustProblem, fit_with_trust
-
         settings = DEFAULT_SETTINGS if isinstance(self.trust, str) else self.trust
         fit = fit_with_trust([TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=float(self.gamma),
                                            seed=inp.seed, sample_weight=inp.sample_weight, mask=inp.mask,
@@ -213,8 +211,6 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         apart from training so that a search over gamma/tau (or folds) can prepare once and
         train all candidates as one `fit_many` batch.
         """
-        from laat.attribution import normalized_target
-
         self._check_params()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
@@ -253,7 +249,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("the prior is zero on every (unsuppressed) feature: nothing to align with")
             target = normalized_target(scores, self.tau, mask).numpy()
 
-        self.scaler_ = MinMaxScaler().fit(X[sw > 0]) if self.scale else None
+        self.scaler_ = minmax_scaler().fit(X[sw > 0]) if self.scale else None
         return FitInputs(
             X=self._scaled(X), y=(y == self.classes_[1]).astype(np.float32),
             sample_weight=sw.astype(np.float32), names=names, mask=mask, scores=scores, target=target,
@@ -280,8 +276,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
     # ---- helpers -----------------------------------------------------------------------
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
-        Xs = self.scaler_.transform(X) if self.scaler_ is not None else X
-        return np.asarray(Xs, dtype=np.float32)
+        return model_input(X, self.scaler_)
 
     def _feature_names(self) -> list[str]:
         if hasattr(self, "feature_names_in_"):
@@ -289,32 +284,11 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         return [f"x{i}" for i in range(self.n_features_in_)]
 
     def _check_params(self) -> None:
-        from laat.engine import ATTRIBUTION_KINDS, GRAD_IMPLS, MODELS
-
-        _choice("model", self.model, MODELS)
-        _choice("attribution", self.attribution, ATTRIBUTION_KINDS)
-        _choice("grad_impl", self.grad_impl, GRAD_IMPLS)
-        _number("gamma", self.gamma, low=0.0)
-        _number("tau", self.tau, low=0.0, strict=True)
-        from laat.trust import TrustSettings
-
-        named = isinstance(self.trust, str) and self.trust in TRUST_MODES
-        if not (named or isinstance(self.trust, TrustSettings)):
-            raise ValueError(f"trust must be one of {list(TRUST_MODES)} or a laat.trust.TrustSettings, "
-                             f"got {self.trust!r}")
-        _number("lr", self.lr, low=0.0, strict=True)
-        _number("weight_decay", self.weight_decay, low=0.0)
-        _integer("epochs", self.epochs)
-        _integer("hidden", self.hidden)
-        if self.batch_size is not None:
-            _integer("batch_size", self.batch_size)
-        if not isinstance(self.scale, (bool, np.bool_)):
-            raise ValueError(f"scale must be True or False, got {self.scale!r}")
+        """The knobs against `laat.hyperparams.LAATParams` (one home of their ranges); the
+        data-bound ones (prior, suppress, confidence weights) are checked where the data is."""
+        validate_params({name: getattr(self, name) for name in LAATParams.model_fields}, "LAATClassifier")
         if isinstance(self.suppress, str):
             raise ValueError(f"suppress must be a list of feature names, got the string {self.suppress!r}")
-        if not (isinstance(self.confidence, Mapping) or self.confidence in CONFIDENCE_MODES):
-            raise ValueError(f"confidence must be one of {list(CONFIDENCE_MODES)} or a mapping "
-                             f"feature -> weight, got {self.confidence!r}")
 
     def _suppress_mask(self, names: list[str]) -> np.ndarray:
         wanted = [str(s) for s in (self.suppress or ())]
@@ -408,10 +382,6 @@ def _seed(random_state) -> int:
 
 def _logits64(model, Xs: np.ndarray) -> np.ndarray:
     """Logits in float64 so that rows are scored independently of batch composition."""
-    import torch
-
-    from laat.engine import forward
-
     p = {k: v.to(torch.float64) for k, v in model.params.items()}
     x = torch.tensor(Xs, dtype=torch.float64).unsqueeze(0)
     with torch.no_grad():
@@ -420,10 +390,6 @@ def _logits64(model, Xs: np.ndarray) -> np.ndarray:
 
 def _global_attribution(model, Xs: np.ndarray, sw: np.ndarray) -> np.ndarray:
     """Normalised batch-mean input gradient on the training rows (comparable to the target)."""
-    import torch
-
-    from laat.attribution import normalize
-
     rw = torch.tensor(sw / sw.sum(), dtype=model.dtype).unsqueeze(0)
     with torch.no_grad():
         g = model.mean_input_gradient(Xs, row_weight=rw)[0]
@@ -432,20 +398,3 @@ def _global_attribution(model, Xs: np.ndarray, sw: np.ndarray) -> np.ndarray:
 
 def _is_off(trust) -> bool:
     return isinstance(trust, str) and trust == "off"
-
-
-def _choice(name, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-
-
-def _number(name, value, low: float, strict: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value) \
-        and (value > low if strict else value >= low)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}")
-
-
-def _integer(name, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

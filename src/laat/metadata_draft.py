@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from laat.datasets import BOOLEAN_TEXT, DEFAULT_METADATA_DIR, MetadataError
+from laat.datasets import BOOLEAN_TEXT, DEFAULT_METADATA_DIR, MetadataError, is_boolean_pair
 
 PLACEHOLDER = "TODO:"
 # Column names that usually hold the label, matched as whole words of the lower-cased name.
@@ -40,8 +40,7 @@ def _is_boolean(s: pd.Series) -> bool:
     """One true-like and one false-like spelling (yes/no, 1/0, true/false, ...) and nothing else."""
     if pd.api.types.is_bool_dtype(s):
         return True
-    truths = {BOOLEAN_TEXT.get(v) for v in _text_values(s)}
-    return len(_text_values(s)) == 2 and truths == {True, False}
+    return is_boolean_pair(_text_values(s))
 
 
 def _feature(name: str, s: pd.Series) -> dict[str, Any]:

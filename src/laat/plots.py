@@ -15,14 +15,22 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from laat.fairness import NONE_DECLARED
+from laat.priors import SOURCES
 
-PRIOR_KINDS = ("llm", "expert", "oracle", "random")
 PRIOR_COLOR, LEARNED_COLOR = "#d95f02", "#1b9e77"
 
 
 def _l2(v: pd.Series) -> pd.Series:
     norm = float(np.linalg.norm(v.to_numpy(dtype=float)))
     return v / norm if norm > 1e-12 else v * 0.0
+
+
+def check_prior_label(prior_label: str) -> None:
+    """Refuse a plot label that does not say which kind of prior (`laat.priors.SOURCES`) it shows,
+    so that a non-LLM prior is never mistaken for an LLM one."""
+    if not any(k in prior_label.lower() for k in SOURCES):
+        raise ValueError(f"prior_label {prior_label!r} must say what kind of prior this is: one of "
+                         f"{list(SOURCES)} (e.g. 'oracle prior')")
 
 
 def plot_attributions(prior: pd.Series, learned: pd.Series, title: str = "", *, prior_label: str,
@@ -35,9 +43,7 @@ def plot_attributions(prior: pd.Series, learned: pd.Series, title: str = "", *, 
     name the prior's kind (llm/expert/oracle/random) so a non-LLM prior is never mistaken
     for an LLM one.
     """
-    if not any(k in prior_label.lower() for k in PRIOR_KINDS):
-        raise ValueError(f"prior_label {prior_label!r} must say what kind of prior this is: one of "
-                         f"{list(PRIOR_KINDS)} (e.g. 'oracle prior')")
+    check_prior_label(prior_label)
     prior, learned = pd.Series(prior, dtype=float), pd.Series(learned, dtype=float)
     only_prior = [f for f in prior.index if f not in learned.index]
     only_learned = [f for f in learned.index if f not in prior.index]

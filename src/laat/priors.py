@@ -21,12 +21,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import yaml
 
-SOURCES = ("llm", "expert", "oracle", "random")
+from laat.jsonable import jsonable
+
+# The one vocabulary of where a prior comes from (its ``source``): an LLM, or one of the
+# non-LLM sources, which stay labelled as such. An LLM prior is elicited from a backend.
+NonLLMSource = Literal["expert", "oracle", "random"]
+PriorSource = Literal["llm", NonLLMSource]
+LLMBackend = Literal["local", "openai"]
+SOURCES: tuple[str, ...] = get_args(PriorSource)
+NON_LLM_SOURCES: tuple[str, ...] = get_args(NonLLMSource)
+LLM_BACKENDS: tuple[str, ...] = get_args(LLMBackend)
 SCORE_MIN, SCORE_MAX = -10.0, 10.0
 
 ORACLE_NOTE = ("ORACLE prior: logistic-regression coefficients fit on the FULL labelled dataset. "
@@ -137,7 +146,7 @@ class Prior:
                 "source": self.source, "features": list(self.features), "mean": list(self.mean),
                 "spread": list(self.spread), "samples": [list(s) for s in self.samples],
                 "fingerprint": _fingerprint(self.features, self.mean),
-                "provenance": _jsonable(self.provenance)}
+                "provenance": jsonable(self.provenance)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str = "<dict>") -> Prior:
@@ -175,7 +184,7 @@ class Prior:
     # ---- YAML (hand-editable) -------------------------------------------------------------
     def to_yaml(self) -> str:
         """YAML text an expert can edit: one ``name: score`` line per feature."""
-        prov = {k: v for k, v in _jsonable(self.provenance).items()
+        prov = {k: v for k, v in jsonable(self.provenance).items()
                 if k not in {"prompt", "prompts", "record"}}
         header = (
             f"# LAAT feature-importance prior (source: {self.label}).\n"
@@ -287,18 +296,6 @@ def _num(v: float) -> float | int:
     return int(v) if float(v).is_integer() else round(float(v), 4)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def as_prior(obj: Prior | Mapping[str, Any], origin: str = "<prior>") -> Prior:
     """Accept a Prior or its dict form (as stored by the Kedro JSON dataset)."""
     return obj if isinstance(obj, Prior) else Prior.from_dict(obj, origin=origin)
@@ -324,7 +321,6 @@ def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MinMaxScaler
 
     if isinstance(X_enc, pd.DataFrame):
         features = [str(c) for c in X_enc.columns]
@@ -342,10 +338,10 @@ def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -
         raise PriorError(f"oracle_prior: {X.shape[0]} rows but {y.shape[0]} labels")
     if set(np.unique(y)) != {0, 1}:
         raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
-    from laat.preprocess import missing_value_imputer
+    from laat.preprocess import minmax_scaler, missing_value_imputer
 
     # the training pipeline's imputer: medians, and 0 for an all-missing column
-    model = make_pipeline(missing_value_imputer(), MinMaxScaler(),
+    model = make_pipeline(missing_value_imputer(), minmax_scaler(),
                           LogisticRegression(C=C, max_iter=max_iter))
     model.fit(X, y)
     coef = model[-1].coef_.ravel()

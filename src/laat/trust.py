@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from laat.jsonable import jsonable
+
 EXACT_MAX_FEATURES = 14  # 2**14 sign patterns: exact p-values below this, seeded draws above
 
 
@@ -164,7 +166,7 @@ class TrustDecision:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["agreement"] = asdict(self.agreement)
-        return _jsonable(d)
+        return jsonable(d)
 
 
 @dataclass
@@ -391,15 +393,3 @@ def off_decision(gamma: float, tau: float) -> dict[str, Any]:
     return {"mode": "off", "gamma": float(gamma), "tau": float(tau), "followed": bool(gamma > 0),
             "reason": f"trust='off': fixed gamma = {gamma:g}, tau = {tau:g} from the parameters, "
                       "whatever the data says about the prior"}
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -239,13 +239,11 @@ def split(ctx: DatasetContext, protocol: str, k: int, rep: int, cfg: BenchmarkCo
 def preprocess(X: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Median imputation and Min-Max scaling fit on the training rows only (spec section 4)."""
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MinMaxScaler
 
-    from laat.preprocess import missing_value_imputer
+    from laat.preprocess import minmax_scaler, missing_value_imputer, model_input
 
-    prep = make_pipeline(missing_value_imputer(), MinMaxScaler())
-    Xtr = prep.fit_transform(X[train]).astype(np.float32)
-    return Xtr, prep.transform(X[test]).astype(np.float32)
+    prep = make_pipeline(missing_value_imputer(), minmax_scaler()).fit(X[train])
+    return model_input(X[train], prep), model_input(X[test], prep)
 
 
 def prior_scores(spec: PriorSpec, ctx: DatasetContext, rep: int, cfg: BenchmarkConfig) -> np.ndarray:

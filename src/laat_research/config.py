@@ -8,10 +8,14 @@ computed on a cluster is reused by a local rerun and vice versa.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+from laat import hyperparams as hp
+from laat.priors import NON_LLM_SOURCES, NonLLMSource
+from laat.trust import DEFAULT_SETTINGS
 
 REFERENCE_DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver",
                       "myocardial", "bodyfat", "electricity"]
@@ -63,10 +67,10 @@ class Method:
 METHODS = (*(Method("laat", m) for m in MODEL_KINDS), *(Method("laat", m, trust=True) for m in MODEL_KINDS),
            *(Method("plain", m) for m in MODEL_KINDS), *(Method("baseline", m) for m in BASELINE_MODELS))
 _BY_NAME = {m.name: m for m in METHODS}
-PRIOR_BASES = ("llm_local", "oracle", "random", "expert")
+PRIOR_BASES = ("llm_local", *NON_LLM_SOURCES)  # llm_local: the LLM source, local backend
 PROTOCOLS = ("few_shot", "skew")
 
-_SPEC = re.compile(r"^(?P<base>llm_local|oracle|random|expert)(?:_noise:(?P<noise>[0-9.]+))?(?P<flip>_flip)?$")
+_SPEC = re.compile(rf"^(?P<base>{'|'.join(PRIOR_BASES)})(?:_noise:(?P<noise>[0-9.]+))?(?P<flip>_flip)?$")
 
 
 class PriorSpec(BaseModel):
@@ -77,7 +81,7 @@ class PriorSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    base: Literal["llm_local", "oracle", "random", "expert"]
+    base: Literal["llm_local", NonLLMSource]
     noise: float = 0.0
     flip: bool = False
 
@@ -104,19 +108,23 @@ class PriorSpec(BaseModel):
 
 
 class LAATSettings(BaseModel):
-    """LAAT training (method spec section 4-5); also used for the gamma = 0 plain methods."""
+    """LAAT training (method spec section 4-5); also used for the gamma = 0 plain methods.
+
+    Types, ranges and defaults come from `laat.hyperparams` (the estimator's); only the skew
+    protocol's epochs and batch (the paper's 20 epochs of real mini-batches) are the benchmark's own.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    gamma: float = Field(100.0, ge=0)
-    tau: float = Field(1.0, gt=0, description="target sign(s)*exp(|s|/tau); 1 = the paper")
-    attribution: Literal["grad", "input_x_grad"] = "grad"
-    lr: float = Field(1e-2, gt=0)
-    hidden: int = Field(100, ge=1)
-    few_shot_epochs: int = Field(200, ge=1)
-    few_shot_batch_size: int | None = Field(128, ge=1, description="128 is full-batch at 2-20 rows")
-    skew_epochs: int = Field(20, ge=1)
-    skew_batch_size: int = Field(128, ge=1, description="real mini-batches in the skew protocol")
+    gamma: hp.Gamma = hp.DEFAULTS.gamma
+    tau: hp.Tau = hp.DEFAULTS.tau
+    attribution: hp.AttributionKind = hp.DEFAULTS.attribution
+    lr: hp.LearningRate = hp.DEFAULTS.lr
+    hidden: hp.Width = hp.DEFAULTS.hidden
+    few_shot_epochs: hp.Epochs = hp.DEFAULTS.epochs
+    few_shot_batch_size: hp.BatchSize | None = Field(hp.DEFAULTS.batch_size, description="full batch at 2-20 rows")
+    skew_epochs: hp.Epochs = 20
+    skew_batch_size: hp.BatchSize = Field(128, description="real mini-batches in the skew protocol")
 
 
 class BaselineSettings(BaseModel):
@@ -181,11 +189,12 @@ class BenchmarkConfig(BaseModel):
                                   description="laat.trust.TrustSettings overrides for the trust methods")
     threshold: float = Field(0.5, gt=0, lt=1)
 
-    # where things are (relative to the project root, as in `kedro run`)
-    metadata_dir: str = "conf/base/datasets"
-    data_root: str = "."
-    expert_priors_dir: str = "conf/base/priors"
-    cache_dir: str = "data/07_model_output/benchmark/cells"
+    # where things are: given by the caller (the project's conf/base/parameters_benchmark.yml,
+    # relative to the project root as in `kedro run`); the library assumes no layout
+    metadata_dir: str
+    data_root: str
+    expert_priors_dir: str
+    cache_dir: str
 
     # how it runs: never part of a cell's cache key
     n_jobs: int = Field(-1, description="joblib workers (-1 = all cores)")
@@ -253,10 +262,6 @@ class BenchmarkConfig(BaseModel):
 
 def trust_settings(overrides: dict[str, Any]):
     """`laat.trust.DEFAULT_SETTINGS` with YAML overrides (lists become the tuples it expects)."""
-    from dataclasses import fields, replace
-
-    from laat.trust import DEFAULT_SETTINGS
-
     known = {f.name for f in fields(DEFAULT_SETTINGS)}
     unknown = sorted(set(overrides) - known)
     if unknown:

@@ -22,6 +22,7 @@ import pandas as pd
 from laat_research.cells import (CODE_VERSION, Cell, DatasetContext, cell_hash, plan_cells,
                                   prepare_dataset, run_cell, trust_rule_fingerprint)
 from laat_research.config import BenchmarkConfig, Method
+from laat.jsonable import json_default
 
 
 @dataclass
@@ -47,16 +48,8 @@ def store(path: Path, cell: Cell, digest: str, rows: list[dict[str, Any]]) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps({"cell": cell.key(), "hash": digest, "code_version": CODE_VERSION,
-                               "rows": rows}, default=_jsonable), encoding="utf-8")
+                               "rows": rows}, default=json_default), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _jsonable(v):
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"cannot store {type(v).__name__} in a cell cache file")
 
 
 def _run_one(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> tuple[Cell, list[dict[str, Any]], float]:

@@ -121,11 +121,11 @@ def test_history_records_the_attribution_loss_falling():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(model="svm"), "model must be one of"),
-    (dict(attribution="ig"), "attribution must be one of"),
+    (dict(model="svm"), "fit_many: invalid hyper-parameter model='svm'"),
+    (dict(attribution="ig"), "invalid hyper-parameter attribution='ig'"),
     (dict(gamma=-1.0), "gamma must be finite and >= 0"),
-    (dict(epochs=0), "epochs must be a positive integer"),
-    (dict(lr=0.0), "lr must be a finite number > 0"),
+    (dict(epochs=0), "invalid hyper-parameter epochs=0"),
+    (dict(lr=0.0), "invalid hyper-parameter lr=0.0"),
     (dict(seeds=[1, 2]), "got 2 seeds for 3 models"),
     (dict(feature_mask=[False] * 4), r"models \[0, 1, 2\] have every feature masked"),
     (dict(target=[1.0, 2.0]), "target for model 0 has"),

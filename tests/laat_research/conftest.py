@@ -13,8 +13,12 @@ FAST_GRIDS = {"lr": {"C": [1.0], "l1_ratio": [1.0, 0.0]}, "mlp": {"alpha": [1.0]
               "xgb": {"max_depth": [2]}}
 
 
+# Where this project keeps things (the caller's side, as conf/base/parameters_benchmark.yml says).
+PROJECT_PATHS = dict(metadata_dir="conf/base/datasets", data_root=".", expert_priors_dir="conf/base/priors")
+
+
 def tiny_config(cache_dir, **overrides) -> BenchmarkConfig:
-    base = dict(datasets=["diabetes", "bodyfat"], shots=[1], repetitions=2, protocols=["few_shot", "skew"],
+    base = dict(**PROJECT_PATHS,datasets=["diabetes", "bodyfat"], shots=[1], repetitions=2, protocols=["few_shot", "skew"],
                 methods=["laat_lr", "laat_mlp", "plain_lr", "lr", "mlp", "rf", "hgb", "xgb"],
                 prior_sources=["oracle", "oracle_noise:0.5", "random", "expert"],
                 baselines={"grids": FAST_GRIDS, "mlp_max_iter": 100}, n_jobs=1, progress=False,

@@ -8,6 +8,9 @@ from pydantic import ValidationError
 from laat_research.config import METHODS, BenchmarkConfig, Method, PriorSpec
 from laat_research.noise import flip_signs, randomise_entries
 
+PATHS = dict(metadata_dir="conf/base/datasets", data_root=".", expert_priors_dir="conf/base/priors",
+             cache_dir="data/07_model_output/benchmark/cells")
+
 
 def test_prior_spec_round_trip():
     spec = PriorSpec.parse("oracle_noise:0.25")
@@ -19,7 +22,7 @@ def test_prior_spec_round_trip():
 @pytest.mark.parametrize("bad", ["gpt4", "oracle_noise:1.5", "oracle_noise:x", "random_flipped"])
 def test_bad_prior_source_is_named(bad):
     with pytest.raises(ValidationError, match="prior source"):
-        BenchmarkConfig(prior_sources=[bad])
+        BenchmarkConfig(prior_sources=[bad], **PATHS)
 
 
 def test_method_names_round_trip_and_carry_family_model_and_trust():
@@ -38,9 +41,9 @@ def test_method_names_round_trip_and_carry_family_model_and_trust():
 
 def test_unknown_method_and_grid_model_are_named():
     with pytest.raises(ValidationError, match="catboost"):
-        BenchmarkConfig(methods=["laat_lr", "catboost"])
+        BenchmarkConfig(methods=["laat_lr", "catboost"], **PATHS)
     with pytest.raises(ValidationError, match="svm"):
-        BenchmarkConfig(baselines={"grids": {"svm": {"C": [1]}}})
+        BenchmarkConfig(baselines={"grids": {"svm": {"C": [1]}}}, **PATHS)
 
 
 def test_shipped_parameters_validate():
@@ -48,6 +51,11 @@ def test_shipped_parameters_validate():
         cfg = BenchmarkConfig(**yaml.safe_load(fh)["benchmark"])
     assert cfg.shots == [1, 5, 10] and cfg.repetitions == 20 and cfg.seed == 69
     assert len(cfg.datasets) == 7 and {"llm_local", "oracle", "random"} <= set(cfg.prior_sources)
+
+
+def test_paths_come_from_the_caller():
+    with pytest.raises(ValidationError, match=r"(?s)metadata_dir\n  Field required.*cache_dir\n  Field required"):
+        BenchmarkConfig()
 
 
 def test_randomise_entries_redraws_exactly_the_ratio():
@@ -65,3 +73,16 @@ def test_randomise_entries_redraws_exactly_the_ratio():
 
 def test_flip_keeps_magnitudes():
     np.testing.assert_array_equal(flip_signs([3.0, -2.0, 0.0]), [-3.0, 2.0, 0.0])
+
+
+def test_prior_source_names_come_from_one_vocabulary():
+    """Elicitation sources are the LLM backends plus the non-LLM sources of `laat.priors`, and
+    every benchmark prior base maps onto a `Prior.source`."""
+    from typing import get_args
+
+    from laat.benchmark.config import PRIOR_BASES, PriorSpec
+    from laat.elicit.settings import Source
+    from laat.priors import LLM_BACKENDS, NON_LLM_SOURCES, SOURCES
+
+    assert set(get_args(Source)) == set(LLM_BACKENDS) | set(NON_LLM_SOURCES)
+    assert sorted(PriorSpec.parse(base).kind for base in PRIOR_BASES) == sorted(SOURCES)

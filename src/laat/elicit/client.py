@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import openai
+from omegaconf import OmegaConf  # resolves ${oc.env:...} in credentials files, as Kedro does
+from omegaconf.resolvers import oc
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from laat.elicit.errors import LLMCallError, MalformedResponseError
@@ -30,7 +32,6 @@ from laat.elicit.redact import redact, redact_logger
 T = TypeVar("T")
 
 RETRYABLE = (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError, MalformedResponseError)
-DEFAULT_CREDENTIALS = Path("conf") / "local" / "credentials.yml"
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,10 @@ def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.Op
     return client
 
 
-def resolve_api_key(api_key_env: str = "OPENAI_API_KEY",
-                    credentials_path: str | Path | None = DEFAULT_CREDENTIALS,
+def resolve_api_key(api_key_env: str, credentials_path: str | Path | None,
                     credentials_key: str = "openai") -> str:
-    """Key from the environment, else from Kedro's credentials file (``<key>: {api_key: ...}``).
+    """Key from the environment, else from the caller's Kedro credentials file (``<key>: {api_key: ...}``;
+    None: the environment only).
 
     The key is returned to the caller only; it is never logged or stored in provenance.
     """
@@ -63,15 +64,18 @@ def resolve_api_key(api_key_env: str = "OPENAI_API_KEY",
     if key:
         return key
     if credentials_path and Path(credentials_path).exists():
-        from omegaconf import OmegaConf  # resolves ${oc.env:...} like Kedro does
-
+        # Kedro's config loader unregisters oc.env once it has loaded the config (it allows it in
+        # credentials only), so inside a Kedro run the file would fail to resolve without this.
+        if not OmegaConf.has_resolver("oc.env"):
+            OmegaConf.register_new_resolver("oc.env", oc.env)
         conf = OmegaConf.to_container(OmegaConf.load(credentials_path), resolve=True) or {}
         entry = conf.get(credentials_key) or {}
         key = entry.get("api_key") if isinstance(entry, dict) else None
         if key:
             return str(key)
-    raise LLMCallError(f"no API key: set the environment variable {api_key_env} or add "
-                       f"`{credentials_key}: {{api_key: ...}}` to {credentials_path}")
+    where = (f"add `{credentials_key}: {{api_key: ...}}` to {credentials_path}" if credentials_path else
+             f"set credentials_path to a credentials file holding `{credentials_key}: {{api_key: ...}}`")
+    raise LLMCallError(f"no API key: set the environment variable {api_key_env} or {where}")
 
 
 def endpoint_label(base_url: str | None) -> str:

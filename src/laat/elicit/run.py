@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from laat.datasets import parse_metadata
 from laat.elicit import prompts as P
@@ -20,7 +21,7 @@ from laat.elicit.client import RetryPolicy, endpoint_label, make_client, resolve
 from laat.elicit.local_server import BUNDLED_SHA256, MODEL_ALIAS, LocalLLMServer, ServerOptions, resolve_gguf
 from laat.elicit.settings import ElicitationSettings
 from laat.elicit.strategies import STRATEGIES, SampleResult
-from laat.priors import Prior, PriorError, oracle_prior_from_frame, random_prior
+from laat.priors import LLM_BACKENDS, Prior, PriorError, oracle_prior_from_frame, random_prior
 
 SMALL_MODEL_NOTE = ("small local model prior ({model}): produced by a tiny offline model; it proves the "
                     "plumbing, not domain knowledge. Do not present it as an LLM-quality prior.")
@@ -156,41 +157,14 @@ def _progress_bar(meta, settings: ElicitationSettings, strategy: str):
 
     ``disable=None`` shows it on a terminal only, so Kedro and CI logs stay clean.
     """
-    from tqdm.auto import tqdm
-
     return tqdm(total=expected_calls(strategy, len(meta.encoded_columns), settings),
                 desc=f"{meta.name} prior ({strategy})", unit="call", dynamic_ncols=True, leave=False,
                 disable=None if settings.progress else True)
 
 
-def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrides) -> Elicitation:
-    """Elicit an LLM prior for ``meta`` (source ``local`` or ``openai``) with its full record.
-
-    ``meta`` is a DatasetMeta or its dict form; ``overrides`` are ElicitationSettings fields.
-    """
-    meta = parse_metadata(meta)
-    settings = (settings or ElicitationSettings()).model_copy(update=overrides)
-    settings = ElicitationSettings.model_validate(settings.model_dump())
-    strategy = settings.resolved_strategy()
-    endpoint = make_endpoint(settings)
-    ctx = CallContext(endpoint=endpoint, cache=ResponseCache(settings.cache_dir), strategy=strategy,
-                      policy=RetryPolicy(settings.max_attempts, settings.wait_initial_s, settings.wait_max_s),
-                      refresh=settings.refresh)
-    fn = STRATEGIES[strategy]
-    t0 = time.perf_counter()
-    try:
-        with _progress_bar(meta, settings, strategy) as ctx.progress:
-            workers = max(1, min(settings.n_samples, settings.concurrency, endpoint.max_concurrency))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elicit") as pool:
-                futures = [pool.submit(fn, ctx, meta, settings, i) for i in range(settings.n_samples)]
-                results: list[SampleResult] = [f.result() for f in futures]
-    finally:
-        endpoint.close()
-    wall = time.perf_counter() - t0
-
-    samples = np.array([r.scores for r in results], dtype=float)
-    mean = samples.mean(axis=0)
-    spread = samples.std(axis=0, ddof=1) if len(samples) > 1 else np.zeros(samples.shape[1])
+def _llm_provenance(meta, settings: ElicitationSettings, strategy: str, endpoint, ctx: CallContext,
+                    wall: float) -> dict[str, Any]:
+    """What an LLM prior records about its making: model, endpoint, prompt, calls, tokens, cost."""
     prompt = PROMPT_BUILDERS[strategy](meta)
     t = ctx.tally
     model_name = settings.model or (endpoint.path.name if endpoint.kind == "local" else endpoint.model)
@@ -227,6 +201,38 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     if endpoint.kind == "local":
         prov["gguf_sha256"] = endpoint.sha256
         prov["quality_note"] = (SMALL_MODEL_NOTE if endpoint.bundled else LOCAL_MODEL_NOTE).format(model=model_name)
+    return prov
+
+
+def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrides) -> Elicitation:
+    """Elicit an LLM prior for ``meta`` (source ``local`` or ``openai``) with its full record.
+
+    ``meta`` is a DatasetMeta or its dict form; ``overrides`` are ElicitationSettings fields.
+    """
+    meta = parse_metadata(meta)
+    settings = (settings or ElicitationSettings()).model_copy(update=overrides)
+    settings = ElicitationSettings.model_validate(settings.model_dump())
+    strategy = settings.resolved_strategy()
+    endpoint = make_endpoint(settings)
+    ctx = CallContext(endpoint=endpoint, cache=ResponseCache(settings.cache_dir), strategy=strategy,
+                      policy=RetryPolicy(settings.max_attempts, settings.wait_initial_s, settings.wait_max_s),
+                      refresh=settings.refresh)
+    fn = STRATEGIES[strategy]
+    t0 = time.perf_counter()
+    try:
+        with _progress_bar(meta, settings, strategy) as ctx.progress:
+            workers = max(1, min(settings.n_samples, settings.concurrency, endpoint.max_concurrency))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elicit") as pool:
+                futures = [pool.submit(fn, ctx, meta, settings, i) for i in range(settings.n_samples)]
+                results: list[SampleResult] = [f.result() for f in futures]
+    finally:
+        endpoint.close()
+    wall = time.perf_counter() - t0
+
+    samples = np.array([r.scores for r in results], dtype=float)
+    mean = samples.mean(axis=0)
+    spread = samples.std(axis=0, ddof=1) if len(samples) > 1 else np.zeros(samples.shape[1])
+    prov = _llm_provenance(meta, settings, strategy, endpoint, ctx, wall)
     prior = Prior(features=list(meta.encoded_columns), mean=mean.tolist(), spread=spread.tolist(),
                   source="llm", provenance=prov, samples=samples.tolist())
     record = {
@@ -257,7 +263,7 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
     settings = (settings or ElicitationSettings()).model_copy(update=overrides)
     settings = ElicitationSettings.model_validate(settings.model_dump())
     src = settings.source
-    if src in ("local", "openai"):
+    if src in LLM_BACKENDS:
         return run_elicitation(meta, settings)
     if src == "random":
         prior = random_prior(meta.encoded_columns, settings.seed)
@@ -266,7 +272,10 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
             raise PriorError("source 'oracle' needs the labelled data (the validated DataFrame)")
         prior = oracle_prior_from_frame(data, meta, C=settings.oracle_C)
     elif src == "expert":
-        path = Path(settings.expert_prior_path or Path("conf") / "base" / "priors" / f"{meta.name}.yml")
+        if not settings.expert_prior_path:
+            raise PriorError("source 'expert' needs expert_prior_path, the expert's prior file "
+                             "(\"{dataset}\" in it stands for the dataset's name)")
+        path = Path(settings.expert_prior_path.replace("{dataset}", meta.name))
         prior = Prior.load(path)
         try:
             prior = prior.aligned(meta.encoded_columns)

@@ -12,8 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from laat.elicit.redact import redact
+from laat.priors import LLMBackend, NonLLMSource
 
-Source = Literal["local", "openai", "expert", "oracle", "random"]
+Source = Literal[LLMBackend, NonLLMSource]  # an LLM backend, or a prior that does not come from an LLM
 Strategy = Literal["auto", "reason_then_parse", "direct", "per_feature", "yes_no", "elimination"]
 
 # Picked with benchmarks/bench_priors.py (signed Spearman vs the oracle, bundled SmolLM2-135M,
@@ -39,7 +40,7 @@ class ElicitationSettings(BaseModel):
     parse_model: str | None = None           # reason_then_parse's parser (default: same model)
     base_url: str | None = None              # openai: None -> OPENAI_BASE_URL or api.openai.com
     api_key_env: str = "OPENAI_API_KEY"
-    credentials_path: str | None = "conf/local/credentials.yml"
+    credentials_path: str | None = None      # a Kedro credentials file (the project's conf sets it); None: env only
     gguf_path: str | None = None             # local: your own GGUF (default: bundled SmolLM2)
     gguf_sha256: str | None = None
     n_ctx: int = Field(8192, ge=512)
@@ -69,7 +70,9 @@ class ElicitationSettings(BaseModel):
     yes_no_mirror: bool = True
 
     # non-LLM sources
-    expert_prior_path: str | None = None          # default conf/base/priors/<dataset>.yml
+    # expert: the prior file; "{dataset}" is replaced by the dataset's name (the project's conf
+    # sets <conf>/base/priors/{dataset}.yml)
+    expert_prior_path: str | None = None
     oracle_C: float = Field(1.0, gt=0)
 
     # accounting (USD per million tokens; None = unknown)

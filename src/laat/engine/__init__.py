@@ -21,17 +21,12 @@ the number of ops per step, not FLOPs. Hence:
 code (`laat.estimator.LAATClassifier`).
 """
 
-from laat.engine.fit import ATTRIBUTION_KINDS, GRAD_IMPLS, GradImpl, fit_many
+from laat.engine.fit import fit_many
 from laat.engine.init import init_params
 from laat.engine.inputs import minmax_stack, pad_stack
-from laat.engine.stacked import MODELS, ModelKind, StackedModel, forward, input_gradients
+from laat.engine.stacked import StackedModel, forward, input_gradients
 
 __all__ = [
-    "ATTRIBUTION_KINDS",
-    "GRAD_IMPLS",
-    "MODELS",
-    "GradImpl",
-    "ModelKind",
     "StackedModel",
     "fit_many",
     "forward",

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from laat.attribution import EPS
-from laat.engine.checks import check_choice, check_number, check_positive_int
+from laat.hyperparams import DEFAULTS, AttributionKind, GradImpl, ModelKind, validate_params
 from laat.engine.grouping import plan_groups
 from laat.engine.init import init_params
 from laat.engine.inputs import pad_stack, per_model_vector
 from laat.engine.objective import AttributionTerm
-from laat.engine.stacked import MODELS, ModelKind, StackedModel
+from laat.engine.stacked import StackedModel
 from laat.engine.train import train_group
 
-GradImpl = Literal["analytic", "autograd"]
-ATTRIBUTION_KINDS = ("grad", "input_x_grad")
-GRAD_IMPLS = ("analytic", "autograd")
 
 
 @dataclass
@@ -45,19 +41,19 @@ def fit_many(
     y,
     target=None,
     *,
-    model: ModelKind = "lr",
-    gamma: float | Sequence[float] = 100.0,
-    attribution: str = "grad",
-    hidden: int = 100,
-    lr: float = 1e-2,
-    epochs: int = 200,
-    batch_size: int | None = 128,
-    weight_decay: float = 0.0,
+    model: ModelKind = DEFAULTS.model,
+    gamma: float | Sequence[float] = DEFAULTS.gamma,
+    attribution: AttributionKind = DEFAULTS.attribution,
+    hidden: int = DEFAULTS.hidden,
+    lr: float = DEFAULTS.lr,
+    epochs: int = DEFAULTS.epochs,
+    batch_size: int | None = DEFAULTS.batch_size,
+    weight_decay: float = DEFAULTS.weight_decay,
     seeds: int | Sequence[int] = 0,
     confidence=None,
     feature_mask=None,
     sample_weight=None,
-    grad_impl: GradImpl = "analytic",
+    grad_impl: GradImpl = DEFAULTS.grad_impl,
     record_history: bool = False,
     dtype: torch.dtype = torch.float32,
     fused_adam: bool | None = None,
@@ -105,16 +101,9 @@ def fit_many(
 
 
 def _check_settings(model, attribution, grad_impl, epochs, hidden, batch_size, lr, weight_decay) -> None:
-    check_choice("model", model, MODELS)
-    check_choice("attribution", attribution, ATTRIBUTION_KINDS)
-    check_choice("grad_impl", grad_impl, GRAD_IMPLS)
-    check_positive_int("epochs", epochs)
-    if model == "mlp":
-        check_positive_int("hidden", hidden)
-    if batch_size is not None:
-        check_positive_int("batch_size", batch_size)
-    check_number("lr", lr, positive=True)
-    check_number("weight_decay", weight_decay)
+    """The knobs against `laat.hyperparams.LAATParams`, the one home of their ranges."""
+    validate_params(dict(model=model, attribution=attribution, grad_impl=grad_impl, epochs=epochs, hidden=hidden,
+                         batch_size=batch_size, lr=lr, weight_decay=weight_decay), "fit_many")
 
 
 def _validate_and_pad(X, y, target, gamma, seeds, confidence, feature_mask, sample_weight, dtype) -> _Batch:

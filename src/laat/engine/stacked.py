@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from laat.engine.inputs import as_tensor
 
-ModelKind = Literal["lr", "mlp"]
-MODELS = ("lr", "mlp")
 
 
 def forward(kind: str, p: dict[str, Tensor], x: Tensor) -> Tensor:

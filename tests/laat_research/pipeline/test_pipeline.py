@@ -19,7 +19,8 @@ def test_pipeline_runs_a_tiny_sweep(tmp_path):
     params = BenchmarkConfig(datasets=["bodyfat"], shots=[1, 2], repetitions=2, protocols=["few_shot"],
                              methods=["laat_lr", "laat_trust_lr", "plain_lr", "lr"], prior_sources=["oracle", "random"],
                              baselines={"grids": {"lr": {"C": [1.0], "l1_ratio": [0.0, 1.0]}}},
-                             n_jobs=1, progress=False, cache_dir=str(tmp_path / "cells"))
+                             n_jobs=1, progress=False, cache_dir=str(tmp_path / "cells"), metadata_dir="conf/base/datasets",
+                             data_root=".", expert_priors_dir="conf/base/priors")
     catalog = DataCatalog({
         "params:benchmark": MemoryDataset(params),
         # persisted, as in catalog_benchmark.yml, so the runner does not release them after use

@@ -38,7 +38,7 @@ def tracking(tmp_path, monkeypatch):
 def _inputs(dataset: str = "diabetes", flip_labels: bool = False):
     """A few-shot LAAT model with its evaluation inputs; ``flip_labels`` trains it on the
     wrong class (AUC below 0.5 on informative features), a model that cannot be champion."""
-    meta = load_metadata(dataset)
+    meta = load_metadata(dataset, "conf/base/datasets")
     raw = pd.read_csv(f"data/01_raw/{dataset}.csv")
     tr, te = few_shot_split(labels(raw, meta), 10, seed=69)
     train, test = raw.iloc[tr].reset_index(drop=True), raw.iloc[te].reset_index(drop=True)

@@ -42,7 +42,7 @@ def test_random_source_is_labelled_random_everywhere():
     out = _run(_base_params(source="random", seed=4))
     prior = Prior.from_dict(out["prior"])
     assert prior.source == "random" and "RANDOM" in prior.provenance["note"]
-    assert prior.features == load_metadata("diabetes").encoded_columns
+    assert prior.features == load_metadata("conf/base/datasets/diabetes.yml").encoded_columns
     assert "source: random" in out["prior_yaml"] and "(source: random)" in out["prior_yaml"]
     assert Prior.from_yaml(out["prior_yaml"]).mean == prior.mean
     assert out["elicitation_record"]["source"] == "random" and out["elicitation_record"]["calls"] == []
@@ -100,7 +100,7 @@ def test_local_source_runs_the_real_server_end_to_end(tmp_path):
     assert prior.source == "llm" and prior.provenance["endpoint_kind"] == "local"
     assert prior.provenance["strategy"] == LOCAL_DEFAULT_STRATEGY
     assert "small local model prior" in prior.provenance["quality_note"]
-    assert prior.features == load_metadata("diabetes").encoded_columns
+    assert prior.features == load_metadata("conf/base/datasets/diabetes.yml").encoded_columns
     # One call per feature (more only if an answer had to be re-asked).
     assert prior.provenance["fresh_calls"] >= 8 and all(-10 <= m <= 10 for m in prior.mean)
     record = out["elicitation_record"]
@@ -191,3 +191,12 @@ def test_prior_json_says_it_is_generated_and_a_hand_edit_is_refused_before_overw
     path.write_text(path.read_text()[:-20])
     with pytest.raises(DatasetError, match="not valid JSON.*edited by hand"):
         ds.save(out["prior"])
+
+
+def test_expert_source_without_a_file_names_the_missing_setting():
+    from laat.elicit import build_prior
+    from laat.priors import PriorError
+
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
+    with pytest.raises(PriorError, match="source 'expert' needs expert_prior_path"):
+        build_prior(meta, _base_params(source="expert", expert_prior_path=None))

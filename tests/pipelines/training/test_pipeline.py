@@ -44,7 +44,7 @@ def _run(prior: dict, params: TrainingParams, tmp_path):
 
 
 def test_pipeline_fits_on_k_rows_per_class_and_reports_attributions(tmp_path):
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     prior = random_prior(meta.encoded_columns, seed=3).to_dict()
     out, catalog, raw = _run(prior, _params(trust="off"), tmp_path)
     train, test = catalog.load("train_rows"), catalog.load("test_rows")
@@ -60,7 +60,7 @@ def test_pipeline_fits_on_k_rows_per_class_and_reports_attributions(tmp_path):
 
 
 def _oracle(flip=False):
-    meta = load_metadata("diabetes")
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
     raw = pd.read_csv("data/01_raw/diabetes.csv")
     p = oracle_prior(encode(raw, meta), labels(raw, meta), meta)
     if flip:
@@ -89,7 +89,7 @@ def test_prior_diagnostic_outputs_table_plot_and_metrics(tmp_path):
 
     out, _, _ = _run(_oracle(flip=True), _params(), tmp_path)
     table = out["prior_diagnostic"].load()
-    assert list(table["feature"]) == load_metadata("diabetes").encoded_columns
+    assert list(table["feature"]) == load_metadata("conf/base/datasets/diabetes.yml").encoded_columns
     assert {"prior_score", "class_mean_difference", "agreement", "flagged"} <= set(table.columns)
     assert table["flagged"].any()  # 10 rows per class confidently contradict a flipped oracle somewhere
     assert isinstance(out["prior_diagnostic_plot"].load(), Figure)
@@ -105,10 +105,25 @@ def test_prior_for_other_features_is_refused_by_name(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [{"gamma": -1}, {"model": "forest"}, {"tau": 0}, {"lr_rate": 0.1},
-                                 {"trust": "maybe"}])
-def test_wrong_parameters_fail_at_validation(bad):
-    with pytest.raises(ValidationError):
+                                 {"trust": "maybe"}, {"epochs": 0}, {"batch_size": 0}, {"weight_decay": -0.1},
+                                 {"grad_impl": "numeric"}, {"gamma": float("inf")}])
+def test_wrong_parameters_fail_at_validation_naming_the_knob(bad):
+    (knob,) = bad
+    with pytest.raises(ValidationError, match=rf"estimator\.{knob}\b") as err:
         _params(**bad)
+
+
+def test_the_yaml_and_the_estimator_share_the_defaults_of_laat_hyperparams():
+    """conf/base/parameters_training.yml repeats laat.hyperparams' defaults (the two homes agree),
+    and the Kedro parameters build exactly the default estimator."""
+    from laat.estimator import LAATClassifier
+    from laat.hyperparams import DEFAULTS
+
+    knobs = DEFAULTS.model_dump()
+    from_yaml = _params().estimator
+    assert from_yaml.model_dump(include=set(knobs)) == knobs
+    built = LAATClassifier(**from_yaml.model_dump()).get_params()
+    assert {k: built[k] for k in knobs} == {k: LAATClassifier().get_params()[k] for k in knobs} == knobs
 
 
 def test_a_table_with_gaps_runs_validation_training_and_scoring_with_train_medians(gappy, tmp_path):

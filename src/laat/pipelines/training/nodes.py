@@ -9,6 +9,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from laat.datasets import encode, labels, parse_metadata
+from laat.hyperparams import LAATParams
 from laat.priors import Prior
 from laat.splits import few_shot_split, fraction_split
 
@@ -25,21 +26,10 @@ class SplitParams(BaseModel):
     repetition: int = Field(0, ge=0)
 
 
-class EstimatorParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EstimatorParams(LAATParams):
+    """`LAATClassifier`'s arguments: the hyper-parameters (declared once, in `laat.hyperparams`)
+    plus the run's own choices."""
 
-    model: Literal["lr", "mlp"] = "lr"
-    gamma: float = Field(100.0, ge=0, description="weight of the attribution term; 0 = plain training")
-    tau: float = Field(1.0, gt=0, description="target temperature: sign(s)*exp(|s|/tau)")
-    trust: Literal["auto", "off"] = Field(
-        "auto", description="auto: the training rows decide how much to follow the prior (laat.trust); "
-                            "off: always follow it at gamma/tau (the paper)")
-    attribution: Literal["grad", "input_x_grad"] = "grad"
-    hidden: int = Field(100, ge=1)
-    lr: float = Field(1e-2, gt=0)
-    epochs: int = Field(200, ge=1)
-    batch_size: int | None = Field(128, ge=1, description="mini-batch rows; null = always full batch")
-    confidence: Literal["none", "spread"] = Field("none", description="down-weight features LLM samples disagree on")
     suppress: list[str] = Field(default_factory=list, description="features whose attribution is forced to 0")
     random_state: int = 0
 
