@@ -33,7 +33,7 @@ def test_method_names_round_trip_and_carry_family_model_and_trust():
     assert Method.parse("laat_mlp").family_baseline.name == "mlp"
     assert [m.name for m in METHODS if m.uses_prior] == ["laat_lr", "laat_mlp", "laat_trust_lr", "laat_trust_mlp"]
     assert [m.name for m in METHODS if m.torch and not m.uses_prior] == ["plain_lr", "plain_mlp"]
-    cfg = BenchmarkConfig(methods=["laat_trust_lr", "lr", "laat_trust_lr"])
+    cfg = BenchmarkConfig(methods=["laat_trust_lr", "lr", "laat_trust_lr"], **PATHS)
     assert cfg.methods == [Method("laat", "lr", trust=True), Method("baseline", "lr")]  # parsed, deduplicated
     assert cfg.model_dump(mode="json")["methods"] == ["laat_trust_lr", "lr"]  # names again for YAML and MLflow
     assert BenchmarkConfig(**cfg.model_dump()).methods == cfg.methods
@@ -80,7 +80,7 @@ def test_prior_source_names_come_from_one_vocabulary():
     every benchmark prior base maps onto a `Prior.source`."""
     from typing import get_args
 
-    from laat.benchmark.config import PRIOR_BASES, PriorSpec
+    from laat_research.config import PRIOR_BASES, PriorSpec
     from laat.elicit.settings import Source
     from laat.priors import LLM_BACKENDS, NON_LLM_SOURCES, SOURCES
 
