@@ -45,11 +45,13 @@ def answer_for_schema(schema: dict, salt: int = 0) -> dict:
 
 class FakeLLM:
     def __init__(self, script: list[str] | None = None, hang_s: float = 3.0, vary: bool = False,
-                 p_yes: Callable[[str], float] | None = None, retry_after: Callable[[], str] | None = None):
+                 p_yes: Callable[[str], float] | None = None, retry_after: Callable[[], str] | None = None,
+                 latency_s: float = 0.0):
         """``vary``: every request gets a different answer (like sampling at T > 0).
         ``p_yes``: P(Yes) of a log-prob request as a function of its prompt (default: a hash);
         the mass is then spread over token variants as a real tokenizer does ("Yes", " yes", ...).
         ``retry_after``: the ``Retry-After`` header value of each 429/503, made when it is sent.
+        ``latency_s``: every chat answer takes this long; `max_in_flight` counts the overlap.
         """
         for f in script or []:
             assert f in FAULTS, f
@@ -62,6 +64,8 @@ class FakeLLM:
         self.times: list[float] = []  # time.monotonic() of each chat request's arrival
         self.paths: list[str] = []  # request paths with their query strings
         self.served: list[str] = []
+        self.latency_s = latency_s
+        self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -141,6 +145,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found"}})
             return
         self.fake.paths.append(self.path)
+        with self.fake._lock:
+            self.fake.in_flight += 1
+            self.fake.max_in_flight = max(self.fake.max_in_flight, self.fake.in_flight)
+        try:
+            time.sleep(self.fake.latency_s)
+            self._answer(body)
+        finally:
+            with self.fake._lock:
+                self.fake.in_flight -= 1
+
+    def _answer(self, body: dict) -> None:
         fault, index = self.fake._next(body)
         if fault in {"429", "500", "503", "400"}:
             headers = ({"Retry-After": self.fake.retry_after()}

@@ -216,7 +216,8 @@ def test_parse_scores_matches_by_name_not_position():
 
 def test_no_logprobs_support_is_a_clear_error(fake_llm, fake_settings, diabetes_meta):
     with fake_llm(["no_logprobs"]) as srv:
-        s = fake_settings(srv.base_url, n_samples=1, strategy="yes_no")
+        # one request at a time: the first answer is the only one paid before the error
+        s = fake_settings(srv.base_url, n_samples=1, strategy="yes_no", concurrency=1)
         with pytest.raises(InvalidAnswerError, match="no log-probabilities") as info:
             run_elicitation(diabetes_meta, s)
         assert "cache" not in str(info.value)

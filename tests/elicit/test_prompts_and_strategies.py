@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from laat.elicit import STRATEGIES, run_elicitation
-from laat.elicit.run import expected_calls
 from laat.elicit import prompts as P
 from laat.elicit.settings import ElicitationSettings
 
@@ -69,7 +68,7 @@ def test_every_strategy_gives_a_valid_prior(fake_llm, fake_settings, toy_meta, s
     assert len(p.samples) == 2 and np.allclose(np.mean(p.samples, axis=0), p.mean)
     assert srv.n_chat == 2 * calls_per_sample == p.provenance["calls"]
     # the progress bar's total is the real number of calls
-    assert expected_calls(strategy, len(toy_meta.encoded_columns), ElicitationSettings(
+    assert STRATEGIES[strategy].expected_calls(len(toy_meta.encoded_columns), ElicitationSettings(
         strategy=strategy, n_samples=2)) == srv.n_chat
     assert p.provenance["strategy"] == strategy and len(p.provenance["prompt_hash"]) == 64
     assert set(e.record["prompts"]) == {c["prompt_sha256"] for c in e.record["calls"]}
@@ -179,3 +178,19 @@ def test_elimination_top_k_stops_early(fake_llm, fake_settings, toy_meta):
     assert len(ranked) == 1
     scores = e.prior.scores()
     assert scores[ranked[0]] == 10.0 and sorted(set(scores.values())) == [7.5, 10.0]
+
+
+def test_a_samples_questions_go_out_together_up_to_the_concurrency(fake_llm, fake_settings, toy_meta):
+    # 4 per-feature questions, 0.3 s each, at most 3 in flight: some overlap, never more than 3.
+    with fake_llm(latency_s=0.3) as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=1,
+                                                    concurrency=3))
+    assert srv.n_chat == 4 and len(e.prior.mean) == 4
+    assert 2 <= srv.max_in_flight <= 3
+
+
+def test_per_feature_prompts_differ_only_after_the_shared_context(toy_meta):
+    # The prompt cache reuses the longest common prefix: the feature must come last.
+    a, b = (P.per_feature_prompt(toy_meta, f) for f in ("Income", "Debt"))
+    common = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    assert a[:common].endswith('Feature: "') and 'Feature: "Income"' in a[common - 10:]

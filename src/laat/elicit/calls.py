@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Executor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -76,9 +78,31 @@ class CallContext:
     calls: list[dict[str, Any]] = field(default_factory=list)
     prompts: dict[str, str] = field(default_factory=dict)
     progress: Any = None  # anything with update(n), e.g. a tqdm bar: one tick per answered call
+    # Requests in flight at once (llama.cpp's parallel slots locally), and the pool `map` runs on.
+    concurrency: int = 1
+    pool: Executor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Each sample runs on one thread: its last call is the answer a strategy just rejected.
     _last: threading.local = field(default_factory=threading.local)
+    _in_flight: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._in_flight = threading.BoundedSemaphore(self.concurrency)
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """``[fn(i) for i in items]``, concurrently on `pool` when more than one request may be in flight.
+
+        For a sample's independent questions (one per feature). ``fn`` must not call `map`
+        itself: the pool is bounded, and a task waiting on tasks queued behind it would wait forever.
+        """
+        items = list(items)
+        if self.pool is None or self.concurrency == 1:
+            return [fn(i) for i in items]
+        futures = [self.pool.submit(fn, i) for i in items]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for f in futures:  # one question failed for good: do not pay for the rest of this sample
+            f.cancel()
+        return [f.result() for f in futures]
 
     def chat(self, prompt: str, *, step: str, sample: int, attempt: int, temperature: float,
              max_tokens: int, seed: int, response_format: dict | None = None,
@@ -106,10 +130,11 @@ class CallContext:
             client = self.endpoint.client()
             what = (f"{self.endpoint.label} model {model!r}: {self.strategy}/{step} "
                     f"sample {sample} attempt {attempt}")
-            t0 = time.perf_counter()
-            raw = call_with_retries(lambda: chat_completion(client, request, self.endpoint.extra_body),
-                                    policy=self.policy, what=what)
-            latency = time.perf_counter() - t0
+            with self._in_flight:
+                t0 = time.perf_counter()
+                raw = call_with_retries(lambda: chat_completion(client, request, self.endpoint.extra_body),
+                                        policy=self.policy, what=what)
+                latency = time.perf_counter() - t0
             entry = {"key_payload": payload, "response": raw, "usage": raw.get("usage") or {},
                      "latency_s": latency,
                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

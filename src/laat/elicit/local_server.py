@@ -201,15 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
     ap.add_argument("--gguf", default=None, help="path of your own GGUF file (default: bundled SmolLM2)")
     ap.add_argument("--sha256", default=None, help="expected sha256 of --gguf")
-    ap.add_argument("--ctx", type=int, default=8192)
+    ap.add_argument("--ctx", type=int, default=8192, help="context per slot")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parallel", type=int, default=1, help="slots: requests decoded together in one batch")
     ap.add_argument("--verbose", action="store_true", help="keep llama.cpp's own log output")
     args = ap.parse_args(argv)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    opts = ServerOptions(gguf_path=args.gguf, gguf_sha256=args.sha256, n_ctx=args.ctx,
-                         n_threads=args.threads, port=args.port, quiet=not args.verbose)
+    opts = ServerOptions(gguf_path=args.gguf, gguf_sha256=args.sha256, n_ctx=args.ctx * args.parallel,
+                         n_threads=args.threads, n_parallel=args.parallel, port=args.port, quiet=not args.verbose)
     with LocalLLMServer(opts) as server:
         print(json.dumps({"base_url": server.base_url, "model": MODEL_ALIAS,
                           "gguf": str(server.model_path), "sha256": server.model_sha256}), flush=True)

@@ -75,13 +75,15 @@ def context_block(meta, order: Sequence[str] | None = None) -> str:
 
 
 def per_feature_prompt(meta, feature: str) -> str:
+    """Everything but the feature first, the feature last: a run's prompts then share all but
+    their last line, which llama.cpp's prompt cache evaluates once per run instead of per call."""
     return (
         "You are an expert who judges how single features affect a classification.\n\n"
         + context_block(meta)
-        + f'Consider only the feature "{feature}" ({meta.encoded_descriptions()[feature]}).\n'
-        f"Give one integer from {SCORE_LO} to {SCORE_HI}: positive if increasing it makes the class "
-        f'"{meta.positive_class}" more likely, negative if less likely, larger magnitude for a '
-        "stronger effect, 0 for no effect."
+        + f"Give one integer from {SCORE_LO} to {SCORE_HI} for the feature named below: positive if "
+        f'increasing it makes the class "{meta.positive_class}" more likely, negative if less likely, '
+        "larger magnitude for a stronger effect, 0 for no effect.\n\n"
+        f'Feature: "{feature}" ({meta.encoded_descriptions()[feature]})'
     )
 
 

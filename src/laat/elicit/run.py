@@ -20,19 +20,12 @@ from laat.elicit.calls import CallContext
 from laat.elicit.client import RetryPolicy, endpoint_label, make_client, resolve_api_key
 from laat.elicit.local_server import BUNDLED_SHA256, MODEL_ALIAS, LocalLLMServer, ServerOptions, resolve_gguf
 from laat.elicit.settings import ElicitationSettings
-from laat.elicit.strategies import STRATEGIES, SampleResult
+from laat.elicit.strategies import STRATEGIES, SampleResult, Strategy
 from laat.priors import LLM_BACKENDS, Prior, PriorError, oracle_prior_from_frame, random_prior
 
 SMALL_MODEL_NOTE = ("small local model prior ({model}): produced by a tiny offline model; it proves the "
                     "plumbing, not domain knowledge. Do not present it as an LLM-quality prior.")
 LOCAL_MODEL_NOTE = "local model prior ({model}, user-supplied GGUF): quality depends on that model."
-PROMPT_BUILDERS = {
-    "reason_then_parse": P.laat_prompt,
-    "direct": P.direct_prompt,
-    "per_feature": lambda meta: P.per_feature_prompt(meta, meta.encoded_columns[0]),
-    "yes_no": lambda meta: P.yes_no_prompt(meta, meta.encoded_columns[0], 0),
-    "elimination": lambda meta: P.elimination_prompt(meta, meta.encoded_columns, []),
-}
 
 
 # ---- endpoints -----------------------------------------------------------------------------
@@ -72,22 +65,24 @@ class LocalEndpoint:
     """The project's own llama.cpp server, started on the first cache miss and stopped after.
 
     The cache identity is the GGUF's sha256, so answers survive restarts and port changes.
-    Every request carries its own seed and ``cache_prompt: false``: llama.cpp's logits for a
-    prompt prefix reused from its KV cache differ in the last bits from a cold evaluation, so
-    with the prompt cache on, the first call after a restart (a resumed elicitation) could
-    sample a different answer than an uninterrupted run did.
+    The server gets one slot per concurrent request (``settings.concurrency``): llama.cpp
+    decodes the slots' tokens in one batch, and each slot keeps the prompt prefix it last
+    evaluated (``cache_prompt``), so a run's prompts, which differ only in their last line,
+    pay for the shared context once per slot. Every request carries its own seed. Answers
+    with a reused prefix can differ in the last bits of the logits from a cold evaluation;
+    benchmarks/README.md has how often that changed an answer, and the content-addressed
+    cache is what makes a resumed run replay the answers it already had.
     """
 
     kind = "local"
-    # One llama.cpp slot: concurrent samples would only queue.
-    max_concurrency = 1
-    extra_body = {"cache_prompt": False}
+    extra_body = {"cache_prompt": True}
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
         self.path, self.sha256 = resolve_gguf(settings.gguf_path, settings.gguf_sha256)
         self.model = MODEL_ALIAS
         self.label = f"local llama.cpp ({self.path.name})"
+        self.max_concurrency = settings.concurrency
         self.bundled = self.sha256 == BUNDLED_SHA256
         self._server: LocalLLMServer | None = None
         self._client = None
@@ -101,8 +96,9 @@ class LocalEndpoint:
         with self._lock:
             if self._client is None:
                 s = self.settings
-                self._server = LocalLLMServer(ServerOptions(gguf_path=str(self.path), gguf_sha256=self.sha256,
-                                                            n_ctx=s.n_ctx, n_threads=s.n_threads)).start()
+                self._server = LocalLLMServer(ServerOptions(
+                    gguf_path=str(self.path), gguf_sha256=self.sha256, n_ctx=s.n_ctx * self.max_concurrency,
+                    n_threads=s.n_threads, n_parallel=self.max_concurrency)).start()
                 self.server_starts += 1
                 self._client = make_client(self._server.base_url, "sk-local", s.resolved_timeout())
             return self._client
@@ -143,29 +139,20 @@ def _cost(tokens_in: int, tokens_out: int, s: ElicitationSettings) -> float | No
     return round(tokens_in * s.price_in_per_mtok / 1e6 + tokens_out * s.price_out_per_mtok / 1e6, 6)
 
 
-def expected_calls(strategy: str, d: int, settings: ElicitationSettings) -> int:
-    """LLM calls an elicitation makes when every answer is valid (re-asks come on top)."""
-    yes_no = d * (2 if settings.yes_no_mirror else 1)
-    per_sample = {"reason_then_parse": 2, "direct": 1, "per_feature": d, "yes_no": yes_no,
-                  "elimination": min(d - 1, settings.max_rank_steps or d - 1)
-                  + (yes_no if settings.elimination_signs else 0)}[strategy]
-    return per_sample * settings.n_samples
-
-
-def _progress_bar(meta, settings: ElicitationSettings, strategy: str):
-    """A tqdm bar of answered calls (cached ones too): per_feature on 144 features makes 720.
+def _progress_bar(meta, settings: ElicitationSettings, strategy: Strategy):
+    """A tqdm bar of answered calls (cached ones too) and calls/s: per_feature on 144 features makes 720.
 
     ``disable=None`` shows it on a terminal only, so Kedro and CI logs stay clean.
     """
-    return tqdm(total=expected_calls(strategy, len(meta.encoded_columns), settings),
-                desc=f"{meta.name} prior ({strategy})", unit="call", dynamic_ncols=True, leave=False,
+    return tqdm(total=strategy.expected_calls(len(meta.encoded_columns), settings),
+                desc=f"{meta.name} prior ({strategy.name})", unit="call", dynamic_ncols=True, leave=False,
                 disable=None if settings.progress else True)
 
 
 def _llm_provenance(meta, settings: ElicitationSettings, strategy: str, endpoint, ctx: CallContext,
                     wall: float) -> dict[str, Any]:
     """What an LLM prior records about its making: model, endpoint, prompt, calls, tokens, cost."""
-    prompt = PROMPT_BUILDERS[strategy](meta)
+    prompt = STRATEGIES[strategy].prompt(meta)
     t = ctx.tally
     model_name = settings.model or (endpoint.path.name if endpoint.kind == "local" else endpoint.model)
     prov: dict[str, Any] = {
@@ -213,18 +200,22 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     settings = (settings or ElicitationSettings()).model_copy(update=overrides)
     settings = ElicitationSettings.model_validate(settings.model_dump())
     strategy = settings.resolved_strategy()
+    spec = STRATEGIES[strategy]
     endpoint = make_endpoint(settings)
+    # Samples run on their own threads and hand their independent questions to one bounded
+    # call pool (`CallContext.map`); at most `in_flight` requests are open at once.
+    in_flight = max(1, min(settings.concurrency, endpoint.max_concurrency))
     ctx = CallContext(endpoint=endpoint, cache=ResponseCache(settings.cache_dir), strategy=strategy,
                       policy=RetryPolicy(settings.max_attempts, settings.wait_initial_s, settings.wait_max_s),
-                      refresh=settings.refresh)
-    fn = STRATEGIES[strategy]
+                      refresh=settings.refresh, concurrency=in_flight)
     t0 = time.perf_counter()
     try:
-        with _progress_bar(meta, settings, strategy) as ctx.progress:
-            workers = max(1, min(settings.n_samples, settings.concurrency, endpoint.max_concurrency))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elicit") as pool:
-                futures = [pool.submit(fn, ctx, meta, settings, i) for i in range(settings.n_samples)]
-                results: list[SampleResult] = [f.result() for f in futures]
+        with (_progress_bar(meta, settings, spec) as ctx.progress,
+              ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="elicit-call") as ctx.pool,
+              ThreadPoolExecutor(max_workers=min(settings.n_samples, in_flight),
+                                 thread_name_prefix="elicit-sample") as samples_pool):
+            futures = [samples_pool.submit(spec.run, ctx, meta, settings, i) for i in range(settings.n_samples)]
+            results: list[SampleResult] = [f.result() for f in futures]
     finally:
         endpoint.close()
     wall = time.perf_counter() - t0

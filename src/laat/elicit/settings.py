@@ -58,7 +58,7 @@ class ElicitationSettings(BaseModel):
     wait_initial_s: float = Field(1.0, ge=0)
     wait_max_s: float = Field(30.0, ge=0)
     max_invalid: int = Field(3, ge=0, le=20)      # re-asks after an invalid answer
-    concurrency: int = Field(5, ge=1, le=64)      # samples in flight at once
+    concurrency: int = Field(5, ge=1, le=64)      # requests in flight at once (locally: llama.cpp slots)
 
     # strategy knobs
     max_tokens: int | None = Field(None, ge=1)    # cap for score answers (default: from d)

@@ -1,7 +1,9 @@
 """Ways of turning LLM answers into one score vector per sample.
 
-Each strategy is ``fn(ctx, meta, settings, sample) -> SampleResult`` with scores in
-`meta.encoded_columns` order. Answers are matched to features by name and validated
+Each strategy is one `Strategy` object: ``run(ctx, meta, settings, sample) -> SampleResult``
+with scores in `meta.encoded_columns` order, the prompt recorded in the prior's provenance,
+and the number of calls a sample costs (the progress bar's total). Independent questions
+within a sample (per_feature, yes_no) go out together through `CallContext.map`. Answers are matched to features by name and validated
 (every feature exactly once, no unknown names, integers in range); an invalid answer is
 re-asked with a new seed at most ``settings.max_invalid`` times, then the sample fails
 with an error listing every reason.
@@ -160,11 +162,11 @@ def reason_then_parse(ctx: CallContext, meta, settings, sample: int) -> SampleRe
 
 
 def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
-    scores = []
-    for j, f in enumerate(meta.encoded_columns):
+    def ask(j: int) -> float:
+        f = meta.encoded_columns[j]
         prompt = P.per_feature_prompt(meta, f)
 
-        def attempt(a: int, prompt=prompt, f=f, j=j) -> float:
+        def attempt(a: int) -> float:
             r = ctx.chat(prompt, step=f"feature:{f}", sample=sample, attempt=a,
                          temperature=settings.temperature, max_tokens=40,
                          seed=_seed(settings, sample, a, j), response_format=P.single_score_schema())
@@ -173,8 +175,9 @@ def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
                 raise AnswerInvalid(f"expected exactly the key 'score', got {sorted(obj)}")
             return float(_as_int_score(f, obj["score"]))
 
-        scores.append(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample, f", feature {f!r}")))
-    return SampleResult(scores)
+        return reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample, f", feature {f!r}"))
+
+    return SampleResult(ctx.map(ask, range(len(meta.encoded_columns))))
 
 
 YES_TOKENS = {"yes"}
@@ -223,18 +226,20 @@ def _yes_no_scores(ctx: CallContext, meta, settings, sample: int) -> tuple[list[
                      temperature=0.0, max_tokens=1, seed=_seed(settings, sample, 0, j), top_logprobs=20)
         return _yes_probability(r)
 
-    scores, probs = [], {}
-    for j, f in enumerate(meta.encoded_columns):
+    def score(j: int) -> tuple[float, dict[str, float]]:
+        f = meta.encoded_columns[j]
         p_yes, p_no = ask(f, j, mirror=False)
-        probs[f] = {"p_yes": round(p_yes, 6), "p_no": round(p_no, 6)}
+        probs = {"p_yes": round(p_yes, 6), "p_no": round(p_no, 6)}
         log_odds = _log_odds(p_yes, p_no)
         if settings.yes_no_mirror:
             m_yes, m_no = ask(f, j, mirror=True)
-            probs[f].update(mirror_p_yes=round(m_yes, 6), mirror_p_no=round(m_no, 6))
+            probs.update(mirror_p_yes=round(m_yes, 6), mirror_p_no=round(m_no, 6))
             log_odds = (log_odds - _log_odds(m_yes, m_no)) / 2.0
         # 10 (2 sigmoid(l) - 1) = 10 tanh(l / 2); without the mirror this is 10 (2 P(Yes|Yes or No) - 1).
-        scores.append(round(10.0 * math.tanh(log_odds / 2.0), 4))
-    return scores, probs
+        return round(10.0 * math.tanh(log_odds / 2.0), 4), probs
+
+    answers = ctx.map(score, range(len(meta.encoded_columns)))
+    return [s for s, _ in answers], {f: p for f, (_, p) in zip(meta.encoded_columns, answers)}
 
 
 def yes_no(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
@@ -280,10 +285,35 @@ def elimination(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
     return SampleResult([round(s * m, 4) for s, m in zip(signs, magnitude)], details)
 
 
-STRATEGIES: dict[str, Callable[..., SampleResult]] = {
-    "reason_then_parse": reason_then_parse,
-    "direct": direct,
-    "per_feature": per_feature,
-    "yes_no": yes_no,
-    "elimination": elimination,
-}
+@dataclass(frozen=True)
+class Strategy:
+    """One elicitation strategy: how a sample is asked, the prompt it is known by, its cost."""
+
+    name: str
+    run: Callable[[CallContext, Any, Any, int], SampleResult]
+    prompt: Callable[[Any], str]                 # the prompt recorded (and hashed) in provenance
+    calls_per_sample: Callable[[int, Any], int]  # (d, settings) -> calls when every answer is valid
+
+    def expected_calls(self, d: int, settings) -> int:
+        """LLM calls an elicitation makes when every answer is valid (re-asks come on top)."""
+        return self.calls_per_sample(d, settings) * settings.n_samples
+
+
+def _yes_no_calls(d: int, settings) -> int:
+    return d * (2 if settings.yes_no_mirror else 1)
+
+
+def _elimination_calls(d: int, settings) -> int:
+    return min(d - 1, settings.max_rank_steps or d - 1) + (_yes_no_calls(d, settings) if settings.elimination_signs
+                                                           else 0)
+
+
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("reason_then_parse", reason_then_parse, P.laat_prompt, lambda d, s: 2),
+    Strategy("direct", direct, P.direct_prompt, lambda d, s: 1),
+    Strategy("per_feature", per_feature, lambda meta: P.per_feature_prompt(meta, meta.encoded_columns[0]),
+             lambda d, s: d),
+    Strategy("yes_no", yes_no, lambda meta: P.yes_no_prompt(meta, meta.encoded_columns[0], 0), _yes_no_calls),
+    Strategy("elimination", elimination, lambda meta: P.elimination_prompt(meta, meta.encoded_columns, []),
+             _elimination_calls),
+)}
