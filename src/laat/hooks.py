@@ -179,3 +179,38 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+# --- inference settings ----------------------------------------------------------------------
+# The inference pipeline is not namespaced: its catalog paths name the dataset and the input
+# file through `${inference:dataset}` / `${inference:input}` (resolver registered in settings.py),
+# read from the `inference` parameters, their one home (conf/base/parameters_inference.yml).
+
+_inference: dict[str, Any] = {}
+
+
+def inference_setting(key: str) -> str:
+    """This session's ``inference.<key>`` parameter, for catalog paths."""
+    if key not in _inference:
+        raise KeyError(f"${{inference:{key}}}: no `inference.{key}` parameter in this session (it lives in "
+                       f"conf/base/parameters_inference.yml)")
+    return str(_inference[key] if _inference[key] is not None else "")
+
+
+class InferenceSettings:
+    """Makes the ``inference`` parameters visible to the catalog; ``input`` may name a catalog entry.
+
+    ``--params input=diabetes.raw`` (any entry or factory match) scores that dataset's rows;
+    anything else is a file path read by ``laat.pipelines.inference.rows_dataset.RowsDataset``.
+    """
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        _inference.clear()
+        _inference.update(context.params.get("inference") or {})
+
+    @hook_impl
+    def after_catalog_created(self, catalog) -> None:
+        name = str(_inference.get("input") or "")
+        if name and name != "inference_rows" and name in catalog:
+            catalog["inference_rows"] = catalog.get(name)

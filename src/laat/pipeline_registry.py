@@ -2,6 +2,8 @@
 
 `kedro run` runs the chain for the default dataset, `--pipeline <dataset>` for another one,
 `--pipeline all` for every dataset with metadata, and `--pipeline <stage>` one stage for all.
+`--pipeline inference` scores new rows with a registered model; it is not namespaced, the
+dataset is one of its parameters.
 The datasets are the metadata files of the Kedro project being run (found from the working
 directory, as `kedro` finds it), so a project that installs this package brings its own.
 """
@@ -31,7 +33,7 @@ def dataset_names(directory: Path | None = None) -> list[str]:
     """Names of the metadata files; each becomes a pipeline and a namespace, so some are refused."""
     directory = directory or metadata_dir()
     names = sorted(p.stem for p in directory.glob("*.yml"))
-    reserved = {*STAGES, "all", "benchmark", "__default__"}
+    reserved = {*STAGES, "all", "benchmark", "inference", "__default__"}
     bad = [n for n in names if n in reserved or not n.isidentifier()]
     if bad:
         raise ValueError(f"{directory}: dataset file names {bad} cannot name a pipeline: use a Python "
@@ -68,6 +70,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["all"] = sum((pipelines[ds] for ds in datasets), start=Pipeline([]))
     if (benchmark := _template("benchmark")) is not None:
         pipelines["benchmark"] = benchmark
+    # not namespaced: the dataset is a parameter (`--params dataset=<ds>,input=<file>`)
+    pipelines["inference"] = _template("inference")
     # `kedro run` alone: diabetes where it is (this project), else the first dataset
     default = DEFAULT_DATASET if DEFAULT_DATASET in datasets else next(iter(datasets), None)
     pipelines["__default__"] = pipelines[default] if default else Pipeline([])
