@@ -214,3 +214,47 @@ class InferenceSettings:
         name = str(_inference.get("input") or "")
         if name and name != "inference_rows" and name in catalog:
             catalog["inference_rows"] = catalog.get(name)
+
+
+# --- run names -------------------------------------------------------------------------------
+_PRIOR_NODES = ("elicit_prior", "fit_model", "register_model")  # nodes whose result depends on the prior
+
+
+def run_name(pipeline_names: list[str], pipeline, params: dict[str, Any]) -> str:
+    """What ran, for the MLflow run list: ``diabetes · oracle prior · lr``, ``inference bodyfat · laat-bodyfat@champion``."""
+    from laat.pipeline_registry import STAGES
+
+    if pipeline_names == ["inference"]:
+        inference = params.get("inference") or {}
+        ds, model = inference.get("dataset"), str(inference.get("model"))
+        name = f"{(params.get('evaluation') or {}).get('model_name_prefix', '')}{ds}"
+        return f"inference {ds} · {name}{'/' if model.isdigit() else '@'}{model}"
+    datasets = sorted({n.namespace.split(".")[0] for n in pipeline.nodes if n.namespace})
+    if not datasets:
+        return "+".join(pipeline_names)
+    what = ", ".join(datasets) if len(datasets) <= 3 else f"{len(datasets)} datasets"
+    parts = [" ".join([*(n for n in pipeline_names if n in STAGES), what])]
+    if any(n.name.rsplit(".", 1)[-1] in _PRIOR_NODES for n in pipeline.nodes):
+        estimator = ((params.get("training") or {}).get("estimator") or {})
+        parts += [f"{params.get('prior_source')} prior", str(estimator.get("model", ""))]
+    return " · ".join(p for p in parts if p)
+
+
+class RunNames:
+    """Names the MLflow run after what ran, unless ``tracking.run.name`` in mlflow.yml names it."""
+
+    _params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._params = context.params
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run has started the run
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
+        import mlflow
+
+        run = mlflow.active_run()
+        names = run_params.get("pipeline_names") or ["__default__"]
+        if run is None or run.info.run_name != "+".join(names):  # kedro-mlflow's default name only
+            return
+        mlflow.set_tag("mlflow.runName", run_name(list(names), pipeline, self._params))

@@ -2,7 +2,8 @@
 
 from kedro.config import OmegaConfigLoader
 
-from laat.hooks import InferenceSettings, RunIsolation, TypedParamsToMlflow, current_run_id, inference_setting
+from laat.hooks import (InferenceSettings, RunIsolation, RunNames, TypedParamsToMlflow, current_run_id,
+                        inference_setting)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -20,4 +21,4 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-HOOKS = (TypedParamsToMlflow(), RunIsolation(), InferenceSettings())
+HOOKS = (TypedParamsToMlflow(), RunIsolation(), InferenceSettings(), RunNames())

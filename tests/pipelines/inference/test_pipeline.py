@@ -63,6 +63,8 @@ def test_labelled_rows_are_scored_by_the_champion_and_monitored(project):
     assert scored["scored_at"].str.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00").all()
 
     tags = run.data.tags
+    assert tags["mlflow.runName"] == "inference diabetes · laat-diabetes@champion"
+    assert trained.data.tags["mlflow.runName"] == "diabetes · oracle prior · lr"
     assert tags["inference.model_name"] == "laat-diabetes" and tags["inference.model_version"] == "1"
     assert tags["diabetes.prior.source"] == "oracle" and tags["inference.target_present"] == "true"
     from laat.metrics import classification_metrics
@@ -82,6 +84,7 @@ def test_rows_without_target_are_scored_by_a_named_version_without_metrics(proje
     scored = pd.read_parquet(project / "data/07_model_output/diabetes/scored-unlabelled/scored_rows.parquet")
     assert len(scored) == 60 and "Outcome" not in scored.columns
     assert run.data.tags["inference.target_present"] == "false"
+    assert run.data.tags["mlflow.runName"] == "inference diabetes · laat-diabetes/1"
     assert not any(k.startswith("diabetes.") for k in run.data.metrics), run.data.metrics
 
 
