@@ -207,7 +207,8 @@ class InferenceSettings:
     @hook_impl
     def after_context_created(self, context) -> None:
         _inference.clear()
-        _inference.update(context.params.get("inference") or {})
+        given = context.params.get("inference") or {}
+        _inference.update(given.model_dump() if isinstance(given, BaseModel) else given)
 
     @hook_impl
     def after_catalog_created(self, catalog) -> None:
@@ -247,7 +248,8 @@ class RunNames:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._params = context.params
+        # plain values: a parameter may already be its typed (pydantic) model here
+        self._params = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in context.params.items()}
 
     @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run has started the run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
@@ -258,3 +260,22 @@ class RunNames:
         if run is None or run.info.run_name != "+".join(names):  # kedro-mlflow's default name only
             return
         mlflow.set_tag("mlflow.runName", run_name(list(names), pipeline, self._params))
+
+
+# --- rows as MLflow datasets -------------------------------------------------------------------
+ROW_DATASETS = {".train_rows": "training", ".test_rows": "evaluation", "inference_valid_rows": "inference"}
+
+
+class RowsToMlflow:
+    """Logs the rows a run trained on, evaluated on and scored as MLflow datasets (digest, schema)."""
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        context = next((c for suffix, c in ROW_DATASETS.items() if dataset_name.endswith(suffix)), None)
+        if context is None:
+            return
+        import mlflow
+        import mlflow.data
+
+        if mlflow.active_run() is not None:
+            mlflow.log_input(mlflow.data.from_pandas(data, name=dataset_name), context=context)

@@ -2,8 +2,8 @@
 
 from kedro.config import OmegaConfigLoader
 
-from laat.hooks import (InferenceSettings, RunIsolation, RunNames, TypedParamsToMlflow, current_run_id,
-                        inference_setting)
+from laat.hooks import (InferenceSettings, RowsToMlflow, RunIsolation, RunNames, TypedParamsToMlflow,
+                        current_run_id, inference_setting)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -21,4 +21,4 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-HOOKS = (TypedParamsToMlflow(), RunIsolation(), InferenceSettings(), RunNames())
+HOOKS = (TypedParamsToMlflow(), RunIsolation(), InferenceSettings(), RunNames(), RowsToMlflow())

@@ -62,6 +62,15 @@ def test_labelled_rows_are_scored_by_the_champion_and_monitored(project):
     assert set(scored["prior_fingerprint"]) == {trained.data.tags["diabetes.prior.fingerprint"]}
     assert scored["scored_at"].str.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00").all()
 
+    registered = client.get_registered_model("laat-diabetes")
+    assert registered.description.startswith("LAAT classifier for dataset 'diabetes': ")
+    version = client.get_model_version("laat-diabetes", "1")
+    assert version.description.startswith("LAATClassifier (lr) trained with a oracle prior; roc_auc = ")
+    used = {(d.dataset.name, d.tags[0].value) for d in trained.inputs.dataset_inputs}
+    assert used == {("diabetes.train_rows", "training"), ("diabetes.test_rows", "evaluation")}
+    assert {(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs} == {("inference_valid_rows",
+                                                                                      "inference")}
+    assert all(d.dataset.digest and "Glucose" in d.dataset.schema for d in trained.inputs.dataset_inputs)
     tags = run.data.tags
     assert tags["mlflow.runName"] == "inference diabetes · laat-diabetes@champion"
     assert trained.data.tags["mlflow.runName"] == "diabetes · oracle prior · lr"
