@@ -223,7 +223,7 @@ _PRIOR_NODES = ("elicit_prior", "fit_model", "register_model")  # nodes whose re
 
 def run_name(pipeline_names: list[str], pipeline, params: dict[str, Any]) -> str:
     """What ran, for the MLflow run list: ``diabetes · oracle prior · lr``, ``inference bodyfat · laat-bodyfat@champion``."""
-    from laat.pipeline_registry import STAGES
+    from laat.pipelines import STAGES
 
     if pipeline_names == ["inference"]:
         inference = params.get("inference") or {}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from kedro.pipeline import Pipeline
 
+from laat.pipelines import STAGES, create_inference_pipeline, create_pipeline
+
 DEFAULT_DATASET = "diabetes"
-# Order matters: each stage consumes what the previous one produced.
-STAGES = ["data_validation", "prior_elicitation", "training", "evaluation"]
 
 
 def metadata_dir() -> Path:
@@ -41,37 +41,27 @@ def dataset_names(directory: Path | None = None) -> list[str]:
     return names
 
 
-def _template(stage: str) -> Pipeline | None:
-    """The stage's template, or None while that stage does not exist yet."""
+def _benchmark() -> Pipeline | None:
+    """The paper's benchmark sweep, where this install has it."""
     try:
-        module = importlib.import_module(f"laat.pipelines.{stage}")
+        module = importlib.import_module("laat.pipelines.benchmark")
     except ModuleNotFoundError as exc:
-        if exc.name != f"laat.pipelines.{stage}":
+        if exc.name != "laat.pipelines.benchmark":
             raise
         return None
     return module.create_pipeline()
 
 
-def for_dataset(template: Pipeline, dataset: str) -> Pipeline:
-    """Namespace a template by dataset; parameters stay global (shared by all datasets)."""
-    params = {i.removeprefix("params:") for n in template.nodes for i in n.inputs if i.startswith("params:")}
-    return Pipeline(template, namespace=dataset, parameters=params or None)
-
-
 def register_pipelines() -> dict[str, Pipeline]:
-    templates = {s: t for s in STAGES if (t := _template(s)) is not None}
-    chain = sum(templates.values(), start=Pipeline([]))
     datasets = dataset_names()
-    pipelines: dict[str, Pipeline] = {}
-    for ds in datasets:
-        pipelines[ds] = for_dataset(chain, ds)
-    for stage, template in templates.items():
-        pipelines[stage] = sum((for_dataset(template, ds) for ds in datasets), start=Pipeline([]))
+    pipelines: dict[str, Pipeline] = {ds: create_pipeline(ds) for ds in datasets}
+    for stage in STAGES:
+        pipelines[stage] = sum((create_pipeline(ds, [stage]) for ds in datasets), start=Pipeline([]))
     pipelines["all"] = sum((pipelines[ds] for ds in datasets), start=Pipeline([]))
-    if (benchmark := _template("benchmark")) is not None:
+    if (benchmark := _benchmark()) is not None:
         pipelines["benchmark"] = benchmark
     # not namespaced: the dataset is a parameter (`--params dataset=<ds>,input=<file>`)
-    pipelines["inference"] = _template("inference")
+    pipelines["inference"] = create_inference_pipeline()
     # `kedro run` alone: diabetes where it is (this project), else the first dataset
     default = DEFAULT_DATASET if DEFAULT_DATASET in datasets else next(iter(datasets), None)
     pipelines["__default__"] = pipelines[default] if default else Pipeline([])
