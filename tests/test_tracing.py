@@ -18,15 +18,20 @@ from laat.elicit import ElicitationSettings, run_elicitation  # noqa: E402
 from laat.tracing import log_elicitation_trace  # noqa: E402
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    """One sqlite store for the module (creating one takes seconds); each test uses its own runs."""
     import mlflow
 
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}")
     mlflow.set_experiment("traces")
     yield mlflow
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
 
 def _elicit(base_url: str, cache_dir: Path):

@@ -190,10 +190,13 @@ _inference: dict[str, Any] = {}
 
 
 def inference_setting(key: str) -> str:
-    """This session's ``inference.<key>`` parameter, for catalog paths."""
+    """This session's ``inference.<key>`` parameter, for catalog paths.
+
+    A tool that builds the catalog without running the project's hooks (`kedro viz`) gets the
+    placeholder ``<inference.<key>>``; a run always has the value (its hook sets it first).
+    """
     if key not in _inference:
-        raise KeyError(f"${{inference:{key}}}: no `inference.{key}` parameter in this session (it lives in "
-                       f"conf/base/parameters_inference.yml)")
+        return f"<inference.{key}>"
     return str(_inference[key] if _inference[key] is not None else "")
 
 
