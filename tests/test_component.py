@@ -110,7 +110,7 @@ def test_wheel_in_a_new_kedro_project_runs_to_a_registered_model_and_scores(tmp_
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("laat-loans", "champion")
-    assert str(champion.version) == "1" and champion.description.startswith("LAATClassifier (lr) trained with a oracle")
+    assert str(champion.version) == "1" and champion.description.startswith("LAATClassifier (lr); prior: oracle; roc_auc = ")
     trained = client.get_run(champion.run_id)
     assert trained.data.tags["mlflow.runName"] == "loans · oracle prior · lr"
     assert 0.5 < trained.data.metrics["loans.roc_auc"] <= 1.0  # income and housing drive the label

@@ -247,7 +247,8 @@ def run_name(pipeline_names: list[str], pipeline, params: dict[str, Any]) -> str
 class RunNames:
     """Names the MLflow run after what ran, unless ``tracking.run.name`` in mlflow.yml names it."""
 
-    _params: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:

@@ -407,5 +407,4 @@ def describe_version(client, model_name: str, version: int | str, meta: DatasetM
         f"LAAT classifier for dataset '{meta.name}': {meta.task} Target '{meta.target.column}' ({classes}); "
         f"raw rows in, p_<class> out. The '{CHAMPION}' alias holds the best version on {metric_name}."))
     client.update_model_version(model_name, str(version), description=(
-        f"{kind} trained with a {prior_label} prior; {metric_name} = {value:.4f} on the held-out rows "
-        f"(run {run_id})."))
+        f"{kind}; prior: {prior_label}; {metric_name} = {value:.4f} on the held-out rows (run {run_id})."))

@@ -65,7 +65,7 @@ def test_labelled_rows_are_scored_by_the_champion_and_monitored(project):
     registered = client.get_registered_model("laat-diabetes")
     assert registered.description.startswith("LAAT classifier for dataset 'diabetes': ")
     version = client.get_model_version("laat-diabetes", "1")
-    assert version.description.startswith("LAATClassifier (lr) trained with a oracle prior; roc_auc = ")
+    assert version.description.startswith("LAATClassifier (lr); prior: oracle; roc_auc = ")
     used = {(d.dataset.name, d.tags[0].value) for d in trained.inputs.dataset_inputs}
     assert used == {("diabetes.train_rows", "training"), ("diabetes.test_rows", "evaluation")}
     assert {(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs} == {("inference_valid_rows",
