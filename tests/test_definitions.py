@@ -3,6 +3,7 @@ the scoring job from conf/base/dagster.yml scores new rows with it; each is one 
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,9 +13,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
 from project_copy import ROOT, copy_project, lean_training, mlflow_client  # noqa: E402
-
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
@@ -31,6 +29,7 @@ def _launch(job, **params):
     return result.output_for_node(op.name)
 
 
+@pytest.mark.slow
 def test_chain_and_scoring_jobs_run_in_process_each_as_one_mlflow_run(project):
     from laat.definitions import build_definitions
 
@@ -55,3 +54,22 @@ def test_chain_and_scoring_jobs_run_in_process_each_as_one_mlflow_run(project):
     assert scored.data.tags["inference.model_version"] == "1"
     out = pd.read_parquet(project / "data/07_model_output/diabetes/dagster-score/scored_rows.parquet")
     assert len(out) == 25 and set(out["prior_source"]) == {"oracle"}
+
+
+def test_launch_params_override_the_jobs_and_dotted_keys_nest():
+    from laat.definitions import runtime_params
+
+    got = runtime_params({"dataset": "diabetes", "input": "a.csv"},
+                         {"input": "b.csv", "training.split.shots": "5", "model": "3"})
+    assert got == {"dataset": "diabetes", "input": "b.csv", "training": {"split": {"shots": 5}}, "model": 3}
+
+
+def test_a_schedule_of_an_unknown_job_names_the_jobs_there_are(tmp_path):
+    from laat.definitions import build_definitions
+
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf" / "base" / "datasets", conf / "base" / "datasets")
+    (conf / "base" / "dagster.yml").write_text("schedules:\n  nightly: {job: score_nothing, cron_schedule: '0 2 * * *'}\n")
+    with pytest.raises(ValueError, match=r"dagster.yml: schedules name jobs \['score_nothing'\] that are not defined; "
+                                         r"jobs: \['bodyfat', 'breast_ljubljana'"):
+        build_definitions(ROOT, conf_source=str(conf))
