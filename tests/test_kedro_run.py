@@ -40,7 +40,13 @@ def test_default_run_logs_everything_and_registers_a_servable_model(project):
     assert metrics["diabetes.log_loss"] > 0.0  # unbounded above; 0 only for perfect certainty
     assert any(k.startswith("diabetes.fairness.Age.") for k in metrics), sorted(metrics)
     assert tags["diabetes.prior.source"] == "llm"
+    assert tags["mlflow.runName"] == "diabetes · local prior · lr"
     assert params["training.estimator.gamma"] == "100.0"
+    # every LLM call of the elicitation is a span of one trace in this run (laat.tracing)
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    (trace,) = mlflow.search_traces(run_id=run.info.run_id, return_type="list")
+    llm_spans = [s for s in trace.data.spans if s.span_type == "LLM"]
+    assert len(llm_spans) == 16 and all(s.inputs["prompt"] and s.attributes["tokens_out"] > 0 for s in llm_spans)
 
     def artifacts(path=""):
         out = []

@@ -2,14 +2,12 @@
 `laat draft-metadata ...`, see laat.cli) without going through `kedro`."""
 
 import sys
-from pathlib import Path
 
 from kedro.framework.project import configure_project
 
 
 def main(*args, **kwargs):
-    package_name = Path(__file__).parent.name
-    configure_project(package_name)
+    configure_project(__package__ or "laat")
     from laat.cli import cli
 
     return cli(*args, **kwargs)

@@ -37,12 +37,15 @@ def _hint(exc: BaseException) -> str | None:
 
     from laat.datasets import MetadataError
     from laat.elicit.errors import ElicitationError
+    from laat.pipelines.inference.nodes import ModelLookupError
     from laat.priors import PriorError
     from laat.schema import DataValidationError
 
     hints = [
-        (DataValidationError, "fix the CSV or its metadata; every failed check is in "
-                              "data/08_reporting/<dataset>/validation_report.json"),
+        (DataValidationError, "fix the CSV or its metadata; every failed check is in the validation report "
+                              "under data/08_reporting/<dataset>/"),
+        (ModelLookupError, "run the chain for the dataset first (`kedro run --pipeline <dataset>`) or name "
+                           "an existing version with --params model=<version>"),
         (MetadataError, "fix the dataset's YAML in conf/base/datasets/ (`laat draft-metadata <csv>` drafts one)"),
         (PriorError, "fix the prior file the message names (expert priors: conf/base/priors/<dataset>.yml)"),
         ((ParameterValidationError, ValidationError), "fix the parameter in conf/*/parameters_*.yml or in --params"),

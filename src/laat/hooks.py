@@ -179,3 +179,107 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+# --- inference settings ----------------------------------------------------------------------
+# The inference pipeline is not namespaced: its catalog paths name the dataset and the input
+# file through `${inference:dataset}` / `${inference:input}` (resolver registered in settings.py),
+# read from the `inference` parameters, their one home (conf/base/parameters_inference.yml).
+
+_inference: dict[str, Any] = {}
+
+
+def inference_setting(key: str) -> str:
+    """This session's ``inference.<key>`` parameter, for catalog paths.
+
+    A tool that builds the catalog without running the project's hooks (`kedro viz`) gets the
+    placeholder ``<inference.<key>>``; a run always has the value (its hook sets it first).
+    """
+    if key not in _inference:
+        return f"<inference.{key}>"
+    return str(_inference[key] if _inference[key] is not None else "")
+
+
+class InferenceSettings:
+    """Makes the ``inference`` parameters visible to the catalog; ``input`` may name a catalog entry.
+
+    ``--params input=diabetes.raw`` (any entry or factory match) scores that dataset's rows;
+    anything else is a file path read by ``laat.pipelines.inference.rows_dataset.RowsDataset``.
+    """
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        _inference.clear()
+        given = context.params.get("inference") or {}
+        _inference.update(given.model_dump() if isinstance(given, BaseModel) else given)
+
+    @hook_impl
+    def after_catalog_created(self, catalog) -> None:
+        name = str(_inference.get("input") or "")
+        if name and name != "inference_rows" and name in catalog:
+            catalog["inference_rows"] = catalog.get(name)
+
+
+# --- run names -------------------------------------------------------------------------------
+_PRIOR_NODES = ("elicit_prior", "fit_model", "register_model")  # nodes whose result depends on the prior
+
+
+def run_name(pipeline_names: list[str], pipeline, params: dict[str, Any]) -> str:
+    """What ran, for the MLflow run list: ``diabetes · oracle prior · lr``, ``inference bodyfat · laat-bodyfat@champion``."""
+    from laat.pipelines import STAGES
+
+    if pipeline_names == ["inference"]:
+        inference = params.get("inference") or {}
+        ds, model = inference.get("dataset"), str(inference.get("model"))
+        name = f"{(params.get('evaluation') or {}).get('model_name_prefix', '')}{ds}"
+        return f"inference {ds} · {name}{'/' if model.isdigit() else '@'}{model}"
+    datasets = sorted({n.namespace.split(".")[0] for n in pipeline.nodes if n.namespace})
+    if not datasets:
+        return "+".join(pipeline_names)
+    what = ", ".join(datasets) if len(datasets) <= 3 else f"{len(datasets)} datasets"
+    parts = [" ".join([*(n for n in pipeline_names if n in STAGES), what])]
+    if any(n.name.rsplit(".", 1)[-1] in _PRIOR_NODES for n in pipeline.nodes):
+        estimator = ((params.get("training") or {}).get("estimator") or {})
+        parts += [f"{params.get('prior_source')} prior", str(estimator.get("model", ""))]
+    return " · ".join(p for p in parts if p)
+
+
+class RunNames:
+    """Names the MLflow run after what ran, unless ``tracking.run.name`` in mlflow.yml names it."""
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        # plain values: a parameter may already be its typed (pydantic) model here
+        self._params = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in context.params.items()}
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run has started the run
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
+        import mlflow
+
+        run = mlflow.active_run()
+        names = run_params.get("pipeline_names") or ["__default__"]
+        if run is None or run.info.run_name != "+".join(names):  # kedro-mlflow's default name only
+            return
+        mlflow.set_tag("mlflow.runName", run_name(list(names), pipeline, self._params))
+
+
+# --- rows as MLflow datasets -------------------------------------------------------------------
+ROW_DATASETS = {".train_rows": "training", ".test_rows": "evaluation", "inference_valid_rows": "inference"}
+
+
+class RowsToMlflow:
+    """Logs the rows a run trained on, evaluated on and scored as MLflow datasets (digest, schema)."""
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        context = next((c for suffix, c in ROW_DATASETS.items() if dataset_name.endswith(suffix)), None)
+        if context is None:
+            return
+        import mlflow
+        import mlflow.data
+
+        if mlflow.active_run() is not None:
+            mlflow.log_input(mlflow.data.from_pandas(data, name=dataset_name), context=context)

@@ -2,20 +2,21 @@
 
 `kedro run` runs the chain for the default dataset, `--pipeline <dataset>` for another one,
 `--pipeline all` for every dataset with metadata, and `--pipeline <stage>` one stage for all.
+`--pipeline inference` scores new rows with a registered model; it is not namespaced, the
+dataset is one of its parameters.
 The datasets are the metadata files of the Kedro project being run (found from the working
 directory, as `kedro` finds it), so a project that installs this package brings its own.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from kedro.pipeline import Pipeline
 
+from laat.pipelines import STAGES, create_inference_pipeline, create_pipeline
+
 DEFAULT_DATASET = "diabetes"
-# Order matters: each stage consumes what the previous one produced.
-STAGES = ["data_validation", "prior_elicitation", "training", "evaluation"]
 
 
 def metadata_dir() -> Path:
@@ -31,23 +32,12 @@ def dataset_names(directory: Path | None = None) -> list[str]:
     """Names of the metadata files; each becomes a pipeline and a namespace, so some are refused."""
     directory = directory or metadata_dir()
     names = sorted(p.stem for p in directory.glob("*.yml"))
-    reserved = {*STAGES, "all", "benchmark", "__default__"}
+    reserved = {*STAGES, "all", "benchmark", "inference", "__default__"}
     bad = [n for n in names if n in reserved or not n.isidentifier()]
     if bad:
         raise ValueError(f"{directory}: dataset file names {bad} cannot name a pipeline: use a Python "
                          f"identifier (letters, digits, _) that is not one of {sorted(reserved)}")
     return names
-
-
-def _template(stage: str) -> Pipeline | None:
-    """The stage's template, or None while that stage does not exist yet."""
-    try:
-        module = importlib.import_module(f"laat.pipelines.{stage}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"laat.pipelines.{stage}":
-            raise
-        return None
-    return module.create_pipeline()
 
 
 def _benchmark() -> Pipeline | None:
@@ -65,24 +55,16 @@ def _benchmark() -> Pipeline | None:
     return create_pipeline()
 
 
-def for_dataset(template: Pipeline, dataset: str) -> Pipeline:
-    """Namespace a template by dataset; parameters stay global (shared by all datasets)."""
-    params = {i.removeprefix("params:") for n in template.nodes for i in n.inputs if i.startswith("params:")}
-    return Pipeline(template, namespace=dataset, parameters=params or None)
-
-
 def register_pipelines() -> dict[str, Pipeline]:
-    templates = {s: t for s in STAGES if (t := _template(s)) is not None}
-    chain = sum(templates.values(), start=Pipeline([]))
     datasets = dataset_names()
-    pipelines: dict[str, Pipeline] = {}
-    for ds in datasets:
-        pipelines[ds] = for_dataset(chain, ds)
-    for stage, template in templates.items():
-        pipelines[stage] = sum((for_dataset(template, ds) for ds in datasets), start=Pipeline([]))
+    pipelines: dict[str, Pipeline] = {ds: create_pipeline(ds) for ds in datasets}
+    for stage in STAGES:
+        pipelines[stage] = sum((create_pipeline(ds, [stage]) for ds in datasets), start=Pipeline([]))
     pipelines["all"] = sum((pipelines[ds] for ds in datasets), start=Pipeline([]))
     if (benchmark := _benchmark()) is not None:
         pipelines["benchmark"] = benchmark
+    # not namespaced: the dataset is a parameter (`--params dataset=<ds>,input=<file>`)
+    pipelines["inference"] = create_inference_pipeline()
     # `kedro run` alone: diabetes where it is (this project), else the first dataset
     default = DEFAULT_DATASET if DEFAULT_DATASET in datasets else next(iter(datasets), None)
     pipelines["__default__"] = pipelines[default] if default else Pipeline([])

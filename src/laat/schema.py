@@ -23,8 +23,12 @@ class DataValidationError(ValueError):
         self.report = report
 
 
-def build_schema(meta: DatasetMeta):
-    """A `pandera.DataFrameSchema` for the raw CSV of `meta` (columns as read by pandas)."""
+def build_schema(meta: DatasetMeta, target_required: bool = True):
+    """A `pandera.DataFrameSchema` for the raw CSV of `meta` (columns as read by pandas).
+
+    New rows to score may come without the target (``target_required=False``); a target
+    column that is there is still checked.
+    """
     import pandera.pandas as pa
 
     columns: dict[str, pa.Column] = {}
@@ -56,12 +60,13 @@ def build_schema(meta: DatasetMeta):
         checks=pa.Check(lambda s: meta.target.codes(s).notna(), name="target_labels",
                         error=f"target_labels (one of {meta.target.classes}{spelling})"),
         nullable=False,
+        required=target_required,
     )
     return pa.DataFrameSchema(columns, strict=False, ordered=False, name=meta.name)
 
 
 def validation_report(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: int = 1,
-                      why: str = "both classes are needed to train") -> dict[str, Any]:
+                      why: str = "both classes are needed to train", target_required: bool = True) -> dict[str, Any]:
     """Validate lazily and return a JSON-ready report: {dataset, status, n_rows, failures}.
 
     Besides the schema, the table must have rows and each class at least
@@ -70,7 +75,7 @@ def validation_report(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: i
     """
     import pandera.errors as pe
 
-    schema = build_schema(meta)
+    schema = build_schema(meta, target_required)
     failures: list[dict[str, Any]] = []
     try:
         schema.validate(_as_text_categories(df, meta), lazy=True)

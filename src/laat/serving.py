@@ -462,3 +462,16 @@ def _decide_and_move(client, model_name: str, new_version: str, metric_name: str
             client.set_model_version_tag(model_name, decision["previous_version"], "promotion.superseded_by",
                                          new_version)
     return decision
+
+
+def describe_version(client, model_name: str, version: int | str, meta: DatasetMeta, prior_label: str,
+                     metric_name: str, value: float, estimator: Any, run_id: str) -> None:
+    """Descriptions the registry shows: the model's (dataset, task, target) and this version's (prior, metric)."""
+    final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    kind = type(final).__name__ + (f" ({final.model})" if isinstance(getattr(final, "model", None), str) else "")
+    classes = " / ".join(meta.target.classes)
+    client.update_registered_model(model_name, description=(
+        f"LAAT classifier for dataset '{meta.name}': {meta.task} Target '{meta.target.column}' ({classes}); "
+        f"raw rows in, p_<class> out. The '{CHAMPION}' alias holds the best version on {metric_name}."))
+    client.update_model_version(model_name, str(version), description=(
+        f"{kind}; prior: {prior_label}; {metric_name} = {value:.4f} on the held-out rows (run {run_id})."))

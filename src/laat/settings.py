@@ -2,7 +2,8 @@
 
 from kedro.config import OmegaConfigLoader
 
-from laat.hooks import RunIsolation, TypedParamsToMlflow, current_run_id
+from laat.hooks import (InferenceSettings, RowsToMlflow, RunIsolation, RunNames, TypedParamsToMlflow,
+                        current_run_id, inference_setting)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -14,9 +15,10 @@ CONFIG_LOADER_ARGS = {
     # `--params prior_elicitation.model=x` dropped every other prior_elicitation key.
     "merge_strategy": {"parameters": "soft"},
     # `${run_id:}` in catalog paths: this session's run id (see laat.hooks.RunIsolation).
-    "custom_resolvers": {"run_id": current_run_id},
+    # `${inference:dataset}`, `${inference:input}`: this session's inference parameters (catalog_inference.yml).
+    "custom_resolvers": {"run_id": current_run_id, "inference": inference_setting},
     # read by RunIsolation before kedro-mlflow registers the same pattern
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-HOOKS = (TypedParamsToMlflow(), RunIsolation())
+HOOKS = (TypedParamsToMlflow(), RunIsolation(), InferenceSettings(), RunNames(), RowsToMlflow())

@@ -76,7 +76,7 @@ def register_model(model, test_rows: pd.DataFrame, metrics: dict[str, Any], prio
     import mlflow
     from mlflow import MlflowClient
 
-    from laat.serving import log_model, promote_if_better
+    from laat.serving import describe_version, log_model, promote_if_better
 
     meta = parse_metadata(metadata)
     p = Prior.from_dict(prior)
@@ -96,7 +96,10 @@ def register_model(model, test_rows: pd.DataFrame, metrics: dict[str, Any], prio
                        f"{sorted(metrics)}")
     value = metrics[key]["value"] if isinstance(metrics[key], dict) else metrics[key]
     info = log_model(model, meta, test_rows, name=f"{meta.name}_model", registered_model_name=name)
-    decision = promote_if_better(MlflowClient(), name, info.registered_model_version, params.champion_metric, value)
+    client = MlflowClient()
+    describe_version(client, name, info.registered_model_version, meta, p.label, params.champion_metric, value, model,
+                     mlflow.active_run().info.run_id)
+    decision = promote_if_better(client, name, info.registered_model_version, params.champion_metric, value)
     decision.update(registered=True, model_name=name, model_uri=info.model_uri, prior_source=p.source)
     log.info("%s v%s: %s", name, decision["new_version"], decision["reason"])
     return decision

@@ -32,13 +32,16 @@ def elicit_prior(metadata: dict[str, Any], validated: pd.DataFrame, params: Prio
                  prior_source: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
     """Prior as JSON dict, the same prior as editable YAML text, and the elicitation record.
 
-    `validated` is used only by the oracle source (it fits on the labelled rows).
+    `validated` is used only by the oracle source (it fits on the labelled rows). An LLM's
+    calls are also logged as an MLflow trace of the run (`laat.tracing`).
     """
     from laat.elicit import build_prior
+    from laat.tracing import log_elicitation_trace
 
     if isinstance(params, dict):  # a plain dict when called outside Kedro's typed parameters
         params = PriorElicitationParams.model_validate(params)
     check_source_matches_file_name(params, prior_source)
     meta = parse_metadata(metadata)
     result = build_prior(meta, params, data=validated if params.source == "oracle" else None)
+    log_elicitation_trace(result.record)
     return result.prior.to_dict(), result.prior.to_yaml(), result.record
