@@ -359,8 +359,49 @@ def test_a_label_outside_the_classes_is_refused(classes, bad):
     raw["target"]["classes"] = yaml.safe_load(classes)
     meta = parse_metadata(raw)
     df = pd.DataFrame({"Label": [yaml.safe_load(classes)[0], bad], "Age": [1, 2], "Colour": ["red", "red"]})
-    with pytest.raises(ValueError, match="labels outside"):
+    with pytest.raises(ValueError, match=r"target 'Label' must be one of .*found \['" + str(bad)):
         labels(df, meta)
+
+
+# ---- the task follows from the target ------------------------------------------------------
+
+def test_three_classes_are_multiclass_coded_in_their_listed_order():
+    raw = _minimal()
+    raw["target"]["classes"] = ["Gentoo", "Adelie", "Chinstrap"]
+    meta = parse_metadata(raw)
+    assert meta.target.kind == "multiclass"
+    df = pd.DataFrame({"Label": ["Adelie", "Chinstrap", "Gentoo", "Adelie"], "Age": [1, 2, 3, 4],
+                       "Colour": ["red"] * 4})
+    assert labels(df, meta).tolist() == [1, 2, 0, 1]
+    with pytest.raises(ValueError, match="multiclass task: only a binary target has a positive class"):
+        _ = meta.positive_class
+
+
+def test_a_numeric_target_is_a_regression_with_float_values():
+    raw = _minimal()
+    raw["target"] = {"column": "Label", "type": "numeric", "range": [0, 100]}
+    meta = parse_metadata(raw)
+    assert meta.target.kind == "regression"
+    df = pd.DataFrame({"Label": [1.5, 0, 100, 7], "Age": [1, 2, 3, 4], "Colour": ["red"] * 4})
+    assert labels(df, meta).dtype == np.float64 and labels(df, meta).tolist() == [1.5, 0.0, 100.0, 7.0]
+    df["Label"] = [1.5, "n/a", 101, 7]
+    with pytest.raises(ValueError, match=r"target 'Label' must be a finite number in \[0, 100\]; "
+                                         r"found \['101', 'n/a'\]"):
+        labels(df, meta)
+
+
+@pytest.mark.parametrize("target, where, what", [
+    ({"column": "Label"}, "target", "needs either 'classes'"),
+    ({"column": "Label", "classes": ["a", "b"], "type": "numeric"}, "target", "not both"),
+    ({"column": "Label", "classes": ["a", "b"], "range": [0, 1]}, "target", "'range' is for a numeric target"),
+    ({"column": "Label", "type": "numeric", "range": [5, 1]}, "target", "min > max"),
+    ({"column": "Label", "type": "text"}, "target.type", "'numeric'"),
+    ({"column": "Label", "classes": ["only"]}, "target.classes", "at least 2"),
+])
+def test_a_target_that_is_neither_classes_nor_numeric_is_refused(target, where, what):
+    raw = _minimal()
+    raw["target"] = target
+    _raises(raw, f"toy.yml: {where}:", what)
 
 
 def test_classes_that_read_the_same_are_refused():

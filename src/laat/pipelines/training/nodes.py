@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from laat.datasets import encode, labels, parse_metadata
 from laat.priors import Prior
-from laat.splits import few_shot_split, fraction_split
+from laat.splits import few_rows_split, few_shot_split, fraction_split
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ class SplitParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy: Literal["few_shot", "fraction"] = "few_shot"
-    shots: int = Field(10, ge=1, description="training rows per class (few_shot)")
+    shots: int = Field(10, ge=1, description="training rows per class (few_shot; for regression: in all)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of rows held out (fraction)")
     seed: int = 69
     repetition: int = Field(0, ge=0)
@@ -66,7 +66,9 @@ def split_rows(validated: pd.DataFrame, metadata: dict[str, Any],
     """Seeded train/test split of the raw rows; test rows are never seen by the model."""
     meta = parse_metadata(metadata)
     s = params.split
-    if s.strategy == "few_shot":
+    if s.strategy == "few_shot" and meta.target.kind == "regression":
+        train_idx, test_idx = few_rows_split(len(validated), s.shots, s.seed, s.repetition)
+    elif s.strategy == "few_shot":
         train_idx, test_idx = few_shot_split(labels(validated, meta), s.shots, s.seed, s.repetition)
     else:
         train_idx, test_idx = fraction_split(len(validated), s.test_fraction, s.seed, s.repetition)
