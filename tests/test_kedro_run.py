@@ -50,7 +50,7 @@ def test_default_run_logs_everything_and_registers_a_servable_model(project):
 
     logged = artifacts()
     for expected in ["validation/validation_report.json", "plots/prior_vs_learned_attributions.png",
-                     "plots/roc_curve.png", "plots/accuracy_by_group.png", "fairness/fairness_by_group.csv",
+                     "plots/performance.png", "plots/metric_by_group.png", "fairness/fairness_by_group.csv",
                      "attributions/attributions.csv", "registry/registration.json"]:
         assert expected in logged, (expected, logged)
     assert any(p.startswith("prior") and p.endswith(".json") for p in logged), logged
