@@ -101,6 +101,8 @@ def plot_results(attributions: pd.DataFrame, predictions: pd.DataFrame, by_group
     meta = parse_metadata(metadata)
     p = Prior.from_dict(prior)
     table = attributions.set_index("feature")
+    if "class" in attributions.columns:  # k classes: one bar pair per feature and class
+        table.index = [f"{f} ({c})" for f, c in zip(attributions["feature"], attributions["class"])]
     att = plot_attributions(table["prior_target"], table["learned"], title=f"{meta.name}: prior vs learned",
                             prior_label=f"{p.label} prior", top_n=params.top_features)
     y, kind = predictions["y_true"], meta.target.kind

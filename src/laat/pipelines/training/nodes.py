@@ -1,4 +1,5 @@
-"""Thin nodes: split rows, check the prior against them, fit imputer + `LAATClassifier`, report trust."""
+"""Thin nodes: split rows, check the prior against them, fit imputer + `LAATClassifier` (or
+`LAATRegressor` for a numeric target), report trust."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ class EstimatorParams(BaseModel):
     hidden: int = Field(100, ge=1)
     lr: float = Field(1e-2, gt=0)
     epochs: int = Field(200, ge=1)
-    batch_size: int | None = Field(128, ge=1, description="mini-batch rows; null = always full batch")
-    confidence: Literal["none", "spread"] = Field("none", description="down-weight features LLM samples disagree on")
+    batch_size: int | None = Field(128, ge=1, description="mini-batch rows; null = always full batch (binary)")
+    confidence: Literal["none", "spread"] = Field("none", description="down-weight features LLM samples disagree "
+                                                                      "on (binary)")
+    loss: Literal["squared", "huber"] = Field("squared", description="regression loss")
     suppress: list[str] = Field(default_factory=list, description="features whose attribution is forced to 0")
     random_state: int = 0
 
@@ -75,23 +78,49 @@ def split_rows(validated: pd.DataFrame, metadata: dict[str, Any],
     return validated.iloc[train_idx].reset_index(drop=True), validated.iloc[test_idx].reset_index(drop=True)
 
 
+def _estimator(settings: EstimatorParams, kind: str):
+    """`LAATClassifier` or `LAATRegressor` with the settings its task uses. A k-class or
+    regression model trains full batch; a binary-only choice made for them is refused."""
+    from laat import LAATClassifier, LAATRegressor
+
+    kw = settings.model_dump(exclude={"batch_size"} if kind != "binary" else set())
+    if kind == "regression":
+        odd = {k: kw.pop(k) for k in ("attribution", "confidence")}
+        if odd != {"attribution": "grad", "confidence": "none"}:
+            raise ValueError(f"training.estimator {odd} are binary-only; a numeric target needs "
+                             f"attribution: grad and confidence: none")
+        return LAATRegressor(**kw)
+    kw.pop("loss")
+    return LAATClassifier(**kw)
+
+
 def fit_model(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: dict[str, Any],
               params: TrainingParams):
-    """Fit imputer + `LAATClassifier` on the encoded training rows (a scikit-learn Pipeline).
+    """Fit imputer + `LAATClassifier` (or `LAATRegressor`) on the encoded training rows (a
+    scikit-learn Pipeline).
 
     The imputer's medians come from these rows only and travel with the model, so evaluation
-    and the served model fill gaps the same way. The prior must name exactly the encoded columns.
+    and the served model fill gaps the same way. The prior must name exactly the encoded
+    columns (and, per class, exactly the target's classes).
     """
-    from laat.estimator import LAATClassifier
     from laat.preprocess import with_imputer
 
     meta = parse_metadata(metadata)
-    model = with_imputer(LAATClassifier(**params.estimator.model_dump()))
-    model.fit(encode(train_rows, meta), labels(train_rows, meta), model__prior=Prior.from_dict(prior))
+    estimator = _estimator(params.estimator, meta.target.kind)
+    model = with_imputer(estimator)
+    model.fit(encode(train_rows, meta), labels(train_rows, meta), model__prior=_prior_for_fit(prior, meta))
     trust = model[-1].trust_
-    log.info("%s: trust=%s gamma=%g tau=%g: %s", meta.name, trust["mode"], trust["gamma"], trust["tau"],
-             trust["reason"])
+    log.info("%s: trust=%s gamma=%g: %s", meta.name, trust.get("mode"), trust["gamma"], trust["reason"])
     return model
+
+
+def _prior_for_fit(prior: dict[str, Any], meta) -> Prior | Any:
+    """The prior as the estimator takes it. A per-class prior names classes by label while the
+    model's classes are their codes 0..k-1, so it goes in as the (k, d) matrix in code order."""
+    p = Prior.from_dict(prior)
+    if not p.per_class:
+        return p
+    return p.aligned(meta.encoded_columns, classes=meta.target.classes).matrix()
 
 
 def report_trust(model) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -99,7 +128,7 @@ def report_trust(model) -> tuple[dict[str, Any], dict[str, Any]]:
     decision = dict(model[-1].trust_)
     values = {"trust.gamma": decision["gamma"], "trust.tau": decision["tau"],
               "trust.followed": float(decision["followed"])}
-    p = (decision.get("agreement") or {}).get("p_value")
+    p = decision.get("p_value", (decision.get("agreement") or {}).get("p_value"))  # k-output / binary
     if p is not None:
         values["trust.p_value"] = p
     return decision, {k: {"value": float(v), "step": 0} for k, v in values.items()}
@@ -114,6 +143,8 @@ def diagnose_prior(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: di
     meta = parse_metadata(metadata)
     p = Prior.from_dict(prior)
     d = params.diagnostic
+    if meta.target.kind != "binary":
+        return _no_diagnostic(meta)
     X = missing_value_imputer().fit_transform(encode(train_rows, meta))  # as fit_model's imputer does
     table, summary = prior_diagnostic(X, labels(train_rows, meta), p, level=d.level,
                                       n_permutations=d.n_permutations, seed=params.split.seed)
@@ -126,14 +157,46 @@ def diagnose_prior(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: di
     return table, fig, metrics
 
 
-def attribution_table(model, prior: dict[str, Any]) -> pd.DataFrame:
-    """Prior vs learned attributions per feature, both normalised as the loss sees them."""
+def _no_diagnostic(meta):
+    """The per-feature check tests class differences of a binary target; for the other tasks the
+    trust decision's agreement test (trust/trust_decision.json) is the prior check."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 1.5), layout="constrained")
+    fig.text(0.5, 0.5, f"{meta.name}: the per-feature prior check is for binary targets; for this "
+                       f"{meta.target.kind} task\nsee the trust decision's agreement test (trust/trust_decision.json)",
+             ha="center", va="center", fontsize=9)
+    return pd.DataFrame(columns=["feature"]), fig, {}
+
+
+def attribution_table(model, prior: dict[str, Any], metadata: dict[str, Any]) -> pd.DataFrame:
+    """Prior vs learned attributions per feature (per feature and class for k >= 3 classes),
+    both normalised as the loss sees them."""
     p = Prior.from_dict(prior)
     learned = model[-1].feature_attributions_
     target = model[-1].prior_target_
+    if isinstance(learned, pd.DataFrame):  # k classes: features x class codes
+        return _per_class_table(learned, target, p, parse_metadata(metadata).target.classes)
     return pd.DataFrame({
         "feature": list(learned.index),
         "prior_score": [p.scores()[f] for f in learned.index],
         "prior_target": target.reindex(learned.index).to_numpy(),
         "learned": learned.to_numpy(),
     })
+
+
+def _per_class_table(learned: pd.DataFrame, target, p: Prior, classes: list[str]) -> pd.DataFrame:
+    """Long table: one row per (class, feature), class ``i`` of the model being ``classes[i]``;
+    a shared prior's score and target repeat for every class."""
+    rows = []
+    for code in learned.columns:
+        label = classes[int(code)]
+        aimed = target[code] if isinstance(target, pd.DataFrame) else target
+        scores = p.class_scores()[label] if p.per_class else p.scores()
+        rows.append(pd.DataFrame({
+            "feature": list(learned.index), "class": label,
+            "prior_score": [scores[f] for f in learned.index],
+            "prior_target": aimed.reindex(learned.index).to_numpy() if aimed is not None else float("nan"),
+            "learned": learned[code].to_numpy(),
+        }))
+    return pd.concat(rows, ignore_index=True)
