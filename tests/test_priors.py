@@ -393,3 +393,28 @@ def test_aligned_reorders_features_and_classes_and_checks_both():
         p.aligned(["a", "b"], classes=["setosa", "other", "virginica"])
     with pytest.raises(PriorError, match="one signed score per feature, but the dataset has classes"):
         make().aligned(["a", "b", "c"], classes=["x", "y", "z"])
+
+
+def test_random_and_oracle_priors_for_multiclass_and_regression_stay_labelled():
+    from sklearn.datasets import load_diabetes, load_iris
+
+    per_class = random_prior(["a", "b"], seed=4, classes=["x", "y", "z"])
+    assert per_class.source == "random" and per_class.matrix().shape == (3, 2)
+    assert random_prior(["a", "b"], seed=4).mean == make_signed_random(["a", "b"], 4)
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    mc = oracle_prior(X, y, task="multiclass", classes=["setosa", "versicolor", "virginica"])
+    assert mc.label == "oracle" and "FULL labelled dataset" in mc.provenance["note"]
+    assert np.abs(mc.matrix()).max() == 10.0
+    assert mc.class_scores()["setosa"]["petal length (cm)"] < 0 < mc.class_scores()["virginica"]["petal length (cm)"]
+    Xr, yr = load_diabetes(return_X_y=True, as_frame=True)
+    reg = oracle_prior(Xr, yr, task="regression")
+    assert reg.classes is None and reg.scores()["bmi"] == 10.0 and reg.provenance["task"] == "regression"
+    with pytest.raises(PriorError, match=r"needs every one of >= 3 classes \['a', 'b'\]"):
+        oracle_prior(X, y, task="multiclass", classes=["a", "b"])
+    with pytest.raises(PriorError, match="task 'ranking' is not one of"):
+        oracle_prior(X, y, task="ranking")
+
+
+def make_signed_random(features, seed):
+    """The signed random prior's numbers as drawn before per-class priors existed."""
+    return np.random.default_rng(seed).integers(-10, 11, size=len(features)).astype(float).tolist()

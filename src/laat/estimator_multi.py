@@ -21,13 +21,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.preprocessing import MinMaxScaler
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from laat.estimator import (
     LAATClassifier,
     _by_name,
     _choice,
-    _integer,
     _number,
     _resolve_prior,
     _seed,
@@ -125,7 +128,10 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
         `laat.trust_multi.CV_MIN_ROWS` rows, cross-validates R^2 with and without it.
     loss : "squared" | "huber"
     huber_delta : float > 0, in standard deviations of the target.
-    hidden, lr, epochs, weight_decay : model width and Adam settings (full batch).
+    hidden, lr, epochs, weight_decay : model width and Adam settings (full batch). ``lr`` is
+        10x the classifier's: with a standardised target and features in [0, 1] the weights
+        must grow to several units, and 200 Adam steps at 1e-2 left the oracle-prior fit on
+        30 diabetes rows at test R^2 0.24 instead of 0.50 (plain 0.41, by underfitting).
     prior : Prior (signed), Mapping[str, float], pandas Series or a sequence by position.
     suppress, scale, random_state : as in `LAATClassifier`.
 
@@ -138,7 +144,7 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, model: str = "lr", gamma: float = 100.0, tau: float = 1.0, trust: str = "auto",
-                 loss: str = "squared", huber_delta: float = 1.0, hidden: int = 100, lr: float = 1e-2,
+                 loss: str = "squared", huber_delta: float = 1.0, hidden: int = 100, lr: float = 1e-1,
                  epochs: int = 200, weight_decay: float = 0.0, prior: Any = None, suppress: Sequence[str] = (),
                  scale: bool = True, random_state: int | np.random.RandomState | None = None):
         self.model = model

@@ -29,7 +29,7 @@ import yaml
 SOURCES = ("llm", "expert", "oracle", "random")
 SCORE_MIN, SCORE_MAX = -10.0, 10.0
 
-ORACLE_NOTE = ("ORACLE prior: logistic-regression coefficients fit on the FULL labelled dataset. "
+ORACLE_NOTE = ("ORACLE prior: linear-model coefficients fit on the FULL labelled dataset. "
                "It has seen the test labels: an upper bound for evaluation only, never a real prior.")
 RANDOM_NOTE = "RANDOM prior: seeded uniform integers in [-10, 10]; a control with no knowledge."
 # The one way to change a prior's scores by hand, quoted wherever a hand edit is refused.
@@ -468,26 +468,42 @@ def as_prior(obj: Prior | Mapping[str, Any], origin: str = "<prior>") -> Prior:
 
 # ---- non-LLM builders ----------------------------------------------------------------------
 
-def random_prior(features: Sequence[str], seed: int = 0) -> Prior:
-    """Seeded uniform integer scores: a no-knowledge control, labelled ``random``."""
+def random_prior(features: Sequence[str], seed: int = 0, classes: Sequence[str] | None = None) -> Prior:
+    """Seeded uniform integer scores: a no-knowledge control, labelled ``random``.
+
+    With ``classes``, a per-class prior (one row of scores per class). The signed form draws
+    the same numbers as it always did for a given seed.
+    """
     rng = np.random.default_rng(seed)
-    mean = rng.integers(int(SCORE_MIN), int(SCORE_MAX) + 1, size=len(features)).astype(float)
+    shape = (len(features),) if classes is None else (len(classes), len(features))
+    mean = rng.integers(int(SCORE_MIN), int(SCORE_MAX) + 1, size=shape).astype(float)
     return Prior(features=list(features), mean=mean.tolist(), source="random",
+                 classes=None if classes is None else list(classes),
                  provenance={"source_kind": "random", "seed": int(seed), "note": RANDOM_NOTE,
                              "created_at": _utcnow()})
 
 
-def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -> Prior:
-    """Attributions of a logistic regression fit on ALL labelled rows: an evaluation upper bound.
+ORACLE_TASKS = ("binary", "multiclass", "regression")
+
+
+def oracle_prior(X_enc, y, meta=None, *, task: str = "binary", classes: Sequence[str] | None = None,
+                 C: float = 1.0, max_iter: int = 5000) -> Prior:
+    """Attributions of a linear model fit on ALL labelled rows: an evaluation upper bound.
 
     Columns are Min-Max scaled first (as in training), missing values imputed with the
     column median, and the coefficients rescaled so the largest magnitude is 10.
+    ``task``: "binary" (logistic regression, y in {0, 1}), "multiclass" (multinomial
+    logistic regression; a per-class prior for ``classes``, the labels of y's codes
+    0..k-1 in order, default the sorted distinct values of y) or "regression" (ridge
+    regression with alpha = 1/C on the standardised target; a signed prior).
     """
     import pandas as pd
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
 
+    if task not in ORACLE_TASKS:
+        raise PriorError(f"oracle_prior: task {task!r} is not one of {list(ORACLE_TASKS)}")
     if isinstance(X_enc, pd.DataFrame):
         features = [str(c) for c in X_enc.columns]
         X = X_enc.to_numpy(dtype=float)
@@ -499,27 +515,43 @@ def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -
     if meta is not None and features != list(meta.encoded_columns):
         raise PriorError(f"oracle_prior: columns {features} are not dataset {meta.name!r}'s "
                          f"encoded columns {list(meta.encoded_columns)}")
-    y = np.asarray(y).astype(int).ravel()
+    y = np.asarray(y).ravel()
     if X.shape[0] != y.shape[0]:
         raise PriorError(f"oracle_prior: {X.shape[0]} rows but {y.shape[0]} labels")
-    if set(np.unique(y)) != {0, 1}:
-        raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
     from laat.preprocess import missing_value_imputer
 
+    if task == "regression":
+        y = y.astype(float)
+        if not np.all(np.isfinite(y)) or np.std(y) == 0:
+            raise PriorError("oracle_prior (regression) needs a finite, non-constant target")
+        linear, label, fit_y = Ridge(alpha=1.0 / C), "sklearn Ridge (alpha=%g)" % (1.0 / C), (y - y.mean()) / y.std()
+    elif task == "binary":
+        y = y.astype(int)
+        if set(np.unique(y)) != {0, 1}:
+            raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
+        linear, label, fit_y = LogisticRegression(C=C, max_iter=max_iter), "sklearn LogisticRegression (l2, C=%g)" % C, y
+    else:
+        codes, fit_y = np.unique(y, return_inverse=True)
+        classes = [str(c) for c in (codes if classes is None else classes)]
+        if len(codes) != len(classes) or len(classes) < 3:
+            raise PriorError(f"oracle_prior (multiclass) needs every one of >= 3 classes {classes} in y, "
+                             f"got {len(codes)} distinct values")
+        linear = LogisticRegression(C=C, max_iter=max_iter)
+        label = "sklearn multinomial LogisticRegression (l2, C=%g)" % C
     # the training pipeline's imputer: medians, and 0 for an all-missing column
-    model = make_pipeline(missing_value_imputer(), MinMaxScaler(),
-                          LogisticRegression(C=C, max_iter=max_iter))
-    model.fit(X, y)
-    coef = model[-1].coef_.ravel()
+    model = make_pipeline(missing_value_imputer(), MinMaxScaler(), linear)
+    model.fit(X, fit_y)
+    coef = np.atleast_2d(model[-1].coef_)
     top = float(np.max(np.abs(coef)))
-    mean = (coef * (SCORE_MAX / top)).tolist() if top > 0 else [0.0] * len(features)
-    mean = [float(np.clip(m, SCORE_MIN, SCORE_MAX)) for m in mean]
-    return Prior(features=features, mean=mean, source="oracle",
-                 provenance={"source_kind": "oracle", "note": ORACLE_NOTE,
-                             "method": "sklearn LogisticRegression (l2, C=%g) on median-imputed, "
-                                       "Min-Max-scaled one-hot data; coef * 10 / max|coef|" % C,
+    scaled = np.clip(coef * (SCORE_MAX / top), SCORE_MIN, SCORE_MAX) if top > 0 else np.zeros_like(coef)
+    mean = scaled.tolist() if task == "multiclass" else scaled[0].tolist()
+    return Prior(features=features, mean=mean, source="oracle", classes=classes if task == "multiclass" else None,
+                 provenance={"source_kind": "oracle", "note": ORACLE_NOTE, "task": task,
+                             "method": label + " on median-imputed, Min-Max-scaled one-hot data; "
+                                               "coef * 10 / max|coef|",
                              "dataset": getattr(meta, "name", None), "n_rows": int(X.shape[0]),
-                             "raw_coef": coef.tolist(), "created_at": _utcnow()})
+                             "raw_coef": coef.tolist() if task == "multiclass" else coef[0].tolist(),
+                             "created_at": _utcnow()})
 
 
 def oracle_prior_from_frame(df, meta, **kwargs) -> Prior:

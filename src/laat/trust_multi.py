@@ -153,8 +153,8 @@ def _folds(prob: MultiTrustProblem, settings: TrustSettings):
 
 def cv_score(task: str, y: np.ndarray, out: np.ndarray, w: np.ndarray) -> float:
     """Macro one-vs-rest ROC AUC of logits ``out`` (n, k), or R^2 of predictions (n,)."""
-    from sklearn.metrics import r2_score, roc_auc_score
     from scipy.special import softmax
+    from sklearn.metrics import r2_score, roc_auc_score
 
     if task == "regression":
         return float(r2_score(y, out, sample_weight=w))
