@@ -178,18 +178,18 @@ def _quote(values: pd.Series, mask: pd.Series) -> str:
 
 
 def input_schema(meta: DatasetMeta):
-    """Served input schema: categorical columns as text, every other feature as ``any``.
+    """Served input schema: every feature as ``any``, validated by ``check_raw_rows``.
 
     Declaring numbers as ``double`` would make MLflow refuse rows read straight from the
-    CSV (it will not cast int64 to float64), and ``long`` would refuse 3.0 or a NaN; so
-    numbers pass through and ``check_raw_rows`` validates them, naming the column. Columns
-    are declared optional so that a missing one also reaches ``check_raw_rows``: MLflow's own
-    refusal would quote the whole request twice.
+    CSV (it will not cast int64 to float64), ``long`` would refuse 3.0 or a NaN, and
+    ``string`` would refuse a categorical coded by integers (``sex: 1``); so values pass
+    through and ``check_raw_rows`` validates them, naming the column. Columns are declared
+    optional so that a missing one also reaches ``check_raw_rows``: MLflow's own refusal
+    would quote the whole request twice.
     """
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    return Schema([ColSpec("string" if f.type == "categorical" else AnyType(), f.name, required=False)
-                   for f in meta.features])
+    return Schema([ColSpec(AnyType(), f.name, required=False) for f in meta.features])
 
 
 def params_schema():

@@ -259,12 +259,14 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
     src = settings.source
     if src in ("local", "openai"):
         return run_elicitation(meta, settings)
+    kind = meta.target.kind
+    per_class = meta.target.classes if kind == "multiclass" else None  # the per-class form, in code order
     if src == "random":
-        prior = random_prior(meta.encoded_columns, settings.seed)
+        prior = random_prior(meta.encoded_columns, settings.seed, classes=per_class)
     elif src == "oracle":
         if data is None:
             raise PriorError("source 'oracle' needs the labelled data (the validated DataFrame)")
-        prior = oracle_prior_from_frame(data, meta, C=settings.oracle_C)
+        prior = oracle_prior_from_frame(data, meta, C=settings.oracle_C, task=kind, classes=per_class)
     elif src == "expert":
         path = Path(settings.expert_prior_path or Path("conf") / "base" / "priors" / f"{meta.name}.yml")
         prior = Prior.load(path)

@@ -37,7 +37,7 @@ class EstimatorParams(BaseModel):
                             "off: always follow it at gamma/tau (the paper)")
     attribution: Literal["grad", "input_x_grad"] = "grad"
     hidden: int = Field(100, ge=1)
-    lr: float = Field(1e-2, gt=0)
+    lr: float | None = Field(None, gt=0, description="learning rate; null = the estimator's default for the task")
     epochs: int = Field(200, ge=1)
     batch_size: int | None = Field(128, ge=1, description="mini-batch rows; null = always full batch (binary)")
     confidence: Literal["none", "spread"] = Field("none", description="down-weight features LLM samples disagree "
@@ -84,6 +84,8 @@ def _estimator(settings: EstimatorParams, kind: str):
     from laat import LAATClassifier, LAATRegressor
 
     kw = settings.model_dump(exclude={"batch_size"} if kind != "binary" else set())
+    if kw["lr"] is None:
+        del kw["lr"]
     if kind == "regression":
         odd = {k: kw.pop(k) for k in ("attribution", "confidence")}
         if odd != {"attribution": "grad", "confidence": "none"}:
