@@ -41,6 +41,8 @@ WIDTH = {
     "electricity": 8,
 }
 DATASETS = sorted(WIDTH)
+# The shipped tables of the other tasks: (task, encoded width).
+OTHER_TASKS = {"wine": ("multiclass", 13), "diabetes_progression": ("regression", 11)}
 
 # Rows removed by the paper's skew conditions: (matching rows, positives in the full file).
 PAPER_SKEW = {"diabetes": (225, 268), "breast_ljubljana": (64, 81), "myocardial": (74, 152)}
@@ -63,7 +65,25 @@ def _df(name: str) -> pd.DataFrame:
 # ---- every shipped file ---------------------------------------------------------------------
 
 def test_every_metadata_file_is_covered():
-    assert sorted(p.stem for p in METADATA_DIR.glob("*.yml")) == DATASETS
+    assert sorted(p.stem for p in METADATA_DIR.glob("*.yml")) == sorted(DATASETS + list(OTHER_TASKS))
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_TASKS))
+def test_the_multiclass_and_regression_tables_load_validate_and_encode(name):
+    from laat.schema import validation_report
+
+    meta, df = _meta(name), _df(name)
+    kind, width = OTHER_TASKS[name]
+    assert meta.target.kind == kind and meta.csv == f"data/01_raw/{name}.csv"
+    assert meta.task.strip() and meta.source.strip() and meta.license.strip()
+    assert validation_report(df, meta, min_rows_per_class=11)["status"] == "passed"
+    enc = encode(df, meta)
+    assert enc.shape == (len(df), width) and not enc.isna().any().any()
+    y = labels(df, meta)
+    if kind == "multiclass":
+        assert sorted(set(y.tolist())) == [0, 1, 2] and np.bincount(y).min() > 11
+    else:
+        assert y.dtype == np.float64 and meta.target.range[0] <= y.min() and y.max() <= meta.target.range[1]
 
 
 @pytest.mark.parametrize("name", DATASETS)
