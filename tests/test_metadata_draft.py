@@ -240,3 +240,5 @@ def test_the_command_writes_the_draft_and_points_at_what_to_check(tmp_path, monk
     again = runner.invoke(cli, ["draft-metadata", "ids.csv", "--out", "conf/base/datasets/ids.yml"])
     assert again.exit_code == 1 and "exists; choose another --out or pass --force" in again.output
     assert runner.invoke(cli, ["draft-metadata", "ids.csv", "--force"]).exit_code == 0
+    numeric = runner.invoke(cli, ["draft-metadata", "ids.csv", "--target", "Score", "--out", "score.yml"])
+    assert numeric.output.startswith("Wrote score.yml: target 'Score' numeric (regression), 2 features")
