@@ -146,13 +146,6 @@ def test_gamma_without_prior_is_an_error_but_gamma_zero_trains_plainly():
     assert plain.prior_target_ is None
 
 
-def test_multiclass_labels_are_refused():
-    X, _ = frame()
-    y = np.array(["a", "b", "c", "d"] * 10)
-    with pytest.raises(ValueError, match="Only binary classification is supported.*4 classes"):
-        LAATClassifier(trust="off", prior=PRIOR).fit(X, y)
-
-
 def test_string_labels_class_order_and_probability_columns():
     X, y = frame()
     est = LAATClassifier(trust="off", prior=PRIOR, random_state=0).fit(X, y)

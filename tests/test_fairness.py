@@ -3,7 +3,17 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
-from laat.fairness import BY_GROUP_COLUMNS, GROUP_METRICS, fairness_report, group_labels, quantile_edges
+from laat.fairness import (
+    BY_GROUP_COLUMNS,
+    GROUP_METRICS,
+    MULTICLASS_BY_GROUP_COLUMNS,
+    REGRESSION_BY_GROUP_COLUMNS,
+    fairness_report,
+    group_labels,
+    multiclass_fairness_report,
+    quantile_edges,
+    regression_fairness_report,
+)
 
 
 def test_yes_for_one_group_no_for_the_other_is_maximally_unfair():
@@ -116,3 +126,36 @@ def test_no_sensitive_features_gives_no_gaps_and_a_table_that_reads_back(tmp_pat
     by_group.to_csv(tmp_path / "by_group.csv", index=False)
     back = pd.read_csv(tmp_path / "by_group.csv")
     assert list(back.columns) == list(BY_GROUP_COLUMNS) and back.empty
+
+
+# ---- multiclass and regression ---------------------------------------------------------------
+
+def test_multiclass_groups_get_accuracy_and_macro_f1_with_their_gaps():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    proba = np.eye(3)[[0, 1, 2, 1, 2, 0]]  # group A all right, group B all wrong
+    summary, by_group = multiclass_fairness_report(y, proba, pd.DataFrame({"Group": list("AAABBB")}))
+    assert tuple(by_group.columns) == MULTICLASS_BY_GROUP_COLUMNS
+    rows = by_group.set_index("group")
+    assert rows["accuracy"].tolist() == [1.0, 0.0] and rows["f1_macro"].tolist() == [1.0, 0.0]
+    assert rows["count"].tolist() == [3, 3]
+    assert summary == {"fairness.Group.accuracy_difference": 1.0, "fairness.Group.f1_macro_difference": 1.0}
+
+
+def test_regression_groups_get_their_errors_and_the_gaps_between_them():
+    y = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0])
+    f = np.array([1.0, 2.0, 3.0, 3.0, 4.0, 5.0])  # group B over-predicted by 2 everywhere
+    summary, by_group = regression_fairness_report(y, f, pd.DataFrame({"Sex": list("fffmmm")}))
+    assert tuple(by_group.columns) == REGRESSION_BY_GROUP_COLUMNS
+    rows = by_group.set_index("group")
+    assert rows.loc["Sex=m", ["rmse", "mae", "mean_error"]].tolist() == [2.0, 2.0, 2.0]
+    assert rows.loc["Sex=f", ["rmse", "mae", "mean_error"]].tolist() == [0.0, 0.0, 0.0]
+    assert summary == {"fairness.Sex.rmse_difference": 2.0, "fairness.Sex.mae_difference": 2.0,
+                       "fairness.Sex.mean_error_difference": 2.0}
+
+
+def test_without_sensitive_features_every_task_returns_an_empty_table_with_its_columns():
+    none = pd.DataFrame(index=range(6))
+    summary, table = regression_fairness_report(np.arange(6.0), np.arange(6.0), none)
+    assert summary == {} and tuple(table.columns) == REGRESSION_BY_GROUP_COLUMNS and table.empty
+    summary, table = multiclass_fairness_report([0, 1, 2] * 2, np.eye(3)[[0, 1, 2] * 2], none)
+    assert summary == {} and tuple(table.columns) == MULTICLASS_BY_GROUP_COLUMNS and table.empty

@@ -41,6 +41,8 @@ WIDTH = {
     "electricity": 8,
 }
 DATASETS = sorted(WIDTH)
+# The shipped tables of the other tasks: (task, encoded width).
+OTHER_TASKS = {"wine": ("multiclass", 13), "diabetes_progression": ("regression", 11)}
 
 # Rows removed by the paper's skew conditions: (matching rows, positives in the full file).
 PAPER_SKEW = {"diabetes": (225, 268), "breast_ljubljana": (64, 81), "myocardial": (74, 152)}
@@ -63,7 +65,25 @@ def _df(name: str) -> pd.DataFrame:
 # ---- every shipped file ---------------------------------------------------------------------
 
 def test_every_metadata_file_is_covered():
-    assert sorted(p.stem for p in METADATA_DIR.glob("*.yml")) == DATASETS
+    assert sorted(p.stem for p in METADATA_DIR.glob("*.yml")) == sorted(DATASETS + list(OTHER_TASKS))
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_TASKS))
+def test_the_multiclass_and_regression_tables_load_validate_and_encode(name):
+    from laat.schema import validation_report
+
+    meta, df = _meta(name), _df(name)
+    kind, width = OTHER_TASKS[name]
+    assert meta.target.kind == kind and meta.csv == f"data/01_raw/{name}.csv"
+    assert meta.task.strip() and meta.source.strip() and meta.license.strip()
+    assert validation_report(df, meta, min_rows_per_class=11)["status"] == "passed"
+    enc = encode(df, meta)
+    assert enc.shape == (len(df), width) and not enc.isna().any().any()
+    y = labels(df, meta)
+    if kind == "multiclass":
+        assert sorted(set(y.tolist())) == [0, 1, 2] and np.bincount(y).min() > 11
+    else:
+        assert y.dtype == np.float64 and meta.target.range[0] <= y.min() and y.max() <= meta.target.range[1]
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -359,8 +379,49 @@ def test_a_label_outside_the_classes_is_refused(classes, bad):
     raw["target"]["classes"] = yaml.safe_load(classes)
     meta = parse_metadata(raw)
     df = pd.DataFrame({"Label": [yaml.safe_load(classes)[0], bad], "Age": [1, 2], "Colour": ["red", "red"]})
-    with pytest.raises(ValueError, match="labels outside"):
+    with pytest.raises(ValueError, match=r"target 'Label' must be one of .*found \['" + str(bad)):
         labels(df, meta)
+
+
+# ---- the task follows from the target ------------------------------------------------------
+
+def test_three_classes_are_multiclass_coded_in_their_listed_order():
+    raw = _minimal()
+    raw["target"]["classes"] = ["Gentoo", "Adelie", "Chinstrap"]
+    meta = parse_metadata(raw)
+    assert meta.target.kind == "multiclass"
+    df = pd.DataFrame({"Label": ["Adelie", "Chinstrap", "Gentoo", "Adelie"], "Age": [1, 2, 3, 4],
+                       "Colour": ["red"] * 4})
+    assert labels(df, meta).tolist() == [1, 2, 0, 1]
+    with pytest.raises(ValueError, match="multiclass task: only a binary target has a positive class"):
+        _ = meta.positive_class
+
+
+def test_a_numeric_target_is_a_regression_with_float_values():
+    raw = _minimal()
+    raw["target"] = {"column": "Label", "type": "numeric", "range": [0, 100]}
+    meta = parse_metadata(raw)
+    assert meta.target.kind == "regression"
+    df = pd.DataFrame({"Label": [1.5, 0, 100, 7], "Age": [1, 2, 3, 4], "Colour": ["red"] * 4})
+    assert labels(df, meta).dtype == np.float64 and labels(df, meta).tolist() == [1.5, 0.0, 100.0, 7.0]
+    df["Label"] = [1.5, "n/a", 101, 7]
+    with pytest.raises(ValueError, match=r"target 'Label' must be a finite number in \[0, 100\]; "
+                                         r"found \['101', 'n/a'\]"):
+        labels(df, meta)
+
+
+@pytest.mark.parametrize("target, where, what", [
+    ({"column": "Label"}, "target", "needs either 'classes'"),
+    ({"column": "Label", "classes": ["a", "b"], "type": "numeric"}, "target", "not both"),
+    ({"column": "Label", "classes": ["a", "b"], "range": [0, 1]}, "target", "'range' is for a numeric target"),
+    ({"column": "Label", "type": "numeric", "range": [5, 1]}, "target", "min > max"),
+    ({"column": "Label", "type": "text"}, "target.type", "'numeric'"),
+    ({"column": "Label", "classes": ["only"]}, "target.classes", "at least 2"),
+])
+def test_a_target_that_is_neither_classes_nor_numeric_is_refused(target, where, what):
+    raw = _minimal()
+    raw["target"] = target
+    _raises(raw, f"toy.yml: {where}:", what)
 
 
 def test_classes_that_read_the_same_are_refused():

@@ -17,6 +17,7 @@ from project_copy import cli_env, copy_project, lean_training, mlflow_client  # 
 
 from laat.datasets import MetadataError, parse_metadata  # noqa: E402
 from laat.metadata_draft import (  # noqa: E402
+    MANY_CATEGORIES,
     PLACEHOLDER,
     draft_metadata,
     guess_target,
@@ -85,10 +86,41 @@ def test_without_a_named_target_the_last_binary_column_is_taken_and_target_overr
     # pandas (and so the pipeline) reads true/false as booleans: the labels are as it prints them
     assert draft_metadata(path)["target"] == {"column": "Won", "classes": ["False", "True"]}
     assert draft_metadata(path, target="Paid")["target"]["column"] == "Paid"
-    with pytest.raises(MetadataError, match=r"target column 'Level' .* exactly two values"):
-        draft_metadata(path, target="Level")
+    assert draft_metadata(path, target="Level")["target"] == {"column": "Level", "classes": ["a", "b", "c"]}
+    assert draft_metadata(path, target="Size")["target"] == {"column": "Size", "type": "numeric",
+                                                             "range": [1.5, 3.0]}
     with pytest.raises(MetadataError, match="'Nope' is not in"):
         draft_metadata(path, target="Nope")
+
+
+def test_the_drafted_target_kind_follows_its_values_and_the_draft_parses(tmp_path):
+    path = tmp_path / "t.csv"
+    n = MANY_CATEGORIES + 1
+    pd.DataFrame({"Size": [float(i) for i in range(n)], "grade": [3, 1, 2] * 7,
+                  "species": ["x", "y", "z"] * 7, "price": list(range(n)), "id": [f"r{i}" for i in range(n)]},
+                 ).to_csv(path, index=False)
+    targets = {t: draft_metadata(path, target=t)["target"] for t in ("grade", "species", "price")}
+    assert targets == {"grade": {"column": "grade", "classes": ["1", "2", "3"]},
+                       "species": {"column": "species", "classes": ["x", "y", "z"]},
+                       "price": {"column": "price", "type": "numeric", "range": [0.0, float(n - 1)]}}
+    for t, kind in (("grade", "multiclass"), ("price", "regression")):
+        meta = draft_metadata(path, target=t)
+        assert parse_metadata(meta).target.kind == kind
+    with pytest.raises(MetadataError, match=f"target column 'id' .* has {n} text values .* too many classes"):
+        draft_metadata(path, target="id")
+
+
+def test_a_target_with_gaps_is_refused_with_the_count(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"A": [1, 2, 3], "label": ["x", None, "y"]}).to_csv(path, index=False)
+    with pytest.raises(MetadataError, match="target column 'label' in .* has 1 gaps"):
+        draft_metadata(path, target="label")
+
+
+def test_a_column_named_like_a_target_wins_over_an_unnamed_binary_one_and_a_named_binary_over_it():
+    frame = pd.DataFrame({"Flag": [0, 1, 1], "target": ["a", "b", "c"], "Level": ["a", "b", "c"]})
+    assert guess_target(frame) == "target"
+    assert guess_target(frame.assign(label=[0, 1, 0])) == "label"
 
 
 def test_names_like_a_label_win_over_position():
@@ -208,3 +240,5 @@ def test_the_command_writes_the_draft_and_points_at_what_to_check(tmp_path, monk
     again = runner.invoke(cli, ["draft-metadata", "ids.csv", "--out", "conf/base/datasets/ids.yml"])
     assert again.exit_code == 1 and "exists; choose another --out or pass --force" in again.output
     assert runner.invoke(cli, ["draft-metadata", "ids.csv", "--force"]).exit_code == 0
+    numeric = runner.invoke(cli, ["draft-metadata", "ids.csv", "--target", "Score", "--out", "score.yml"])
+    assert numeric.output.startswith("Wrote score.yml: target 'Score' numeric (regression), 2 features")

@@ -3,10 +3,28 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import (accuracy_score, brier_score_loss, f1_score, log_loss, precision_score,
-                             recall_score, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
-from laat.metrics import METRIC_NAMES, check_binary_inputs, classification_metrics, predict_labels
+from laat.metrics import (
+    METRIC_NAMES,
+    MULTICLASS_METRIC_NAMES,
+    REGRESSION_METRIC_NAMES,
+    TASK_METRIC,
+    check_binary_inputs,
+    classification_metrics,
+    higher_is_better,
+    multiclass_metrics,
+    predict_labels,
+    regression_metrics,
+)
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 1])
 P = np.array([0.1, 0.6, 0.8, 0.4, 0.2, 0.9, 0.55, 0.3])
@@ -111,3 +129,60 @@ def test_bad_input_messages_name_the_caller_and_the_problem(y, p, msg):
         classification_metrics(y, p)
     with pytest.raises(ValueError, match="^metrics: .*" + msg):  # the default caller name
         check_binary_inputs(y, p)
+
+
+# ---- multiclass and regression ---------------------------------------------------------------
+
+Y3 = np.array([0, 1, 2, 0, 1, 2, 2, 1])
+P3 = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.2, 0.2, 0.6], [0.3, 0.4, 0.3],
+               [0.2, 0.6, 0.2], [0.1, 0.1, 0.8], [0.5, 0.3, 0.2], [0.3, 0.3, 0.4]])
+
+
+def test_multiclass_metrics_match_sklearn_one_vs_rest_and_argmax():
+    m = multiclass_metrics(Y3, P3)
+    y_hat = P3.argmax(axis=1)  # [0, 1, 2, 1, 1, 2, 0, 2]: 5 of 8 right
+    assert tuple(m) == MULTICLASS_METRIC_NAMES
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    assert m["roc_auc_macro"] == pytest.approx(np.mean([roc_auc_score(Y3 == c, P3[:, c]) for c in range(3)]))
+    weights = np.bincount(Y3) / len(Y3)
+    assert m["roc_auc_weighted"] == pytest.approx(sum(w * roc_auc_score(Y3 == c, P3[:, c])
+                                                      for c, w in enumerate(weights)))
+    assert m["log_loss"] == pytest.approx(-np.mean(np.log(P3[np.arange(8), Y3])))
+    assert m["f1_macro"] == pytest.approx(f1_score(Y3, y_hat, average="macro"))
+
+
+@pytest.mark.parametrize("y, p, msg", [
+    (Y3[:4], P3, "y_true has 4 rows but proba has 8"),
+    (Y3, P3[:, :2], r"3 or more classes, got shape \(8, 2\)"),
+    (np.where(Y3 == 2, 3, Y3), P3, r"class codes 0..2 .* found \[3\]"),
+    (Y3, P3 * 2, "summing to 1"),
+    (np.minimum(Y3, 1), P3, r"classes \[2\] have no rows"),
+])
+def test_bad_multiclass_inputs_say_what_is_wrong(y, p, msg):
+    with pytest.raises(ValueError, match=msg):
+        multiclass_metrics(y, p)
+
+
+def test_regression_metrics_by_hand():
+    y, f = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.0, 2.0, 5.0])  # errors .5, 0, -1, 1
+    m = regression_metrics(y, f)
+    assert tuple(m) == REGRESSION_METRIC_NAMES
+    assert m["rmse"] == pytest.approx(np.sqrt(2.25 / 4)) and m["mae"] == pytest.approx(2.5 / 4)
+    assert m["r2"] == pytest.approx(1 - 2.25 / 5.0)  # total sum of squares around 2.5 is 5
+
+
+@pytest.mark.parametrize("y, f, msg", [
+    ([1.0, 2.0], [1.0], "y_true has 2 rows but y_pred has 1"),
+    ([1.0], [1.0], "1 rows; R² needs at least 2"),
+    ([1.0, 2.0], [1.0, np.nan], "y_pred has 1 non-finite values"),
+])
+def test_bad_regression_inputs_say_what_is_wrong(y, f, msg):
+    with pytest.raises(ValueError, match=msg):
+        regression_metrics(y, f)
+
+
+def test_every_task_has_a_champion_metric_it_computes_and_errors_are_lower_is_better():
+    assert TASK_METRIC == {"binary": "roc_auc", "multiclass": "roc_auc_macro", "regression": "rmse"}
+    assert {TASK_METRIC["binary"]} <= set(METRIC_NAMES) and TASK_METRIC["multiclass"] in MULTICLASS_METRIC_NAMES
+    assert [higher_is_better(m) for m in ("roc_auc", "roc_auc_macro", "r2", "rmse", "mae", "log_loss")] == \
+        [True, True, True, False, False, False]

@@ -4,7 +4,14 @@ import pytest
 from matplotlib.figure import Figure
 
 from laat.fairness import fairness_report
-from laat.plots import plot_attributions, plot_auc_vs_shots, plot_metric_by_group, plot_roc
+from laat.plots import (
+    plot_attributions,
+    plot_auc_vs_shots,
+    plot_confusion_matrix,
+    plot_metric_by_group,
+    plot_residuals,
+    plot_roc,
+)
 
 
 def _saves(fig: Figure, tmp_path) -> None:
@@ -89,3 +96,24 @@ def test_auc_vs_shots_mean_per_method_and_k(tmp_path):
     _saves(fig, tmp_path)
     with pytest.raises(ValueError, match=r"lack columns \['roc_auc'\]"):
         plot_auc_vs_shots(pd.DataFrame(rows).drop(columns="roc_auc"))
+
+
+def test_confusion_matrix_counts_and_row_shares_per_true_class(tmp_path):
+    y = np.array([0, 0, 0, 0, 1, 2])
+    proba = np.eye(3)[[0, 0, 0, 1, 1, 0]]
+    fig = plot_confusion_matrix(y, proba, ["Adelie", "Chinstrap", "Gentoo"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[:3] == ["3\n75%", "1\n25%", "0\n0%"] and texts[6] == "1\n100%"
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["Adelie", "Chinstrap", "Gentoo"]
+    _saves(fig, tmp_path)
+    with pytest.raises(ValueError, match="2 class names for 3 probability columns"):
+        plot_confusion_matrix(y, proba, ["a", "b"])
+
+
+def test_residual_plot_draws_true_minus_predicted_against_the_prediction(tmp_path):
+    y, f = np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.0, 1.0])
+    fig = plot_residuals(y, f, "mpg", title="auto")
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.collections[0].get_offsets(), [[1.5, -0.5], [2.0, 0.0], [1.0, 2.0]])
+    assert ax.get_title() == f"auto: residuals (RMSE {np.sqrt(4.25 / 3):.3g}, n=3)"
+    _saves(fig, tmp_path)

@@ -319,3 +319,102 @@ def test_dict_and_validation_messages_in_full():
 def test_provenance_with_numpy_values_and_paths_becomes_plain_json():
     p = make(provenance={"paths": [Path("a/b"), np.float32(0.5)], "n": np.int64(3), "where": Path("c")})
     assert p.to_dict()["provenance"] == {"paths": ["a/b", 0.5], "n": 3, "where": "c"}
+
+
+# ---- per-class priors (multiclass) ------------------------------------------------------------
+
+
+def make_per_class(**kw) -> Prior:
+    base = dict(features=["a", "b"], classes=["setosa", "versicolor", "virginica"],
+                mean=[[7.0, -1.5], [0.0, 2.0], [-3.0, 10.0]], spread=[[0.5, 0.0], [0.0, 1.0], [0.0, 0.0]],
+                source="llm", samples=[[[7, -1], [0, 2], [-3, 10]], [[7, -2], [0, 2], [-3, 10]]])
+    base.update(kw)
+    return Prior(**base)
+
+
+def test_a_per_class_prior_gives_scores_by_class_and_refuses_the_signed_view():
+    p = make_per_class()
+    assert p.per_class and not make().per_class
+    assert p.class_scores()["virginica"] == {"a": -3.0, "b": 10.0}
+    assert p.class_spreads()["setosa"] == {"a": 0.5, "b": 0.0}
+    assert p.matrix().shape == (3, 2) and make().matrix().shape == (3,)
+    with pytest.raises(PriorError, match=r"one score vector per class .*use class_scores\(\)"):
+        p.scores()
+    with pytest.raises(PriorError, match=r"not one per class; use scores\(\)"):
+        make().class_scores()
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"classes": ["only"]}, "at least 2 classes"),
+    ({"classes": ["x", "x", "y"]}, "classes more than once: ['x']"),
+    ({"mean": [[1, 2], [3, 4]]}, "mean must be 3 rows (one per class"),
+    ({"mean": [[1, 2], [3, 4], [5]]}, "class 'virginica' mean has 1 values for 2 features"),
+    ({"mean": [[1, 2], [3, 40], [5, 6]]}, "class 'versicolor' score for 'b' is 40.0, outside"),
+    ({"samples": [[[1, 2]]]}, "sample 0 must be 3 rows"),
+    ({"classes": None}, "is nested, but the prior has no `classes`"),
+    ({"mean": [[1, "x"], [0, 0], [0, 0]]}, "prior mean holds 'x', not a number"),
+])
+def test_invalid_per_class_priors_name_the_culprit(kw, msg):
+    with pytest.raises(PriorError, match=msg.replace("(", r"\(").replace("[", r"\[")):
+        make_per_class(**kw)
+
+
+def test_per_class_json_round_trip_and_a_hand_edit_is_refused(tmp_path):
+    p = make_per_class()
+    path = p.save_json(tmp_path / "p.json")
+    assert Prior.load_json(path) == p
+    assert "classes" not in make().to_dict()  # the signed form's JSON is unchanged
+    path.write_text(path.read_text().replace("-3.0", "-4.0"))
+    with pytest.raises(PriorError, match="edited by hand"):
+        Prior.load_json(path)
+
+
+def test_per_class_yaml_round_trip_and_an_edit_makes_it_expert():
+    p = make_per_class()
+    q = Prior.from_yaml(p.to_yaml())
+    assert (q.source, q.classes, q.mean, q.spread) == ("llm", p.classes, p.mean, p.spread)
+    edited = Prior.from_yaml(p.to_yaml().replace("b: 10", "b: 9"))
+    assert edited.source == "expert" and edited.provenance["edited_from"] == "llm"
+    assert edited.class_scores()["virginica"]["b"] == 9.0 and edited.spread == [[0.0, 0.0]] * 3
+
+
+def test_hand_written_per_class_yaml_must_score_the_same_features_in_every_class():
+    ok = Prior.from_yaml("scores:\n  x: {a: 1, b: 2}\n  y: {a: -1, b: 0}\n")
+    assert ok.source == "expert" and ok.classes == ["x", "y"]
+    with pytest.raises(PriorError, match=r"class 'y' lists features \['a'\], the first class lists \['a', 'b'\]"):
+        Prior.from_yaml("scores:\n  x: {a: 1, b: 2}\n  y: {a: -1}\n")
+
+
+def test_aligned_reorders_features_and_classes_and_checks_both():
+    p = make_per_class()
+    q = p.aligned(["b", "a"], classes=["virginica", "setosa", "versicolor"])
+    assert q.mean == [[10.0, -3.0], [-1.5, 7.0], [2.0, 0.0]] and q.samples[1][1] == [-2.0, 7.0]
+    with pytest.raises(PriorError, match=r"is for classes \['setosa', 'versicolor', 'virginica'\], the dataset"):
+        p.aligned(["a", "b"], classes=["setosa", "other", "virginica"])
+    with pytest.raises(PriorError, match="one signed score per feature, but the dataset has classes"):
+        make().aligned(["a", "b", "c"], classes=["x", "y", "z"])
+
+
+def test_random_and_oracle_priors_for_multiclass_and_regression_stay_labelled():
+    from sklearn.datasets import load_diabetes, load_iris
+
+    per_class = random_prior(["a", "b"], seed=4, classes=["x", "y", "z"])
+    assert per_class.source == "random" and per_class.matrix().shape == (3, 2)
+    assert random_prior(["a", "b"], seed=4).mean == make_signed_random(["a", "b"], 4)
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    mc = oracle_prior(X, y, task="multiclass", classes=["setosa", "versicolor", "virginica"])
+    assert mc.label == "oracle" and "FULL labelled dataset" in mc.provenance["note"]
+    assert np.abs(mc.matrix()).max() == 10.0
+    assert mc.class_scores()["setosa"]["petal length (cm)"] < 0 < mc.class_scores()["virginica"]["petal length (cm)"]
+    Xr, yr = load_diabetes(return_X_y=True, as_frame=True)
+    reg = oracle_prior(Xr, yr, task="regression")
+    assert reg.classes is None and reg.scores()["bmi"] == 10.0 and reg.provenance["task"] == "regression"
+    with pytest.raises(PriorError, match=r"needs every one of >= 3 classes \['a', 'b'\]"):
+        oracle_prior(X, y, task="multiclass", classes=["a", "b"])
+    with pytest.raises(PriorError, match="task 'ranking' is not one of"):
+        oracle_prior(X, y, task="ranking")
+
+
+def make_signed_random(features, seed):
+    """The signed random prior's numbers as drawn before per-class priors existed."""
+    return np.random.default_rng(seed).integers(-10, 11, size=len(features)).astype(float).tolist()

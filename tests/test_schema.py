@@ -147,3 +147,32 @@ def test_too_few_rows_of_a_class_names_the_class_and_the_need(diabetes):
     assert failure["message"] == ("class 'yes' of target 'Outcome' has 10 rows; 11 are needed "
                                   "(10 shots and 1 test row)")
     assert validation_report(few, meta, min_rows_per_class=10)["status"] == "passed"
+
+
+def _regression(rows: pd.DataFrame, value_range=(0, 1000)):
+    """The diabetes table with its glucose as a numeric (regression) target."""
+    raw = load_metadata("diabetes").model_dump()
+    raw["features"] = [f for f in raw["features"] if f["name"] != "Glucose"]
+    raw["sensitive_features"] = [s for s in raw["sensitive_features"] if s != "Glucose"]
+    raw["target"] = {"column": "Glucose", "type": "numeric", "range": value_range}
+    return parse_metadata(raw), rows.drop(columns="Outcome")
+
+
+def test_a_numeric_target_with_text_or_out_of_range_values_names_them(diabetes):
+    meta, df = _regression(diabetes[1])
+    assert validation_report(df, meta)["status"] == "passed"
+    bad = df.head(20).copy()
+    bad["Glucose"] = bad["Glucose"].astype(object)
+    bad.loc[3, "Glucose"] = "high"
+    bad.loc[5, "Glucose"] = 2000
+    report = _fails(bad, meta, "Glucose", "target_values (a finite number in [0, 1000])")
+    (failure,) = report["failures"]
+    assert failure["example_rows"] == [3, 5] and failure["example_values"] == ["high", "2000"]
+
+
+def test_a_regression_table_with_too_few_rows_says_how_many_are_needed(diabetes):
+    meta, df = _regression(diabetes[1])
+    report = validation_report(df.head(10), meta, min_rows_per_class=11, why="10 shots and 1 test row")
+    (failure,) = report["failures"]
+    assert failure["message"] == "target 'Glucose' has 10 valid rows; 11 are needed (10 shots and 1 test row)"
+    assert validation_report(df.head(11), meta, min_rows_per_class=11)["status"] == "passed"

@@ -26,8 +26,17 @@ from sklearn.preprocessing import MinMaxScaler
 
 from laat.datasets import encode, labels, load_dataset, load_metadata
 from laat.metrics import classification_metrics
-from laat.serving import (CHAMPION, InputError, LAATPyfuncModel, ServedError, check_raw_rows, log_model,
-                          pip_requirements_for, predict_raw, promote_if_better)
+from laat.serving import (
+    CHAMPION,
+    InputError,
+    LAATPyfuncModel,
+    ServedError,
+    check_raw_rows,
+    log_model,
+    pip_requirements_for,
+    predict_raw,
+    promote_if_better,
+)
 
 
 @pytest.fixture(scope="module")
@@ -530,3 +539,34 @@ def test_the_out_of_range_request_param_reaches_the_served_model(diabetes, logge
     clipped = served.predict(rows, params={"out_of_range": "clip"})
     expected = predict_raw(logged["good"]["est"], meta, rows.assign(Age=rows["Age"].clip(upper=120)))
     pd.testing.assert_frame_equal(clipped, expected)
+
+
+# ---- multiclass and regression ------------------------------------------------------------------
+
+def test_the_served_output_follows_the_task_and_a_model_of_the_wrong_task_is_refused(tmp_path):
+    """A regression serves one `prediction` column, a multiclass model one `p_<class>` per class
+    (scikit-learn models here: the LAAT ones are served end to end in test_kedro_run)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from laat.serving import PREDICTION, output_columns, predict_raw
+
+    def classifier():
+        return make_pipeline(StandardScaler(), LogisticRegression())
+
+    for dataset, model, wrong, refusal in (
+            ("diabetes_progression", Ridge(), classifier(), "has a numeric target; Pipeline is not a fitted regressor"),
+            ("wine", classifier(), Ridge(), "Ridge is not a fitted classifier")):
+        meta = load_metadata(dataset)
+        df = load_dataset(meta)
+        X, y = encode(df, meta), labels(df, meta)
+        model.fit(X, y)
+        rows = df.drop(columns=meta.target.column).head(4)
+        out = predict_raw(model, meta, rows)
+        expected = model.predict(X.head(4))[:, None] if dataset != "wine" else model.predict_proba(X.head(4))
+        assert list(out.columns) == output_columns(meta)
+        np.testing.assert_array_equal(out.to_numpy(), expected)
+        with pytest.raises(TypeError, match=refusal):
+            log_model(wrong.fit(X, y if dataset == "wine" else (y > np.median(y)).astype(int)), meta, rows)
+    assert output_columns(load_metadata("diabetes_progression")) == [PREDICTION]
+    assert output_columns(load_metadata("wine")) == ["p_cultivar_1", "p_cultivar_2", "p_cultivar_3"]

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from laat.datasets import labels, load_dataset, load_metadata
-from laat.splits import few_shot_split, fraction_split, skewed_split
+from laat.splits import few_rows_split, few_shot_split, fraction_split, skewed_split
 
 
 @pytest.mark.parametrize("k", [1, 5, 10])
@@ -150,3 +150,12 @@ def test_skewed_split_follows_the_repetition_of_its_fraction_split():
         train, test = skewed_split(df, "a < 30", test_fraction=0.2, seed=3, repetition=rep)
         assert np.array_equal(test, full_test)
         assert np.array_equal(train, full_train[full_train >= 30])
+
+
+def test_few_rows_split_draws_k_rows_from_all_reproducibly():
+    train, test = few_rows_split(50, 10, seed=3, repetition=1)
+    assert len(train) == 10 and sorted(np.concatenate([train, test])) == list(range(50))
+    assert np.array_equal(train, few_rows_split(50, 10, seed=3, repetition=1)[0])
+    assert not np.array_equal(train, few_rows_split(50, 10, seed=3, repetition=2)[0])
+    with pytest.raises(ValueError, match=r"k \(training rows\) must be in \[1, 9\] for 10 rows, got 10"):
+        few_rows_split(10, 10)

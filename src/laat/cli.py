@@ -98,7 +98,8 @@ def draft_metadata(csv: Path, target: str | None, out: Path | None, force: bool)
         path = write_draft(metadata, out or DEFAULT_METADATA_DIR / f"{csv.stem}.yml", overwrite=force)
     except (MetadataError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"Wrote {path}: target {metadata['target']['column']!r} {metadata['target']['classes']}, "
+    t = metadata["target"]
+    click.echo(f"Wrote {path}: target {t['column']!r} {t.get('classes') or 'numeric (regression)'}, "
                f"{len(metadata['features'])} features, {len(placeholders(metadata))} placeholders to fill in.")
     for name, n in many_categories(metadata).items():
         click.echo(f"Check {name!r}: {n} categories, each a one-hot column; an ID or free text? "

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 FeatureType = Literal["numeric", "integer", "boolean", "categorical"]
+# The task, as the target defines it (`TargetSpec.kind`); every task-dependent choice keys on it.
+TaskKind = Literal["binary", "multiclass", "regression"]
 
 # Where a Kedro project keeps its dataset metadata: the CLI's default and the file named in
 # messages about a metadata mapping. The library never reads from it on its own: callers pass paths.
@@ -134,32 +136,70 @@ class FeatureSpec(BaseModel):
 
 
 class TargetSpec(BaseModel):
+    """The column to predict; the task follows from it (see `kind`).
+
+    ``classes`` with two labels ([negative, positive]) is a binary task, with three or more a
+    multiclass one (class codes follow the list's order); ``type: numeric`` (with an optional
+    ``range: [min, max]``) is a regression.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     column: str = Field(min_length=1)
-    classes: list[str] = Field(min_length=2, max_length=2)  # [negative, positive], canonical text
+    classes: list[str] | None = Field(None, min_length=2)  # canonical text, in code order
+    type: Literal["numeric"] | None = None
+    range: tuple[float, float] | None = None
 
     @field_validator("classes", mode="before")
     @classmethod
     def _as_text(cls, v):
+        if v is None:
+            return v
         if not isinstance(v, list):
-            raise ValueError(f"classes must be a list of two labels [negative, positive], got {v!r}")
+            raise ValueError(f"classes must be a list of labels ([negative, positive] for two), got {v!r}")
         labels = [_class_label(c) for c in v]
         if len(set(labels)) != len(labels):
             raise ValueError(f"classes must be distinct, got {v!r}")
         return labels
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> TargetSpec:
+        if (self.classes is None) == (self.type is None):
+            raise ValueError(f"target {self.column!r} needs either 'classes' (a list of labels: classification) "
+                             f"or 'type: numeric' (regression), not {'both' if self.classes else 'neither'}")
+        if self.range is not None:
+            if self.type is None:
+                raise ValueError(f"target {self.column!r}: 'range' is for a numeric target; "
+                                 f"a classification target lists its 'classes'")
+            if self.range[0] > self.range[1]:
+                raise ValueError(f"target {self.column!r}: range {list(self.range)} has min > max")
+        return self
+
+    @property
+    def kind(self) -> TaskKind:
+        if self.type == "numeric":
+            return "regression"
+        return "binary" if len(self.classes) == 2 else "multiclass"
+
     @property
     def is_boolean(self) -> bool:
-        """Both classes are words of the boolean vocabulary, one false and one true."""
-        return is_boolean_pair(self.classes)
+        """Two classes, both words of the boolean vocabulary, one false and one true."""
+        return self.kind == "binary" and is_boolean_pair(self.classes)
 
     def codes(self, values: pd.Series) -> pd.Series:
-        """Index of each value's class (0 negative, 1 positive); NaN if missing or unknown.
+        """Index of each value's class in `classes`; NaN if missing or unknown.
 
         A value matches its class's text; for boolean classes any spelling of the same
         truth value matches too (classes [0, 1] accept a column of false/true, and so on).
+        For a numeric target: the value as a float, NaN if missing, not a number, not finite
+        or outside `range`.
         """
+        if self.kind == "regression":
+            out = pd.to_numeric(values, errors="coerce").astype("float64")
+            out = out.where(np.isfinite(out))
+            if self.range is not None:
+                out = out.where(out.between(*self.range))
+            return out
         text = as_text(values)
         out = pd.Series(np.nan, index=values.index)
         for i, c in enumerate(self.classes):
@@ -169,6 +209,14 @@ class TargetSpec(BaseModel):
             for i, c in enumerate(self.classes):
                 out[out.isna() & (truth == float(BOOLEAN_TEXT[c.lower()]))] = float(i)
         return out
+
+    def expected(self) -> str:
+        """What a valid target value is, for error messages."""
+        if self.kind == "regression":
+            where = f" in [{self.range[0]:g}, {self.range[1]:g}]" if self.range is not None else ""
+            return f"a finite number{where}"
+        spelling = " or another spelling of the same yes/no" if self.is_boolean else ""
+        return f"one of {self.classes}{spelling}"
 
 
 class SkewSpec(BaseModel):
@@ -226,6 +274,9 @@ class DatasetMeta(BaseModel):
 
     @property
     def positive_class(self) -> str:
+        if self.target.kind != "binary":
+            raise ValueError(f"dataset {self.name!r} is a {self.target.kind} task: only a binary target "
+                             f"has a positive class")
         return self.target.classes[-1]
 
     @property
@@ -335,14 +386,17 @@ def encode(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
 
 
 def labels(df: pd.DataFrame, meta: DatasetMeta) -> np.ndarray:
-    """Target as 0/1 (index in `classes`); raises on a label the metadata does not know."""
+    """Target as class codes (int, index in `classes`) or, for regression, floats.
+
+    Raises on a value the metadata does not allow, naming the column and a few of them.
+    """
     values = df[meta.target.column]
     codes = meta.target.codes(values)
     if codes.isna().any():
         bad = sorted({str(v) for v in values[codes.isna()].dropna()}) or ["<missing>"]
-        raise ValueError(f"dataset {meta.name!r}: target {meta.target.column!r} has labels outside "
-                         f"{meta.target.classes}: {bad[:10]}")
-    return codes.to_numpy(dtype="int64")
+        raise ValueError(f"dataset {meta.name!r}: target {meta.target.column!r} must be "
+                         f"{meta.target.expected()}; found {bad[:10]}")
+    return codes.to_numpy(dtype="float64" if meta.target.kind == "regression" else "int64")
 
 
 def load_dataset(meta: DatasetMeta, root: str | Path = ".") -> pd.DataFrame:

@@ -21,7 +21,11 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from laat.attribution import normalize, normalized_target
 from laat.hyperparams import DEFAULTS, LAATParams, validate_params
@@ -46,7 +50,15 @@ class FitInputs:
 
 
 class LAATClassifier(ClassifierMixin, BaseEstimator):
-    """Binary classifier trained with BCE + gamma * attribution-matching loss.
+    """Classifier trained with BCE (softmax cross-entropy for k >= 3 classes) + gamma * attribution loss.
+
+    With k >= 3 classes (`laat.estimator_multi`): the prior is per class ({class: {feature:
+    score}}, a per-class `Prior`, or a features x classes DataFrame) or shared (one score
+    per feature, magnitude only); training is full batch with autograd, ``attribution`` must
+    be "grad", ``confidence`` "none", ``prior_class`` None; ``predict_proba`` is (n, k),
+    ``decision_function`` gives the k logits and ``feature_attributions_`` /
+    ``prior_target_`` are features x classes DataFrames (per-class attribution of the centred
+    logits).
 
     Parameters
     ----------
@@ -155,18 +167,18 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- sklearn plumbing --------------------------------------------------------------
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
     # ---- fit ---------------------------------------------------------------------------
 
     def fit(self, X, y, sample_weight=None, prior=None) -> LAATClassifier:
         """Fit on training rows X (DataFrame or array) and binary labels y.
 
         ``prior`` here overrides the constructor's ``prior`` (handy outside grid search).
+        With three or more classes, `laat.estimator_multi.fit_multiclass` trains instead.
         """
+        if _n_classes(y) > 2:
+            from laat.estimator_multi import fit_multiclass
+
+            return fit_multiclass(self, X, y, sample_weight, prior)
         inp = self.prepare_fit_inputs(X, y, sample_weight, prior)
         if not _is_off(self.trust) and inp.scores is not None and self.gamma > 0:
             self.model_ = self._fit_with_trust(inp)
@@ -259,18 +271,29 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
     # ---- predict -----------------------------------------------------------------------
 
     def decision_function(self, X) -> np.ndarray:
-        """Logit of ``classes_[1]``, shape (n,)."""
+        """Logit of ``classes_[1]``, shape (n,); with k >= 3 classes, the k logits (n, k)."""
         check_is_fitted(self)
+        if len(self.classes_) > 2:
+            from laat.estimator_multi import multiclass_logits
+
+            return multiclass_logits(self, X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return _logits64(self.model_, self._scaled(X))
 
     def predict_proba(self, X) -> np.ndarray:
-        """[P(classes_[0]), P(classes_[1])] per row."""
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        """[P(classes_[0]), P(classes_[1])] per row; (n, k) with k >= 3 classes."""
+        z = self.decision_function(X)
+        if z.ndim == 2:
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        p = 1.0 / (1.0 + np.exp(-z))
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X) -> np.ndarray:
-        positive = self.decision_function(X) > 0
+        z = self.decision_function(X)
+        if z.ndim == 2:
+            return self.classes_[z.argmax(axis=1)]
+        positive = z > 0
         return self.classes_[positive.astype(int)]
 
     # ---- helpers -----------------------------------------------------------------------
@@ -394,6 +417,16 @@ def _global_attribution(model, Xs: np.ndarray, sw: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         g = model.mean_input_gradient(Xs, row_weight=rw)[0]
     return normalize(g.to(torch.float64)).numpy()
+
+
+def _n_classes(y) -> int:
+    """Distinct labels of a multiclass y (0 for other target types: `_prepare` explains them)."""
+    try:
+        if type_of_target(y, input_name="y") != "multiclass":
+            return 0
+        return len(np.unique(np.asarray(y)))
+    except (ValueError, TypeError):
+        return 0
 
 
 def _is_off(trust) -> bool:

@@ -1,4 +1,7 @@
-"""Group fairness of a binary classifier's predictions, per sensitive feature (thin over fairlearn).
+"""Group fairness of a model's predictions, per sensitive feature (thin over fairlearn).
+
+A binary classifier gets selection rates, TPR/FPR and AUC per group; a multiclass one accuracy
+and macro F1 per group; a regressor its error per group.
 
 fairlearn's ``MetricFrame`` does the slicing; this module decides the groups and the
 metrics. Continuous sensitive features (age) are cut into a few readable bins
@@ -23,10 +26,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from laat.metrics import check_binary_inputs, predict_labels
+from laat.metrics import (
+    check_binary_inputs,
+    check_multiclass_inputs,
+    check_regression_inputs,
+    predict_labels,
+)
 
 GROUP_METRICS = ("count", "base_rate", "selection_rate", "accuracy", "tpr", "fpr", "roc_auc")
 BY_GROUP_COLUMNS = ("feature", "group", *GROUP_METRICS)
+MULTICLASS_BY_GROUP_COLUMNS = ("feature", "group", "count", "accuracy", "f1_macro")
+REGRESSION_BY_GROUP_COLUMNS = ("feature", "group", "count", "rmse", "mae", "mean_error")
 MISSING_GROUP = "missing"
 NONE_DECLARED = "none declared"
 
@@ -151,43 +161,100 @@ def fairness_report(y_true, p_yes, sensitive: pd.DataFrame, threshold: float = 0
     and group: the ``BY_GROUP_COLUMNS``, for a CSV artifact). With no sensitive columns
     both are empty (the table keeps its columns).
     """
-    from fairlearn.metrics import MetricFrame, count, selection_rate
+    from fairlearn.metrics import count, selection_rate
     from sklearn.metrics import accuracy_score
 
     y, p = check_binary_inputs(y_true, p_yes, where="fairness_report")
+    return _report(y, predict_labels(p, threshold), sensitive, n_bins, bins, where="fairness_report",
+                   metrics={"count": count, "base_rate": _base_rate, "selection_rate": selection_rate,
+                            "accuracy": accuracy_score, "tpr": _tpr, "fpr": _fpr, "roc_auc": _roc_auc},
+                   gaps={"demographic_parity_difference": ["selection_rate"],
+                         "equalized_odds_difference": ["tpr", "fpr"], "roc_auc_difference": ["roc_auc"]},
+                   sample_params={"roc_auc": {"y_score": p}})
+
+
+def multiclass_fairness_report(y_true, proba, sensitive: pd.DataFrame, n_bins: int = 3,
+                               bins: Mapping[str, Sequence[float]] | None = None,
+                               ) -> tuple[dict[str, float], pd.DataFrame]:
+    """Accuracy and macro F1 of the most probable class per group, and their largest gaps.
+
+    Arguments and results as in `fairness_report` (columns ``MULTICLASS_BY_GROUP_COLUMNS``).
+    """
+    from fairlearn.metrics import count
+    from sklearn.metrics import accuracy_score
+
+    y, p = check_multiclass_inputs(y_true, proba, where="multiclass_fairness_report")
+    return _report(y, p.argmax(axis=1), sensitive, n_bins, bins, where="multiclass_fairness_report",
+                   metrics={"count": count, "accuracy": accuracy_score, "f1_macro": _f1_macro},
+                   gaps={"accuracy_difference": ["accuracy"], "f1_macro_difference": ["f1_macro"]})
+
+
+def regression_fairness_report(y_true, y_pred, sensitive: pd.DataFrame, n_bins: int = 3,
+                               bins: Mapping[str, Sequence[float]] | None = None,
+                               ) -> tuple[dict[str, float], pd.DataFrame]:
+    """Error per group (RMSE, MAE, and the mean error: over- or under-prediction), and the
+    largest gaps between groups.
+
+    Arguments and results as in `fairness_report` (columns ``REGRESSION_BY_GROUP_COLUMNS``).
+    """
+    from fairlearn.metrics import count
+    from sklearn.metrics import mean_absolute_error
+
+    y, f = check_regression_inputs(y_true, y_pred, where="regression_fairness_report")
+    return _report(y, f, sensitive, n_bins, bins, where="regression_fairness_report",
+                   metrics={"count": count, "rmse": _rmse, "mae": mean_absolute_error, "mean_error": _mean_error},
+                   gaps={"rmse_difference": ["rmse"], "mae_difference": ["mae"],
+                         "mean_error_difference": ["mean_error"]})
+
+
+def _f1_macro(y_true, y_pred) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def _rmse(y_true, y_pred) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y_pred) - np.asarray(y_true)) ** 2)))
+
+
+def _mean_error(y_true, y_pred) -> float:
+    return float(np.mean(np.asarray(y_pred) - np.asarray(y_true)))
+
+
+def _report(y: np.ndarray, y_hat: np.ndarray, sensitive: pd.DataFrame, n_bins: int,
+            bins: Mapping[str, Sequence[float]] | None, *, where: str, metrics: dict, gaps: dict[str, list[str]],
+            sample_params: dict | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """fairlearn's ``MetricFrame`` over each sensitive column's groups; a gap is max - min of its
+    metrics over the groups that define them (the largest, for a gap of several metrics)."""
+    from fairlearn.metrics import MetricFrame
+
     if not isinstance(sensitive, pd.DataFrame):
-        raise TypeError(f"fairness_report: sensitive must be a DataFrame of sensitive columns, "
+        raise TypeError(f"{where}: sensitive must be a DataFrame of sensitive columns, "
                         f"got {type(sensitive).__name__}")
     if len(sensitive) != len(y):
-        raise ValueError(f"fairness_report: sensitive has {len(sensitive)} rows but y_true has {len(y)}")
+        raise ValueError(f"{where}: sensitive has {len(sensitive)} rows but y_true has {len(y)}")
     unknown = sorted(set(bins or {}) - set(map(str, sensitive.columns)))
     if unknown:
-        raise ValueError(f"fairness_report: bins given for {unknown}, which are not sensitive columns "
+        raise ValueError(f"{where}: bins given for {unknown}, which are not sensitive columns "
                          f"{list(map(str, sensitive.columns))}")
-    y_hat = predict_labels(p, threshold)
-
+    columns = ["feature", "group", *metrics]
     summary: dict[str, float] = {}
     tables = []
     for col in sensitive.columns:
         name = str(col)
         groups = group_labels(sensitive[col], name=name, n_bins=n_bins, edges=(bins or {}).get(name))
-        mf = MetricFrame(
-            metrics={"count": count, "base_rate": _base_rate, "selection_rate": selection_rate,
-                     "accuracy": accuracy_score, "tpr": _tpr, "fpr": _fpr, "roc_auc": _roc_auc},
-            y_true=y, y_pred=y_hat, sensitive_features=pd.Series(groups.astype(str).to_numpy(), name=name),
-            sample_params={"roc_auc": {"y_score": p}},
-        )
+        mf = MetricFrame(metrics=metrics, y_true=y, y_pred=y_hat,
+                         sensitive_features=pd.Series(groups.astype(str).to_numpy(), name=name),
+                         sample_params=sample_params or {})
         table = mf.by_group.reindex(list(groups.cat.categories)).astype(float)
         table["count"] = table["count"].astype(int)
-        for gap, metrics in (("demographic_parity_difference", ["selection_rate"]),
-                             ("equalized_odds_difference", ["tpr", "fpr"]),
-                             ("roc_auc_difference", ["roc_auc"])):
-            diffs = [table[m].max() - table[m].min() for m in metrics if table[m].notna().sum() >= 2]
+        for gap, names in gaps.items():
+            diffs = [table[m].max() - table[m].min() for m in names if table[m].notna().sum() >= 2]
             if diffs:
                 summary[f"fairness.{name}.{gap}"] = float(max(diffs))
         table = table.reset_index(names="group")
         table.insert(0, "feature", name)
-        tables.append(table[list(BY_GROUP_COLUMNS)])
+        tables.append(table[columns])
     if not tables:
-        return summary, pd.DataFrame(columns=list(BY_GROUP_COLUMNS))
+        return summary, pd.DataFrame(columns=columns)
     return summary, pd.concat(tables, ignore_index=True)

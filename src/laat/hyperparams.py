@@ -22,12 +22,14 @@ AttributionKind = Literal["grad", "input_x_grad"]
 GradImpl = Literal["analytic", "autograd"]
 TrustMode = Literal["auto", "off"]
 ConfidenceMode = Literal["none", "spread"]
+RegressionLoss = Literal["squared", "huber"]
 
 MODELS: tuple[str, ...] = get_args(ModelKind)
 ATTRIBUTION_KINDS: tuple[str, ...] = get_args(AttributionKind)
 GRAD_IMPLS: tuple[str, ...] = get_args(GradImpl)
 TRUST_MODES: tuple[str, ...] = get_args(TrustMode)
 CONFIDENCE_MODES: tuple[str, ...] = get_args(ConfidenceMode)
+LOSSES: tuple[str, ...] = get_args(RegressionLoss)
 
 # Constrained types, reused by every model that declares one of these knobs under another name
 # (e.g. the benchmark's few_shot_epochs): the range is written once, here.
@@ -39,6 +41,8 @@ WeightDecay = Annotated[float, Field(ge=0, allow_inf_nan=False, description="Ada
 Width = Annotated[int, Field(ge=1, description="hidden ReLU units of the MLP")]
 Epochs = Annotated[int, Field(ge=1, description="passes over the training rows")]
 BatchSize = Annotated[int, Field(ge=1, description="mini-batch rows")]
+HuberDelta = Annotated[float, Field(gt=0, allow_inf_nan=False,
+                                    description="Huber loss: quadratic within this many standard deviations")]
 
 
 class LAATParams(BaseModel):
@@ -71,7 +75,16 @@ class LAATParams(BaseModel):
 DEFAULTS = LAATParams()
 
 
-def validate_params(values: Mapping[str, Any], owner: str) -> LAATParams:
+class RegressorParams(LAATParams):
+    """The knobs of `laat.estimator_multi.LAATRegressor`: the classifier's, plus its loss; ``lr``
+    None takes the step size per model (`laat.estimator_multi.DEFAULT_LR`)."""
+
+    lr: LearningRate | None = None
+    loss: RegressionLoss = "squared"
+    huber_delta: HuberDelta = 1.0
+
+
+def validate_params(values: Mapping[str, Any], owner: str, model: type[LAATParams] = LAATParams) -> LAATParams:
     """``values`` as a `LAATParams`, strictly typed (no "5" for 5, no 2.5 epochs, no True for 1).
 
     Raises a ValueError naming ``owner`` and each wrong knob with its value and what is allowed.
@@ -79,7 +92,7 @@ def validate_params(values: Mapping[str, Any], owner: str) -> LAATParams:
     """
     plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()}
     try:
-        return LAATParams.model_validate(plain, strict=True)
+        return model.model_validate(plain, strict=True)
     except ValidationError as err:
         allowed: dict[str, list[str]] = {}  # a union (e.g. trust) reports one message per alternative
         for e in err.errors():

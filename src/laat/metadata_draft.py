@@ -1,7 +1,8 @@
 """A first metadata YAML for a new CSV, inferred from its values, with placeholders to fill in.
 
-The columns' types, categories, ranges and nullability, and the likely binary target, can be
-read off the data; what each column *means* cannot, and that is what the LLM is asked about.
+The columns' types, categories, ranges and nullability, and the target and its kind (binary,
+multiclass or numeric), can be read off the data; what each column *means* cannot, and that is
+what the LLM is asked about.
 So every description is written as a ``TODO: ...`` placeholder, and ``require_no_placeholders``
 stops a run (before any LLM call) while one is left, naming each by file and key.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from laat.datasets import BOOLEAN_TEXT, DEFAULT_METADATA_DIR, MetadataError, is_boolean_pair
+from laat.datasets import BOOLEAN_TEXT, DEFAULT_METADATA_DIR, MetadataError, TargetSpec, as_text, is_boolean_pair
 
 PLACEHOLDER = "TODO:"
 # Column names that usually hold the label, matched as whole words of the lower-cased name.
@@ -69,23 +70,50 @@ def _binary(s: pd.Series) -> bool:
     return s.notna().all() and len({str(v).strip() for v in s.unique()}) == 2
 
 
+def _named_like_a_target(name: str) -> bool:
+    return bool(set(re.split(r"[^a-z0-9]+", name.lower())) & set(TARGET_WORDS))
+
+
 def guess_target(frame: pd.DataFrame) -> str:
-    """The binary column named like a label (target, class, label, outcome, y), else the last
-    binary column."""
+    """The last binary column named like a label (target, class, label, outcome, y), else the
+    last gap-free column so named (a multiclass or numeric target), else the last binary column."""
     binary = [str(c) for c in frame.columns if _binary(frame[c])]
-    if not binary:
-        raise MetadataError("no column has exactly two values and no gaps, so none can be the target; "
-                            "pass the target column explicitly (--target)")
-    named = [c for c in binary if set(re.split(r"[^a-z0-9]+", c.lower())) & set(TARGET_WORDS)]
-    return (named or binary)[-1]
+    named = [str(c) for c in frame.columns if _named_like_a_target(str(c)) and frame[c].notna().all()]
+    choice = [c for c in named if c in binary] or named or binary
+    if not choice:
+        raise MetadataError(f"no column has exactly two values and no gaps, and none without gaps is named like a "
+                            f"target ({', '.join(TARGET_WORDS)}); pass the target column explicitly (--target)")
+    return choice[-1]
 
 
 def _classes(s: pd.Series) -> list[str]:
-    """[negative, positive]: false-like before true-like, otherwise in sorted order."""
+    """Class labels in code order: for two, false-like before true-like ([negative, positive]);
+    otherwise sorted (numerically if they are numbers)."""
     values = sorted({str(v).strip() for v in s.unique()})
-    if all(v.lower() in BOOLEAN_TEXT for v in values):
+    if all(v.lower() in BOOLEAN_TEXT for v in values) and len(values) == 2:
         values.sort(key=lambda v: BOOLEAN_TEXT[v.lower()])
+    elif pd.api.types.is_numeric_dtype(s):
+        values = [str(v) for v in sorted(as_text(s).unique(), key=float)]
     return values
+
+
+def draft_target(frame: pd.DataFrame, target: str, csv: str | Path) -> dict[str, Any]:
+    """The target's metadata: two values are a binary task, a number column with more than
+    ``MANY_CATEGORIES`` values (or any fractional one) a regression, and a few values a
+    multiclass task."""
+    s = frame[target]
+    if s.isna().any():
+        raise MetadataError(f"target column {target!r} in {csv} has {int(s.isna().sum())} gaps; every row "
+                            f"needs a target value (drop those rows or choose another --target)")
+    values = s.dropna()
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and (
+            values.nunique() > MANY_CATEGORIES or not bool((values % 1 == 0).all())):
+        return {"column": target, "type": "numeric", "range": [float(values.min()), float(values.max())]}
+    if values.nunique() > MANY_CATEGORIES:
+        examples = sorted(map(str, values.unique()))[:5]
+        raise MetadataError(f"target column {target!r} in {csv} has {values.nunique()} text values (e.g. {examples}): "
+                            f"too many classes (more than {MANY_CATEGORIES}); group them, or choose another --target")
+    return {"column": target, "classes": _classes(s)}
 
 
 def draft_metadata(csv: str | Path, target: str | None = None, name: str | None = None) -> dict[str, Any]:
@@ -98,18 +126,17 @@ def draft_metadata(csv: str | Path, target: str | None = None, name: str | None 
     target = target if target is not None else guess_target(frame)
     if target not in frame.columns:
         raise MetadataError(f"target column {target!r} is not in {csv}; columns: {list(map(str, frame.columns))}")
-    if not _binary(frame[target]):
-        values = sorted(map(str, frame[target].dropna().unique()))[:5]
-        raise MetadataError(f"target column {target!r} in {csv} must have exactly two values and no gaps; "
-                            f"it has {frame[target].nunique()} (e.g. {values}) and {frame[target].isna().sum()} gaps")
-    classes = _classes(frame[target])
+    spec = draft_target(frame, target, csv)
+    question = {"binary": f"will ... ({target} = {spec.get('classes', ['', ''])[-1]})?",
+                "multiclass": f"which {target} ...?", "regression": f"what is the {target} ...?"}
+    kind = TargetSpec.model_validate(spec).kind
     return {
         "name": name or Path(csv).stem,
         "csv": str(csv),
         "source": f"{PLACEHOLDER} where the data comes from",
         "license": f"{PLACEHOLDER} the data's licence",
-        "task": f"{PLACEHOLDER} the question the model answers, e.g. 'Given this ..., will ... ({target} = {classes[1]})?'",
-        "target": {"column": target, "classes": classes},
+        "task": f"{PLACEHOLDER} the question the model answers, e.g. 'Given this ..., {question[kind]}'",
+        "target": spec,
         "features": [_feature(str(c), frame[c]) for c in frame.columns if c != target],
         "sensitive_features": [],
     }

@@ -102,6 +102,51 @@ def plot_roc(y_true, p_yes, label: str = "model") -> Figure:
     return fig
 
 
+def plot_confusion_matrix(y_true, proba, classes: list[str], title: str = "") -> Figure:
+    """Rows: the true class; columns: the most probable class; each cell its count and its share
+    of the true class's rows (so a small class's errors are as visible as a large one's)."""
+    from sklearn.metrics import confusion_matrix
+
+    from laat.metrics import check_multiclass_inputs
+
+    y, p = check_multiclass_inputs(y_true, proba, where="plot_confusion_matrix")
+    if len(classes) != p.shape[1]:
+        raise ValueError(f"plot_confusion_matrix: {len(classes)} class names for {p.shape[1]} probability columns")
+    counts = confusion_matrix(y, p.argmax(axis=1), labels=list(range(len(classes))))
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    k = len(classes)
+    fig = Figure(figsize=(2.5 + 0.8 * k, 2 + 0.8 * k), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{counts[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), classes, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title or "confusion matrix", fontsize=10)
+    return fig
+
+
+def plot_residuals(y_true, y_pred, target: str, title: str = "") -> Figure:
+    """Residual (true - predicted) against the prediction: a trend or a funnel shows what the
+    model misses; the RMSE is in the title."""
+    from laat.metrics import check_regression_inputs
+
+    y, f = check_regression_inputs(y_true, y_pred, where="plot_residuals")
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(f, y - f, s=12, alpha=0.7, color=LEARNED_COLOR)
+    ax.axhline(0, linestyle=":", color="grey", linewidth=1)
+    ax.set_xlabel(f"predicted {target}")
+    ax.set_ylabel(f"residual ({target} - predicted)")
+    rmse = float(np.sqrt(np.mean((y - f) ** 2)))
+    ax.set_title(f"{title + ': ' if title else ''}residuals (RMSE {rmse:.3g}, n={len(y)})", fontsize=10)
+    return fig
+
+
 def plot_metric_by_group(by_group: pd.DataFrame, metric: str) -> Figure:
     """One panel per sensitive feature, a bar per group, group sizes under the labels.
 

@@ -38,7 +38,7 @@ NON_LLM_SOURCES: tuple[str, ...] = get_args(NonLLMSource)
 LLM_BACKENDS: tuple[str, ...] = get_args(LLMBackend)
 SCORE_MIN, SCORE_MAX = -10.0, 10.0
 
-ORACLE_NOTE = ("ORACLE prior: logistic-regression coefficients fit on the FULL labelled dataset. "
+ORACLE_NOTE = ("ORACLE prior: linear-model coefficients fit on the FULL labelled dataset. "
                "It has seen the test labels: an upper bound for evaluation only, never a real prior.")
 RANDOM_NOTE = "RANDOM prior: seeded uniform integers in [-10, 10]; a control with no knowledge."
 # The one way to change a prior's scores by hand, quoted wherever a hand edit is refused.
@@ -55,35 +55,81 @@ def _utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _fingerprint(features: Sequence[str], mean: Sequence[float]) -> str:
-    """Hash of the scores as exported, to detect hand edits on re-import."""
-    canon = json.dumps([[f, round(float(m), 6)] for f, m in zip(features, mean)], separators=(",", ":"))
+def _fingerprint(features: Sequence[str], mean, classes: Sequence[str] | None = None) -> str:
+    """Hash of the scores as exported, to detect hand edits on re-import.
+
+    A per-class prior hashes (class, feature, score) triples; a signed prior's hash is the
+    one it always had, so existing files keep their fingerprints.
+    """
+    if classes is None:
+        items = [[f, round(float(m), 6)] for f, m in zip(features, mean)]
+    else:
+        items = [[c, f, round(float(m), 6)] for c, row in zip(classes, mean) for f, m in zip(features, row)]
+    canon = json.dumps(items, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def _floats(v: Any, name: str) -> list:
+    """Numbers (or nested lists of numbers) as floats; a clear error for anything else."""
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_floats(x, name) for x in v]
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+        raise PriorError(f"prior {name} holds {v!r}, not a number")
+    return float(v)
+
+
+def _zeros_like(v: list) -> list:
+    return [_zeros_like(x) if isinstance(x, list) else 0.0 for x in v]
 
 
 @dataclass
 class Prior:
-    """Scores by encoded feature name.
+    """Scores by encoded feature name, in one of two shapes.
 
-    ``mean`` is the element-wise mean over samples, ``spread`` the standard deviation over
-    samples (0 when there is only one), ``samples`` the individual score vectors when known.
+    **Signed** (``classes`` is None): ``mean`` has one score per feature. For binary
+    classification it is the effect of increasing the feature on the probability of the
+    positive class; for regression, the effect on the target value; for a multiclass task
+    it is a *shared* prior, one score per feature for all classes (how the model reads it
+    is the estimator's business, see `laat.multioutput`).
+
+    **Per class** (``classes`` = the k >= 2 class labels, as text): ``mean`` and ``spread``
+    are k rows of d values, row i for ``classes[i]``, each row signed as above for its own
+    class (increasing the feature raises the probability of that class); every sample in
+    ``samples`` is such a k x d matrix. `class_scores` gives them by name; `scores` refuses,
+    so no code reads a per-class prior as a signed one by mistake.
+
+    In both shapes ``mean`` is the element-wise mean over samples, ``spread`` the standard
+    deviation over samples (0 when there is only one), ``samples`` the individual score
+    vectors when known. The JSON form of a signed prior is unchanged by the per-class
+    shape (``classes`` is written only when set).
     """
 
     features: list[str]
-    mean: list[float]
-    spread: list[float] | None = None
+    mean: list[float] | list[list[float]]
+    spread: list[float] | list[list[float]] | None = None
     source: str = "llm"
     provenance: dict[str, Any] = field(default_factory=dict)
-    samples: list[list[float]] = field(default_factory=list)
+    samples: list[list[float]] | list[list[list[float]]] = field(default_factory=list)
+    classes: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.features = [str(f) for f in self.features]
-        self.mean = [float(v) for v in self.mean]
+        if self.classes is not None:
+            self.classes = [str(c) for c in self.classes]
+        self.mean = _floats(self.mean, "mean")
         if self.spread is None:
-            self.spread = [0.0] * len(self.features)
-        self.spread = [float(v) for v in self.spread]
-        self.samples = [[float(v) for v in s] for s in self.samples]
+            self.spread = _zeros_like(self.mean)
+        self.spread = _floats(self.spread, "spread")
+        self.samples = [_floats(s, f"sample {i}") for i, s in enumerate(self.samples)]
+        for name in ("mean", "spread"):
+            if not isinstance(getattr(self, name), list):
+                raise PriorError(f"prior {name} must be a list of numbers, got {getattr(self, name)!r}")
         self.validate()
+
+    @property
+    def per_class(self) -> bool:
+        """True for a per-class prior (one score vector per class)."""
+        return self.classes is not None
 
     # ---- checks -----------------------------------------------------------------------
     def validate(self) -> None:
@@ -94,19 +140,43 @@ class Prior:
         dupes = sorted({f for f in self.features if self.features.count(f) > 1})
         if dupes:
             raise PriorError(f"prior lists features more than once: {dupes}")
-        d = len(self.features)
-        for name, vec in (("mean", self.mean), ("spread", self.spread)):
-            if len(vec) != d:
-                raise PriorError(f"prior {name} has {len(vec)} values for {d} features")
-        for f, m in zip(self.features, self.mean):
-            if not math.isfinite(m) or not SCORE_MIN <= m <= SCORE_MAX:
-                raise PriorError(f"prior score for {f!r} is {m}, outside [{SCORE_MIN:g}, {SCORE_MAX:g}]")
-        for f, s in zip(self.features, self.spread):
-            if not math.isfinite(s) or s < 0:
-                raise PriorError(f"prior spread for {f!r} is {s}; it must be a finite number >= 0")
+        if self.classes is None:
+            self._validate_rows([("", self.mean, self.spread, self.samples)])
+            return
+        if len(self.classes) < 2:
+            raise PriorError(f"a per-class prior needs at least 2 classes, got {self.classes}")
+        dupes = sorted({c for c in self.classes if self.classes.count(c) > 1})
+        if dupes:
+            raise PriorError(f"prior lists classes more than once: {dupes}")
+        k = len(self.classes)
+        for name, m in (("mean", self.mean), ("spread", self.spread)):
+            if len(m) != k or not all(isinstance(r, list) for r in m):
+                raise PriorError(f"per-class prior {name} must be {k} rows (one per class {self.classes}) "
+                                 f"of {len(self.features)} values")
         for i, s in enumerate(self.samples):
-            if len(s) != d:
-                raise PriorError(f"prior sample {i} has {len(s)} values for {d} features")
+            if len(s) != k or not all(isinstance(r, list) for r in s):
+                raise PriorError(f"prior sample {i} must be {k} rows, one per class {self.classes}")
+        self._validate_rows([(f"class {c!r} ", self.mean[i], self.spread[i], [s[i] for s in self.samples])
+                             for i, c in enumerate(self.classes)])
+
+    def _validate_rows(self, rows) -> None:
+        d = len(self.features)
+        for where, mean, spread, samples in rows:
+            for name, vec in (("mean", mean), ("spread", spread)):
+                if any(isinstance(v, list) for v in vec):
+                    raise PriorError(f"prior {where}{name} is nested, but the prior has no `classes`: "
+                                     "a per-class prior must name its classes")
+                if len(vec) != d:
+                    raise PriorError(f"prior {where}{name} has {len(vec)} values for {d} features")
+            for f, m in zip(self.features, mean):
+                if not math.isfinite(m) or not SCORE_MIN <= m <= SCORE_MAX:
+                    raise PriorError(f"prior {where}score for {f!r} is {m}, outside [{SCORE_MIN:g}, {SCORE_MAX:g}]")
+            for f, s in zip(self.features, spread):
+                if not math.isfinite(s) or s < 0:
+                    raise PriorError(f"prior {where}spread for {f!r} is {s}; it must be a finite number >= 0")
+            for i, s in enumerate(samples):
+                if len(s) != d:
+                    raise PriorError(f"prior {where}sample {i} has {len(s)} values for {d} features")
 
     def check_features(self, expected: Sequence[str], where: str = "dataset") -> None:
         """Raise if this prior's feature names differ from ``expected`` (order aside)."""
@@ -116,21 +186,66 @@ class Prior:
             raise PriorError(f"prior ({self.source}) does not match the {where}'s encoded columns: "
                              f"missing {missing}, unknown {unknown}")
 
-    def aligned(self, expected: Sequence[str]) -> Prior:
-        """The same prior with features in ``expected`` order (names must match exactly)."""
+    def check_classes(self, expected: Sequence[str], where: str = "dataset") -> None:
+        """Raise unless this is a per-class prior for exactly the classes ``expected`` (as text)."""
+        expected = [str(c) for c in expected]
+        if self.classes is None:
+            raise PriorError(f"prior ({self.source}) has one signed score per feature, but the {where} has "
+                             f"classes {expected}: a per-class prior needs `classes`")
+        if set(self.classes) != set(expected):
+            raise PriorError(f"prior ({self.source}) is for classes {self.classes}, the {where} has {expected}")
+
+    def aligned(self, expected: Sequence[str], classes: Sequence[str] | None = None) -> Prior:
+        """The same prior with features in ``expected`` order (and per-class rows in ``classes`` order)."""
         self.check_features(expected)
         idx = [self.features.index(f) for f in expected]
-        return Prior(features=list(expected), mean=[self.mean[i] for i in idx],
-                     spread=[self.spread[i] for i in idx], source=self.source,
-                     provenance=dict(self.provenance),
-                     samples=[[s[i] for i in idx] for s in self.samples])
+        if self.classes is None:
+            if classes is not None:
+                self.check_classes(classes)
+            return Prior(features=list(expected), mean=[self.mean[i] for i in idx],
+                         spread=[self.spread[i] for i in idx], source=self.source,
+                         provenance=dict(self.provenance),
+                         samples=[[s[i] for i in idx] for s in self.samples])
+        order = list(self.classes) if classes is None else [str(c) for c in classes]
+        self.check_classes(order)
+        rows = [self.classes.index(c) for c in order]
+
+        def pick(m):
+            return [[m[r][i] for i in idx] for r in rows]
+
+        return Prior(features=list(expected), mean=pick(self.mean), spread=pick(self.spread),
+                     source=self.source, provenance=dict(self.provenance),
+                     samples=[pick(s) for s in self.samples], classes=order)
+
+    def matrix(self) -> np.ndarray:
+        """The scores as an array: (d,) for a signed prior, (k, d) for a per-class one."""
+        return np.asarray(self.mean, dtype=np.float64)
 
     # ---- views --------------------------------------------------------------------------
     def scores(self) -> dict[str, float]:
+        """Feature -> score of a signed prior (a per-class prior: see `class_scores`)."""
+        self._require_signed("scores")
         return dict(zip(self.features, self.mean))
 
     def spreads(self) -> dict[str, float]:
+        self._require_signed("spreads")
         return dict(zip(self.features, self.spread))
+
+    def class_scores(self) -> dict[str, dict[str, float]]:
+        """Class -> feature -> score of a per-class prior."""
+        if self.classes is None:
+            raise PriorError(f"prior ({self.source}) has one signed score per feature, not one per class; "
+                             "use scores()")
+        return {c: dict(zip(self.features, row)) for c, row in zip(self.classes, self.mean)}
+
+    def class_spreads(self) -> dict[str, dict[str, float]]:
+        self.class_scores()  # the same check
+        return {c: dict(zip(self.features, row)) for c, row in zip(self.classes, self.spread)}
+
+    def _require_signed(self, what: str) -> None:
+        if self.classes is not None:
+            raise PriorError(f"prior ({self.source}) has one score vector per class {self.classes}; "
+                             f"{what}() is for a signed prior, use class_{what}()")
 
     @property
     def label(self) -> str:
@@ -142,11 +257,14 @@ class Prior:
 
     # ---- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"note": GENERATED_NOTE.format(dataset=self.provenance.get("dataset") or "<dataset>"),
-                "source": self.source, "features": list(self.features), "mean": list(self.mean),
-                "spread": list(self.spread), "samples": [list(s) for s in self.samples],
-                "fingerprint": _fingerprint(self.features, self.mean),
-                "provenance": jsonable(self.provenance)}
+        d = {"note": GENERATED_NOTE.format(dataset=self.provenance.get("dataset") or "<dataset>"),
+             "source": self.source, "features": list(self.features)}
+        if self.classes is not None:
+            d["classes"] = list(self.classes)
+        return d | {"mean": jsonable(self.mean), "spread": jsonable(self.spread),
+                    "samples": jsonable(self.samples),
+                    "fingerprint": _fingerprint(self.features, self.mean, self.classes),
+                    "provenance": jsonable(self.provenance)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str = "<dict>") -> Prior:
@@ -160,7 +278,7 @@ class Prior:
             return cls(features=list(data["features"]), mean=list(data["mean"]),
                        spread=data.get("spread"), source=data["source"],
                        provenance=dict(data.get("provenance") or {}),
-                       samples=list(data.get("samples") or []))
+                       samples=list(data.get("samples") or []), classes=data.get("classes"))
         except PriorError as exc:
             raise PriorError(f"{origin}: {exc}") from None
 
@@ -183,22 +301,32 @@ class Prior:
 
     # ---- YAML (hand-editable) -------------------------------------------------------------
     def to_yaml(self) -> str:
-        """YAML text an expert can edit: one ``name: score`` line per feature."""
+        """YAML text an expert can edit: one ``name: score`` line per feature (per class, if per-class)."""
         prov = {k: v for k, v in jsonable(self.provenance).items()
                 if k not in {"prompt", "prompts", "record"}}
+        meaning = ("raises the probability of the positive class (for a regression target: raises the\n"
+                   "# target value)" if self.classes is None else
+                   "raises the probability of the class it is listed under")
         header = (
             f"# LAAT feature-importance prior (source: {self.label}).\n"
             "# Edit the numbers under `scores` (each in [-10, 10]): positive = increasing the feature\n"
-            "# raises the probability of the positive class, negative = lowers it, 0 = no effect.\n"
+            f"# {meaning}, negative = lowers it, 0 = no effect.\n"
             "# Keep every feature. On import, a changed score makes this an expert-edited prior;\n"
             "# leave `fingerprint` as it is (it is how the edit is detected).\n"
         )
+        rounded = _num_nested(self.mean)
+        if self.classes is None:
+            scores = dict(zip(self.features, rounded))
+            spread = dict(zip(self.features, _num_nested(self.spread)))
+        else:
+            scores = {c: dict(zip(self.features, row)) for c, row in zip(self.classes, rounded)}
+            spread = {c: dict(zip(self.features, row)) for c, row in zip(self.classes, _num_nested(self.spread))}
         body = {
             "source": self.source,
-            "scores": {f: _num(m) for f, m in zip(self.features, self.mean)},
-            "spread": {f: _num(s) for f, s in zip(self.features, self.spread)},
+            "scores": scores,
+            "spread": spread,
             # of the scores as written above (rounded), or an unedited 23/3 would read back as edited
-            "fingerprint": _fingerprint(self.features, [_num(m) for m in self.mean]),
+            "fingerprint": _fingerprint(self.features, rounded, self.classes),
             "provenance": prov,
         }
         return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
@@ -223,19 +351,28 @@ class Prior:
         if not isinstance(data, Mapping) or not isinstance(data.get("scores"), Mapping):
             raise PriorError(f"{origin}: expected a mapping with a `scores:` mapping of feature -> number")
         scores = data["scores"]
-        features = [str(f) for f in scores]
-        mean = []
-        for f, v in scores.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise PriorError(f"{origin}: score for {f!r} is {v!r}, not a number in [-10, 10]")
-            mean.append(float(v))
+        if scores and all(isinstance(v, Mapping) for v in scores.values()):
+            classes: list[str] | None = [str(c) for c in scores]
+            features = [str(f) for f in next(iter(scores.values()))]
+            for c, row in scores.items():
+                if [str(f) for f in row] != features:
+                    raise PriorError(f"{origin}: class {str(c)!r} lists features {[str(f) for f in row]}, the "
+                                     f"first class lists {features}; every class must score the same features")
+            mean = [_yaml_numbers(row, origin, f"class {str(c)!r} ") for c, row in scores.items()]
+        else:
+            classes = None
+            features = [str(f) for f in scores]
+            mean = _yaml_numbers(scores, origin, "")
         spread_map = data.get("spread") or {}
         if not isinstance(spread_map, Mapping):
-            raise PriorError(f"{origin}: `spread` must be a mapping of feature -> number")
-        unknown_spread = [f for f in spread_map if str(f) not in scores]
-        if unknown_spread:
-            raise PriorError(f"{origin}: `spread` names features not in `scores`: {unknown_spread}")
-        spread = [float(spread_map.get(f, 0.0)) for f in features]
+            raise PriorError(f"{origin}: `spread` must be a mapping like `scores`")
+        if classes is None:
+            spread = _yaml_spread(spread_map, features, origin, "")
+        else:
+            unknown = [c for c in spread_map if str(c) not in classes]
+            if unknown:
+                raise PriorError(f"{origin}: `spread` names classes not in `scores`: {unknown}")
+            spread = [_yaml_spread(spread_map.get(c) or {}, features, origin, f"class {c!r} ") for c in classes]
         claimed = data.get("source", "expert")
         provenance = dict(data.get("provenance") or {})
         fp = data.get("fingerprint")
@@ -245,16 +382,17 @@ class Prior:
                                  f"'expert', not {claimed!r}")
             source = "expert"
             provenance.setdefault("source_kind", "expert")
-        elif fp == _fingerprint(features, mean):
+        elif fp == _fingerprint(features, mean, classes):
             source = claimed
         else:
             # Edited since export: the numbers are now the expert's, whatever produced the draft.
             source = "expert"
             provenance = {"edited": True, "edited_from": claimed, "source_kind": "expert",
                           "draft_provenance": provenance, "imported_at": _utcnow()}
-            spread = [0.0] * len(features)  # the sample spread no longer describes these numbers
+            spread = _zeros_like(mean)  # the sample spread no longer describes these numbers
         try:
-            return cls(features=features, mean=mean, spread=spread, source=source, provenance=provenance)
+            return cls(features=features, mean=mean, spread=spread, source=source, provenance=provenance,
+                       classes=classes)
         except PriorError as exc:
             raise PriorError(f"{origin}: {exc}") from None
 
@@ -281,7 +419,9 @@ def check_not_hand_edited(data: Mapping[str, Any], origin: str = "<dict>") -> No
     if fp is None:
         return
     try:
-        actual = _fingerprint([str(f) for f in data["features"]], [float(m) for m in data["mean"]])
+        classes = data.get("classes")
+        actual = _fingerprint([str(f) for f in data["features"]], _floats(list(data["mean"]), "mean"),
+                              None if classes is None else [str(c) for c in classes])
     except (KeyError, TypeError, ValueError):
         actual = None
     if actual != fp:
@@ -296,6 +436,28 @@ def _num(v: float) -> float | int:
     return int(v) if float(v).is_integer() else round(float(v), 4)
 
 
+def _num_nested(v: list) -> list:
+    return [_num_nested(x) if isinstance(x, list) else _num(x) for x in v]
+
+
+def _yaml_numbers(scores: Mapping, origin: str, where: str) -> list[float]:
+    out = []
+    for f, v in scores.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise PriorError(f"{origin}: {where}score for {f!r} is {v!r}, not a number in [-10, 10]")
+        out.append(float(v))
+    return out
+
+
+def _yaml_spread(spread_map: Any, features: list[str], origin: str, where: str) -> list[float]:
+    if not isinstance(spread_map, Mapping):
+        raise PriorError(f"{origin}: {where}`spread` must be a mapping of feature -> number")
+    unknown = [f for f in spread_map if str(f) not in features]
+    if unknown:
+        raise PriorError(f"{origin}: {where}`spread` names features not in `scores`: {unknown}")
+    return [float(spread_map.get(f, 0.0)) for f in features]
+
+
 def as_prior(obj: Prior | Mapping[str, Any], origin: str = "<prior>") -> Prior:
     """Accept a Prior or its dict form (as stored by the Kedro JSON dataset)."""
     return obj if isinstance(obj, Prior) else Prior.from_dict(obj, origin=origin)
@@ -303,25 +465,41 @@ def as_prior(obj: Prior | Mapping[str, Any], origin: str = "<prior>") -> Prior:
 
 # ---- non-LLM builders ----------------------------------------------------------------------
 
-def random_prior(features: Sequence[str], seed: int = 0) -> Prior:
-    """Seeded uniform integer scores: a no-knowledge control, labelled ``random``."""
+def random_prior(features: Sequence[str], seed: int = 0, classes: Sequence[str] | None = None) -> Prior:
+    """Seeded uniform integer scores: a no-knowledge control, labelled ``random``.
+
+    With ``classes``, a per-class prior (one row of scores per class). The signed form draws
+    the same numbers as it always did for a given seed.
+    """
     rng = np.random.default_rng(seed)
-    mean = rng.integers(int(SCORE_MIN), int(SCORE_MAX) + 1, size=len(features)).astype(float)
+    shape = (len(features),) if classes is None else (len(classes), len(features))
+    mean = rng.integers(int(SCORE_MIN), int(SCORE_MAX) + 1, size=shape).astype(float)
     return Prior(features=list(features), mean=mean.tolist(), source="random",
+                 classes=None if classes is None else list(classes),
                  provenance={"source_kind": "random", "seed": int(seed), "note": RANDOM_NOTE,
                              "created_at": _utcnow()})
 
 
-def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -> Prior:
-    """Attributions of a logistic regression fit on ALL labelled rows: an evaluation upper bound.
+ORACLE_TASKS = ("binary", "multiclass", "regression")
+
+
+def oracle_prior(X_enc, y, meta=None, *, task: str = "binary", classes: Sequence[str] | None = None,
+                 C: float = 1.0, max_iter: int = 5000) -> Prior:
+    """Attributions of a linear model fit on ALL labelled rows: an evaluation upper bound.
 
     Columns are Min-Max scaled first (as in training), missing values imputed with the
     column median, and the coefficients rescaled so the largest magnitude is 10.
+    ``task``: "binary" (logistic regression, y in {0, 1}), "multiclass" (multinomial
+    logistic regression; a per-class prior for ``classes``, the labels of y's codes
+    0..k-1 in order, default the sorted distinct values of y) or "regression" (ridge
+    regression with alpha = 1/C on the standardised target; a signed prior).
     """
     import pandas as pd
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
 
+    if task not in ORACLE_TASKS:
+        raise PriorError(f"oracle_prior: task {task!r} is not one of {list(ORACLE_TASKS)}")
     if isinstance(X_enc, pd.DataFrame):
         features = [str(c) for c in X_enc.columns]
         X = X_enc.to_numpy(dtype=float)
@@ -333,27 +511,43 @@ def oracle_prior(X_enc, y, meta=None, *, C: float = 1.0, max_iter: int = 5000) -
     if meta is not None and features != list(meta.encoded_columns):
         raise PriorError(f"oracle_prior: columns {features} are not dataset {meta.name!r}'s "
                          f"encoded columns {list(meta.encoded_columns)}")
-    y = np.asarray(y).astype(int).ravel()
+    y = np.asarray(y).ravel()
     if X.shape[0] != y.shape[0]:
         raise PriorError(f"oracle_prior: {X.shape[0]} rows but {y.shape[0]} labels")
-    if set(np.unique(y)) != {0, 1}:
-        raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
     from laat.preprocess import minmax_scaler, missing_value_imputer
 
+    if task == "regression":
+        y = y.astype(float)
+        if not np.all(np.isfinite(y)) or np.std(y) == 0:
+            raise PriorError("oracle_prior (regression) needs a finite, non-constant target")
+        linear, label, fit_y = Ridge(alpha=1.0 / C), "sklearn Ridge (alpha=%g)" % (1.0 / C), (y - y.mean()) / y.std()
+    elif task == "binary":
+        y = y.astype(int)
+        if set(np.unique(y)) != {0, 1}:
+            raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
+        linear, label, fit_y = LogisticRegression(C=C, max_iter=max_iter), "sklearn LogisticRegression (l2, C=%g)" % C, y
+    else:
+        codes, fit_y = np.unique(y, return_inverse=True)
+        classes = [str(c) for c in (codes if classes is None else classes)]
+        if len(codes) != len(classes) or len(classes) < 3:
+            raise PriorError(f"oracle_prior (multiclass) needs every one of >= 3 classes {classes} in y, "
+                             f"got {len(codes)} distinct values")
+        linear = LogisticRegression(C=C, max_iter=max_iter)
+        label = "sklearn multinomial LogisticRegression (l2, C=%g)" % C
     # the training pipeline's imputer: medians, and 0 for an all-missing column
-    model = make_pipeline(missing_value_imputer(), minmax_scaler(),
-                          LogisticRegression(C=C, max_iter=max_iter))
-    model.fit(X, y)
-    coef = model[-1].coef_.ravel()
+    model = make_pipeline(missing_value_imputer(), minmax_scaler(), linear)
+    model.fit(X, fit_y)
+    coef = np.atleast_2d(model[-1].coef_)
     top = float(np.max(np.abs(coef)))
-    mean = (coef * (SCORE_MAX / top)).tolist() if top > 0 else [0.0] * len(features)
-    mean = [float(np.clip(m, SCORE_MIN, SCORE_MAX)) for m in mean]
-    return Prior(features=features, mean=mean, source="oracle",
-                 provenance={"source_kind": "oracle", "note": ORACLE_NOTE,
-                             "method": "sklearn LogisticRegression (l2, C=%g) on median-imputed, "
-                                       "Min-Max-scaled one-hot data; coef * 10 / max|coef|" % C,
+    scaled = np.clip(coef * (SCORE_MAX / top), SCORE_MIN, SCORE_MAX) if top > 0 else np.zeros_like(coef)
+    mean = scaled.tolist() if task == "multiclass" else scaled[0].tolist()
+    return Prior(features=features, mean=mean, source="oracle", classes=classes if task == "multiclass" else None,
+                 provenance={"source_kind": "oracle", "note": ORACLE_NOTE, "task": task,
+                             "method": label + " on median-imputed, Min-Max-scaled one-hot data; "
+                                               "coef * 10 / max|coef|",
                              "dataset": getattr(meta, "name", None), "n_rows": int(X.shape[0]),
-                             "raw_coef": coef.tolist(), "created_at": _utcnow()})
+                             "raw_coef": coef.tolist() if task == "multiclass" else coef[0].tolist(),
+                             "created_at": _utcnow()})
 
 
 def oracle_prior_from_frame(df, meta, **kwargs) -> Prior:

@@ -55,10 +55,10 @@ def build_schema(meta: DatasetMeta, target_required: bool = True):
                 checks.append(pa.Check(lambda s: (s.dropna() % 1 == 0), name="whole_numbers",
                                        error="values must be whole numbers"))
             columns[f.name] = pa.Column(float, checks=checks, nullable=f.nullable, coerce=True)
-    spelling = " or another spelling of the same yes/no" if meta.target.is_boolean else ""
+    check = "target_values" if meta.target.kind == "regression" else "target_labels"
     columns[meta.target.column] = pa.Column(
-        checks=pa.Check(lambda s: meta.target.codes(s).notna(), name="target_labels",
-                        error=f"target_labels (one of {meta.target.classes}{spelling})"),
+        checks=pa.Check(lambda s: meta.target.codes(s).notna(), name=check,
+                        error=f"{check} ({meta.target.expected()})"),
         nullable=False,
         required=target_required,
     )
@@ -93,13 +93,23 @@ def validation_report(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: i
 
 def class_size_failures(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: int,
                         why: str) -> list[dict[str, Any]]:
-    """Report entries (with a ``message``) for an empty table or a class with too few rows."""
+    """Report entries (with a ``message``) for an empty table or a class with too few rows.
+
+    For a regression target the table as a whole needs ``min_rows_per_class`` rows.
+    """
     entry = {"column": meta.target.column, "n_failures": 1, "example_rows": [], "example_values": []}
     if len(df) == 0:
         return [{**entry, "check": "not_empty", "message": "the table has no rows (a header only?)"}]
     if meta.target.column not in df.columns:
         return []  # reported by the schema as a missing column
-    counts = meta.target.codes(df[meta.target.column]).value_counts()
+    codes = meta.target.codes(df[meta.target.column])
+    if meta.target.kind == "regression":  # the split draws rows, not rows per class
+        n = int(codes.notna().sum())
+        if n >= min_rows_per_class:
+            return []
+        return [{**entry, "check": "rows", "message": f"target {meta.target.column!r} has {n} valid rows; "
+                                                      f"{min_rows_per_class} are needed ({why})"}]
+    counts = codes.value_counts()
     short = [(c, int(counts.get(float(i), 0))) for i, c in enumerate(meta.target.classes)]
     short = [(c, n) for c, n in short if n < min_rows_per_class]
     return [{**entry, "check": "rows_per_class", "example_values": [c],

@@ -1,10 +1,11 @@
-"""The deployable model: raw CSV-shaped rows in, class probabilities out, via MLflow pyfunc.
+"""The deployable model: raw CSV-shaped rows in, class probabilities (or a prediction) out, via MLflow pyfunc.
 
 The served model carries the dataset metadata and runs the same ``laat.datasets.encode``
 that training used, so a client never one-hot encodes anything and a category seen only in
 the full file still lands in the right column. Output: a DataFrame with one column per
-class, ``p_<negative>`` then ``p_<positive>`` (``p_no``, ``p_yes`` for diabetes), rows in
-input order. The label is left to the caller because the threshold is a business choice.
+class in the metadata's order, ``p_<class>`` (``p_no``, ``p_yes`` for diabetes), or for a
+regression one ``prediction`` column, rows in input order. The label is left to the caller
+because the threshold is a business choice.
 
 Bad requests get HTTP 400 with one message naming the column, the values and what is
 allowed (no stack trace): missing columns, unknown categories, non-numeric text, and values
@@ -79,7 +80,13 @@ class ServedError(MlflowException):
         return json.dumps({"error_code": self.error_code, "message": self.reason})
 
 
+PREDICTION = "prediction"  # a regression's one output column
+
+
 def output_columns(meta: DatasetMeta) -> list[str]:
+    """``p_<class>`` per class, in the metadata's order; ``prediction`` for a regression."""
+    if meta.target.kind == "regression":
+        return [PREDICTION]
     return [f"p_{c}" for c in meta.target.classes]
 
 
@@ -176,18 +183,18 @@ def _quote(values: pd.Series, mask: pd.Series) -> str:
 
 
 def input_schema(meta: DatasetMeta):
-    """Served input schema: categorical columns as text, every other feature as ``any``.
+    """Served input schema: every feature as ``any``, validated by ``check_raw_rows``.
 
     Declaring numbers as ``double`` would make MLflow refuse rows read straight from the
-    CSV (it will not cast int64 to float64), and ``long`` would refuse 3.0 or a NaN; so
-    numbers pass through and ``check_raw_rows`` validates them, naming the column. Columns
-    are declared optional so that a missing one also reaches ``check_raw_rows``: MLflow's own
-    refusal would quote the whole request twice.
+    CSV (it will not cast int64 to float64), ``long`` would refuse 3.0 or a NaN, and
+    ``string`` would refuse a categorical coded by integers (``sex: 1``); so values pass
+    through and ``check_raw_rows`` validates them, naming the column. Columns are declared
+    optional so that a missing one also reaches ``check_raw_rows``: MLflow's own refusal
+    would quote the whole request twice.
     """
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    return Schema([ColSpec("string" if f.type == "categorical" else AnyType(), f.name, required=False)
-                   for f in meta.features])
+    return Schema([ColSpec(AnyType(), f.name, required=False) for f in meta.features])
 
 
 def params_schema():
@@ -198,7 +205,7 @@ def params_schema():
 
 
 class LAATPyfuncModel(PythonModel):
-    """Metadata (as a plain dict) + a fitted binary classifier over ``meta.encoded_columns``."""
+    """Metadata (as a plain dict) + a fitted classifier or regressor over ``meta.encoded_columns``."""
 
     def __init__(self, metadata: dict[str, Any], estimator: Any):
         self.metadata = metadata
@@ -223,7 +230,7 @@ class LAATPyfuncModel(PythonModel):
 
 def predict_raw(estimator: Any, meta: DatasetMeta, rows: pd.DataFrame,
                 out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT) -> pd.DataFrame:
-    """Validate raw rows, encode them like training did, return ``p_<class>`` columns.
+    """Validate raw rows, encode them like training did, return the `output_columns`.
 
     Zero rows in (an empty batch, still with the raw columns) give zero rows out. Gaps in
     nullable features reach the estimator as NaN plus their ``<name>_missing`` flag; a model
@@ -236,6 +243,8 @@ def predict_raw(estimator: Any, meta: DatasetMeta, rows: pd.DataFrame,
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         X = X[list(names)]
+    if meta.target.kind == "regression":
+        return pd.DataFrame({PREDICTION: np.asarray(estimator.predict(X), dtype="float64")}, index=rows.index)
     proba = np.asarray(estimator.predict_proba(X), dtype="float64")
     classes = [int(c) for c in estimator.classes_]
     out = pd.DataFrame(index=rows.index)
@@ -246,12 +255,18 @@ def predict_raw(estimator: Any, meta: DatasetMeta, rows: pd.DataFrame,
 
 def _check_estimator(estimator: Any, meta: DatasetMeta) -> None:
     """Fail at logging time, not at the first request, if the estimator cannot serve ``meta``."""
-    if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
-        raise TypeError(f"{type(estimator).__name__} is not a fitted classifier with predict_proba/classes_")
-    classes = sorted(int(c) for c in estimator.classes_)
-    if classes != [0, 1]:
-        raise ValueError(f"estimator classes_ are {list(estimator.classes_)}; expected [0, 1] "
-                         f"(0 = {meta.target.classes[0]!r}, 1 = {meta.positive_class!r})")
+    if meta.target.kind == "regression":
+        if not hasattr(estimator, "predict") or hasattr(estimator, "classes_"):
+            raise TypeError(f"dataset {meta.name!r} has a numeric target; {type(estimator).__name__} is not a "
+                            f"fitted regressor (predict without classes_)")
+    else:
+        if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
+            raise TypeError(f"{type(estimator).__name__} is not a fitted classifier with predict_proba/classes_")
+        classes = sorted(int(c) for c in estimator.classes_)
+        if classes != list(range(len(meta.target.classes))):
+            codes = ", ".join(f"{i} = {c!r}" for i, c in enumerate(meta.target.classes))
+            raise ValueError(f"estimator classes_ are {list(estimator.classes_)}; expected "
+                             f"{list(range(len(meta.target.classes)))} ({codes})")
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         missing = [c for c in meta.encoded_columns if c not in set(names)]
@@ -315,7 +330,7 @@ def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_exam
             pip_requirements=pip_requirements or pip_requirements_for(estimator),
             code_paths=[str(code)],
             registered_model_name=registered_model_name,
-            metadata={"dataset": meta.name, "classes": list(meta.target.classes),
+            metadata={"dataset": meta.name, "task": meta.target.kind, "classes": meta.target.classes,
                       "output_columns": output_columns(meta), "estimator": type(estimator).__name__},
         )
 

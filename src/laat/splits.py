@@ -17,7 +17,8 @@ def _rng(*key: int) -> np.random.Generator:
 def rows_per_class_needed(strategy: str, shots: int) -> tuple[int, str]:
     """Rows each class needs for a split (few_shot: ``shots``, fraction: any), and why.
 
-    Every split keeps at least one row of each class out for testing.
+    Every split keeps at least one row of each class out for testing. A regression table is
+    one "class": few_shot draws ``shots`` rows in all (`few_rows_split`).
     """
     if strategy == "few_shot":
         return shots + 1, f"training.split.shots = {shots} for training and at least 1 for testing"
@@ -42,6 +43,14 @@ def few_shot_split(y: np.ndarray, k: int, seed: int = 69, repetition: int = 0) -
     train_idx = np.sort(np.concatenate(train))
     test_idx = np.setdiff1d(np.arange(len(y)), train_idx)
     return train_idx, test_idx
+
+
+def few_rows_split(n: int, k: int, seed: int = 69, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """k training rows drawn from all n (a regression's few-shot split); the rest is test."""
+    if not 1 <= k < n:
+        raise ValueError(f"k (training rows) must be in [1, {n - 1}] for {n} rows, got {k}")
+    perm = _rng(seed, k, repetition).permutation(n)
+    return np.sort(perm[:k]), np.sort(perm[k:])
 
 
 def fraction_split(n: int, test_fraction: float, seed: int = 69, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:

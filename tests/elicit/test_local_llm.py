@@ -10,6 +10,7 @@ import json
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 
 from laat.elicit import ElicitationSettings, LocalServerError, run_elicitation
@@ -127,3 +128,22 @@ def test_killed_then_resumed_elicitation_gives_the_uninterrupted_prior_paying_no
     assert paid_before_kill < w["fresh_calls"]  # the kill came mid-way
     assert r["cached_calls"] == paid_before_kill  # every answer paid before the kill was reused...
     assert r["fresh_calls"] + paid_before_kill == w["fresh_calls"]  # ...and none was paid twice
+
+
+@pytest.mark.parametrize("dataset, calls", [("wine", 3), ("diabetes_progression", 1)])
+def test_the_real_model_gives_a_per_class_and_a_regression_prior(local_llm, tmp_path, dataset, calls):
+    """One sample of the direct strategy: one call per class (wine), one for the regression."""
+    from laat.datasets import load_metadata
+
+    meta = load_metadata(dataset)
+    settings = ElicitationSettings(source="openai", model="local-default", base_url=local_llm.base_url,
+                                   api_key_env="LAAT_TEST_KEY", strategy="direct", n_samples=1,
+                                   cache_dir=str(tmp_path / "cache"))
+    e = run_elicitation(meta, settings)
+    p = e.prior
+    assert p.source == "llm" and p.features == meta.encoded_columns and p.provenance["fresh_calls"] == calls
+    scores = np.asarray(p.mean)
+    assert scores.shape == ((3, len(meta.encoded_columns)) if calls == 3 else (len(meta.encoded_columns),))
+    assert np.all(np.abs(scores) <= 10) and np.all(scores == np.round(scores))
+    assert p.classes == (meta.target.classes if calls == 3 else None)
+    assert run_elicitation(meta, settings).prior.provenance["fresh_calls"] == 0

@@ -18,7 +18,14 @@ from laat.elicit import prompts as P
 from laat.elicit.cache import ResponseCache
 from laat.elicit.calls import CallContext
 from laat.elicit.client import RetryPolicy, endpoint_label, make_client, resolve_api_key
-from laat.elicit.local_server import BUNDLED_SHA256, MODEL_ALIAS, LocalLLMServer, ServerOptions, resolve_gguf
+from laat.elicit.local_server import (
+    BUNDLED_SHA256,
+    MODEL_ALIAS,
+    LocalLLMServer,
+    ServerOptions,
+    resolve_gguf,
+)
+from laat.elicit.per_class import elicit_per_class
 from laat.elicit.settings import ElicitationSettings
 from laat.elicit.strategies import STRATEGIES, SampleResult, Strategy
 from laat.priors import LLM_BACKENDS, Prior, PriorError, oracle_prior_from_frame, random_prior
@@ -158,7 +165,7 @@ def _llm_provenance(meta, settings: ElicitationSettings, strategy: str, endpoint
     prov: dict[str, Any] = {
         "source_kind": "llm",
         "dataset": meta.name,
-        "target_class": meta.positive_class,
+        "target_class": None if meta.target.kind == "regression" else meta.positive_class,
         "model": model_name,
         "model_id": endpoint.model_id(endpoint.model),
         "endpoint_kind": endpoint.kind,
@@ -199,6 +206,8 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     meta = parse_metadata(meta)
     settings = (settings or ElicitationSettings()).model_copy(update=overrides)
     settings = ElicitationSettings.model_validate(settings.model_dump())
+    if meta.target.kind == "multiclass":  # one binary elicitation per class (laat.elicit.per_class)
+        return Elicitation(*elicit_per_class(meta, settings, run_elicitation))
     strategy = settings.resolved_strategy()
     spec = STRATEGIES[strategy]
     endpoint = make_endpoint(settings)
@@ -256,20 +265,25 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
     src = settings.source
     if src in LLM_BACKENDS:
         return run_elicitation(meta, settings)
+    kind = meta.target.kind
+    per_class = meta.target.classes if kind == "multiclass" else None  # the per-class form, in code order
     if src == "random":
-        prior = random_prior(meta.encoded_columns, settings.seed)
+        prior = random_prior(meta.encoded_columns, settings.seed, classes=per_class)
     elif src == "oracle":
         if data is None:
             raise PriorError("source 'oracle' needs the labelled data (the validated DataFrame)")
-        prior = oracle_prior_from_frame(data, meta, C=settings.oracle_C)
+        prior = oracle_prior_from_frame(data, meta, C=settings.oracle_C, task=kind, classes=per_class)
     elif src == "expert":
         if not settings.expert_prior_path:
             raise PriorError("source 'expert' needs expert_prior_path, the expert's prior file "
                              "(\"{dataset}\" in it stands for the dataset's name)")
         path = Path(settings.expert_prior_path.replace("{dataset}", meta.name))
         prior = Prior.load(path)
-        try:
-            prior = prior.aligned(meta.encoded_columns)
+        if prior.per_class and per_class is None:
+            raise PriorError(f"{path}: scores per class are for a multiclass target; {meta.name!r} is a {kind} "
+                             f"task: give one signed score per feature")
+        try:  # a multiclass expert may also give one shared score per feature
+            prior = prior.aligned(meta.encoded_columns, classes=per_class if prior.per_class else None)
         except PriorError as exc:
             raise PriorError(f"{path}: {exc}") from None
         prior.provenance.setdefault("path", str(path))

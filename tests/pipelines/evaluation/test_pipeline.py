@@ -83,7 +83,7 @@ def test_metrics_fairness_plots_and_champion_decision(tracking, tmp_path):
     assert 0.5 < metrics["roc_auc"]["value"] <= 1.0
     assert "fairness.Age.demographic_parity_difference" in metrics
     assert set(good["fairness_by_group"]["feature"]) == {"Age"}
-    for fig in ("attribution_plot", "roc_plot", "fairness_plot"):
+    for fig in ("attribution_plot", "performance_plot", "fairness_plot"):
         assert good[fig].load().axes
     decision = good["registration"].load()
     assert decision["promoted"] and decision["new_version"] == "2" and _champion(client) == "2"

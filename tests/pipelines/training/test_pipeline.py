@@ -10,11 +10,10 @@ from kedro_datasets.pandas import ParquetDataset
 from kedro_datasets.pickle import PickleDataset
 from pydantic import ValidationError
 
-from laat.datasets import load_metadata
+from laat.datasets import encode, labels, load_metadata
 from laat.datasets import parse_metadata as load_metadata_from
 from laat.pipelines.training import create_pipeline
 from laat.pipelines.training.nodes import TrainingParams
-from laat.datasets import encode, labels
 from laat.priors import Prior, oracle_prior, random_prior
 
 
@@ -156,3 +155,40 @@ def test_a_table_with_gaps_runs_validation_training_and_scoring_with_train_media
     assert gaps.sum() > 5 and np.isfinite(predictions["p_yes"]).all()
     assert predictions["y_true"].tolist() == test["low birth.weight"].tolist()
     np.testing.assert_array_equal(predictions["p_yes"], model[-1].predict_proba(X_test.fillna(medians))[:, 1])
+
+
+# ---- multiclass and regression ------------------------------------------------------------------
+
+def test_a_regression_split_draws_shots_rows_in_all_and_binary_only_settings_are_refused():
+    from laat.datasets import load_dataset
+    from laat.pipelines.training.nodes import fit_model, split_rows
+
+    meta = load_metadata("diabetes_progression")
+    df, raw = load_dataset(meta), meta.model_dump(mode="json")
+    train, test = split_rows(df, raw, _params())
+    assert len(train) == 10 and len(test) == len(df) - 10
+    prior = random_prior(meta.encoded_columns).to_dict()
+    with pytest.raises(ValueError, match="'confidence': 'spread'} are binary-only; a numeric target needs"):
+        fit_model(train, raw, prior, _params(confidence="spread"))
+
+
+def test_a_per_class_prior_reaches_the_model_in_class_code_order_and_attributions_are_per_class():
+    """The prior's rows are named by class; the model's classes are codes 0..k-1 in the metadata's order."""
+    from laat.datasets import load_dataset
+    from laat.pipelines.training.nodes import attribution_table, fit_model, split_rows
+
+    meta = load_metadata("wine")
+    df, raw = load_dataset(meta), meta.model_dump(mode="json")
+    train, _ = split_rows(df, raw, _params())
+    prior = random_prior(meta.encoded_columns, seed=1, classes=meta.target.classes)
+    shuffled = prior.aligned(meta.encoded_columns[::-1], classes=meta.target.classes[::-1])  # same scores
+    model = fit_model(train, raw, shuffled.to_dict(), _params(trust="off", epochs=20))
+    target = model[-1].prior_target_
+    table = attribution_table(model, shuffled.to_dict(), raw)
+    assert list(table["class"].unique()) == meta.target.classes and len(table) == 3 * len(meta.encoded_columns)
+    for i, cls in enumerate(meta.target.classes):  # class i's target has the signs of cls's prior row
+        rows = table[table["class"] == cls].set_index("feature")
+        scores = pd.Series(prior.class_scores()[cls])
+        assert (rows["prior_score"] == scores[rows.index]).all()
+        nonzero = scores[scores != 0].index
+        assert (np.sign(target[str(i)][nonzero]) == np.sign(scores[nonzero])).all()

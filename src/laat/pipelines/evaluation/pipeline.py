@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["metrics", "fairness_by_group"], name="score"),
             Node(plot_results,
                  ["attributions", "predictions", "fairness_by_group", "prior", "metadata", "params:evaluation"],
-                 ["attribution_plot", "roc_plot", "fairness_plot"], name="plot_results"),
+                 ["attribution_plot", "performance_plot", "fairness_plot"], name="plot_results"),
             Node(register_model, ["model", "test_rows", "metrics", "prior", "metadata", "params:evaluation"],
                  "registration", name="register_model"),
         ]

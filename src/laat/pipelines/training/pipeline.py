@@ -12,6 +12,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["prior_diagnostic", "prior_diagnostic_plot", "prior_diagnostic_metrics"], name="diagnose_prior"),
             Node(fit_model, ["train_rows", "metadata", "prior", "params:training"], "model", name="fit_model"),
             Node(report_trust, "model", ["trust_decision", "trust_metrics"], name="report_trust"),
-            Node(attribution_table, ["model", "prior"], "attributions", name="attribution_table"),
+            Node(attribution_table, ["model", "prior", "metadata"], "attributions", name="attribution_table"),
         ]
     )
