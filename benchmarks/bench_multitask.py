@@ -112,7 +112,7 @@ def priors(X: pd.DataFrame, y: np.ndarray, task: str, name: str, reps: int) -> d
 
 
 def run_cell(name: str, X: pd.DataFrame, y: np.ndarray, task: str, size: int, reps: int, model: str,
-             pri: dict[str, list[np.ndarray]]) -> list[dict]:
+             pri: dict[str, list[np.ndarray]], cv_min: int | None = None) -> list[dict]:
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.preprocessing import MinMaxScaler
 
@@ -143,7 +143,7 @@ def run_cell(name: str, X: pd.DataFrame, y: np.ndarray, task: str, size: int, re
     trust_priors = list(pri)
     problems = [MultiTrustProblem(X=tr_X[r], y=tr_y[r], scores=pri[p][r], task=task, n_outputs=k, gamma=GAMMA,
                                   seed=SEED + r) for p in trust_priors for r in range(reps)]
-    decisions = decide_many(problems, {"model": model, "lr": lr}, DEFAULT_SETTINGS)
+    decisions = decide_many(problems, {"model": model, "lr": lr}, DEFAULT_SETTINGS, cv_min=cv_min)
     followed = {}
     for (p, r), dec in zip([(p, r) for p in trust_priors for r in range(reps)], decisions):
         jobs.append((f"{p}/trust", r, pri[p][r], dec["gamma"], dec["tau"]))
@@ -177,6 +177,9 @@ def main() -> None:
     ap.add_argument("--model", default="lr", choices=["lr", "mlp"])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--tables", nargs="*", default=[t for ts in TABLES.values() for t in ts])
+    ap.add_argument("--sizes", nargs="*", type=int, default=None, help="k per class / n rows (default: the task's)")
+    ap.add_argument("--cv-min", type=int, default=None,
+                    help="rows (smallest class, or all for regression) from which trust cross-validates")
     ap.add_argument("--out", default=None, help="CSV of every (table, size, method, repetition) score")
     args = ap.parse_args()
     rows = []
@@ -184,8 +187,8 @@ def main() -> None:
     for name in args.tables:
         X, y, task = load_table(name)
         pri = priors(X, y, task, name, args.reps)
-        for size in SIZES[task]:
-            rows += run_cell(name, X, y, task, size, args.reps, args.model, pri)
+        for size in args.sizes or SIZES[task]:
+            rows += run_cell(name, X, y, task, size, args.reps, args.model, pri, args.cv_min)
             print(f"{name} {size}: {time.time() - t0:.0f}s", flush=True)
     df = pd.DataFrame(rows)
     if args.out:
