@@ -6,8 +6,8 @@ Tables shipped inside installed packages (no download): multiclass iris, wine
 ``research`` extra). For k rows per class (multiclass) or n rows (regression) and 20
 repetitions (seeded per table, size and repetition), with Min-Max scaling fit on the
 training rows and every other row (at most 2000) as the test set, it trains on the same rows
-and initialisation, with the estimators' default settings (Adam lr 1e-2 for classes, 1e-1
-for regression, 200 full-batch epochs):
+and initialisation, with the estimators' default settings (Adam lr 1e-2 for classes; for
+regression 1e-1 with LR, 1e-2 with the MLP; 200 full-batch epochs):
 
 - ``plain``: the same model without a prior (gamma = 0),
 - ``<prior>/off``: gamma = 100, tau = 1 (the paper's fixed rule; ``oracle/off tau=4`` with
@@ -40,7 +40,7 @@ import pandas as pd
 
 from laat.attribution import normalized_target
 from laat.estimator import LAATClassifier
-from laat.estimator_multi import LAATRegressor
+from laat.estimator_multi import DEFAULT_LR, LAATRegressor
 from laat.multioutput import fit_multi
 from laat.priors import oracle_prior, random_prior
 from laat.trust import DEFAULT_SETTINGS
@@ -112,7 +112,7 @@ def priors(X: pd.DataFrame, y: np.ndarray, task: str, name: str, reps: int) -> d
 
 
 def run_cell(name: str, X: pd.DataFrame, y: np.ndarray, task: str, size: int, reps: int, model: str,
-             pri: dict[str, list[np.ndarray]]) -> list[dict]:
+             pri: dict[str, list[np.ndarray]], cv_min: int | None = None, lr: float | None = None) -> list[dict]:
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.preprocessing import MinMaxScaler
 
@@ -133,7 +133,9 @@ def run_cell(name: str, X: pd.DataFrame, y: np.ndarray, task: str, size: int, re
         base = (LogisticRegression(max_iter=5000) if task == "multiclass" else RidgeCV()).fit(tr_X[-1], y[tr])
         out = base.decision_function(te_X[-1]) if task == "multiclass" else base.predict(te_X[-1])
         rows.append({"method": "sklearn", "rep": r, "score": cv_score(task, y[te], out, np.ones(len(te)))})
-    lr = (LAATClassifier() if task == "multiclass" else LAATRegressor()).lr  # the estimators' defaults
+    est = LAATClassifier(model=model) if task == "multiclass" else LAATRegressor(model=model)
+    if lr is None:  # the estimator's default unless --lr
+        lr = est.lr if task == "multiclass" else DEFAULT_LR[model]
     kw = {"task": task, "n_outputs": k, "model": model, "lr": lr}
     # fixed-gamma jobs: (label, rep, scores or None, gamma, tau)
     jobs = [("plain", r, None, 0.0, 1.0) for r in range(reps)]
@@ -143,7 +145,7 @@ def run_cell(name: str, X: pd.DataFrame, y: np.ndarray, task: str, size: int, re
     trust_priors = list(pri)
     problems = [MultiTrustProblem(X=tr_X[r], y=tr_y[r], scores=pri[p][r], task=task, n_outputs=k, gamma=GAMMA,
                                   seed=SEED + r) for p in trust_priors for r in range(reps)]
-    decisions = decide_many(problems, {"model": model, "lr": lr}, DEFAULT_SETTINGS)
+    decisions = decide_many(problems, {"model": model, "lr": lr}, DEFAULT_SETTINGS, cv_min=cv_min)
     followed = {}
     for (p, r), dec in zip([(p, r) for p in trust_priors for r in range(reps)], decisions):
         jobs.append((f"{p}/trust", r, pri[p][r], dec["gamma"], dec["tau"]))
@@ -177,6 +179,10 @@ def main() -> None:
     ap.add_argument("--model", default="lr", choices=["lr", "mlp"])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--tables", nargs="*", default=[t for ts in TABLES.values() for t in ts])
+    ap.add_argument("--sizes", nargs="*", type=int, default=None, help="k per class / n rows (default: the task's)")
+    ap.add_argument("--cv-min", type=int, default=None,
+                    help="rows (smallest class, or all for regression) from which trust cross-validates")
+    ap.add_argument("--lr", type=float, default=None, help="Adam step size (default: the estimator's)")
     ap.add_argument("--out", default=None, help="CSV of every (table, size, method, repetition) score")
     args = ap.parse_args()
     rows = []
@@ -184,8 +190,8 @@ def main() -> None:
     for name in args.tables:
         X, y, task = load_table(name)
         pri = priors(X, y, task, name, args.reps)
-        for size in SIZES[task]:
-            rows += run_cell(name, X, y, task, size, args.reps, args.model, pri)
+        for size in args.sizes or SIZES[task]:
+            rows += run_cell(name, X, y, task, size, args.reps, args.model, pri, args.cv_min, args.lr)
             print(f"{name} {size}: {time.time() - t0:.0f}s", flush=True)
     df = pd.DataFrame(rows)
     if args.out:

@@ -31,6 +31,9 @@ from laat.estimator import LAATClassifier, _by_name, _seed, resolve_prior
 from laat.hyperparams import RegressorParams, validate_params
 from laat.preprocess import minmax_scaler
 
+_D = RegressorParams()  # the defaults, declared in laat.hyperparams
+DEFAULT_LR = {"lr": 1e-1, "mlp": 1e-2}  # LAATRegressor(lr=None), per model kind (see its docstring)
+
 
 # ---- multiclass (called by LAATClassifier when y has 3 or more classes) --------------------------
 
@@ -55,7 +58,8 @@ def fit_multiclass(est: LAATClassifier, X, y, sample_weight=None, prior=None) ->
     est.scaler_ = minmax_scaler().fit(X[sw > 0]) if est.scale else None
     Xs = est._scaled(X)
     k = len(est.classes_)
-    est.model_, est.trust_, target = _train(est, Xs, y_idx, sw, scores, mask, "multiclass", k, {})
+    est.model_, est.trust_, target = _train(est, Xs, y_idx, sw, scores, mask, "multiclass", k,
+                                                 {"lr": float(est.lr)})
     est.feature_mask_ = pd.Series(mask, index=names, name="used")
     cols = [str(c) for c in est.classes_]
     if target is None:
@@ -121,10 +125,11 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
         `laat.trust_multi.CV_MIN_ROWS` rows, cross-validates R^2 with and without it.
     loss : "squared" | "huber"
     huber_delta : float > 0, in standard deviations of the target.
-    hidden, lr, epochs, weight_decay : model width and Adam settings (full batch). ``lr`` is
-        10x the classifier's: with a standardised target and features in [0, 1] the weights
-        must grow to several units, and 200 Adam steps at 1e-2 left the oracle-prior fit on
-        30 diabetes rows at test R^2 0.24 instead of 0.50 (plain 0.41, by underfitting).
+    hidden, lr, epochs, weight_decay : model width and Adam settings (full batch). ``lr=None``
+        takes `DEFAULT_LR` for the model: 1e-1 for LR, whose weights must grow to several
+        units for a standardised target (200 steps at 1e-2 left the oracle-prior fit on 30
+        diabetes rows at test R^2 0.24 instead of 0.50), and 1e-2 for the MLP, which 1e-1
+        drove to R^2 far below 0 (benchmarks/README.md, bench_multitask.py).
     prior : Prior (signed), Mapping[str, float], pandas Series or a sequence by position.
     suppress, scale, random_state : as in `LAATClassifier`.
 
@@ -136,10 +141,11 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
     y_mean_, y_scale_ : the target's standardisation.
     """
 
-    def __init__(self, model: str = "lr", gamma: float = 100.0, tau: float = 1.0, trust: str = "auto",
-                 loss: str = "squared", huber_delta: float = 1.0, hidden: int = 100, lr: float = 1e-1,
-                 epochs: int = 200, weight_decay: float = 0.0, prior: Any = None, suppress: Sequence[str] = (),
-                 scale: bool = True, random_state: int | np.random.RandomState | None = None):
+    def __init__(self, model: str = _D.model, gamma: float = _D.gamma, tau: float = _D.tau, trust: str = _D.trust,
+                 loss: str = _D.loss, huber_delta: float = _D.huber_delta, hidden: int = _D.hidden,
+                 lr: float | None = _D.lr, epochs: int = _D.epochs, weight_decay: float = _D.weight_decay,
+                 prior: Any = None, suppress: Sequence[str] = (), scale: bool = _D.scale,
+                 random_state: int | np.random.RandomState | None = None):
         self.model = model
         self.gamma = gamma
         self.tau = tau
@@ -176,7 +182,8 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
         _require_prior(self.gamma, scores, mask)
         self.scaler_ = minmax_scaler().fit(X[sw > 0]) if self.scale else None
         Xs = self._scaled(X)
-        extra = {"loss": self.loss, "huber_delta": float(self.huber_delta)}
+        self.lr_ = DEFAULT_LR[self.model] if self.lr is None else float(self.lr)
+        extra = {"loss": self.loss, "huber_delta": float(self.huber_delta), "lr": self.lr_}
         self.model_, self.trust_, target = _train(self, Xs, (y - self.y_mean_) / self.y_scale_, sw, scores, mask,
                                                   "regression", 1, extra)
         self.feature_mask_ = pd.Series(mask, index=names, name="used")
@@ -223,8 +230,8 @@ def _train(est, Xs, y, sw, scores, mask, task: str, k: int, extra: dict):
     from laat.trust_multi import MultiTrustProblem, decide_many
 
     seed = est.seed_ = _seed(est.random_state)
-    kwargs = dict(model=est.model, hidden=est.hidden, lr=float(est.lr), epochs=est.epochs,
-                  weight_decay=float(est.weight_decay), **extra)
+    kwargs = {"model": est.model, "hidden": est.hidden, "epochs": est.epochs,
+              "weight_decay": float(est.weight_decay)} | extra
     gamma, tau = float(est.gamma), float(est.tau)
     if isinstance(est.trust, str) and est.trust == "off":
         trust = off_decision(gamma, tau)

@@ -19,7 +19,7 @@ differentiable in the parameters exactly as double back-prop would make it):
   any direction), matched to |t_hat| (the sign of a shared score carries no meaning).
   L_att = (1/d) ||normalize(m) - |t_hat|||^2.
 
-Measured in benchmarks/README.md ("Multiclass prior form"): per-class is the default.
+Measured in benchmarks/README.md (bench_multitask.py): per class is far better than shared.
 Targets of a regression are standardised by the caller (`laat.estimator_multi`); the loss
 is squared error or Huber on the standardised scale.
 """
