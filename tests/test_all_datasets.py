@@ -23,7 +23,7 @@ def test_pipeline_all_registers_one_model_per_dataset(tmp_path, monkeypatch):
 
     datasets = dataset_names()
     assert len(datasets) == 9
-    kinds = {ds: load_metadata(ds).target.kind for ds in datasets}
+    kinds = {ds: load_metadata(ds, "conf/base/datasets").target.kind for ds in datasets}
     assert sorted(kinds.values()).count("binary") == 7
     assert kinds["wine"] == "multiclass" and kinds["diabetes_progression"] == "regression"
     project = copy_project(tmp_path, datasets, params=lean_training())

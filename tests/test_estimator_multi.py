@@ -160,7 +160,7 @@ def test_regression_misuse_is_refused_with_the_reason():
     per_class = random_prior(list(X.columns), classes=["a", "b"])
     with pytest.raises(ValueError, match="one signed score per feature; this one is per class"):
         LAATRegressor(prior=per_class).fit(X, y)
-    with pytest.raises(ValueError, match="loss must be one of"):
+    with pytest.raises(ValueError, match=r"LAATRegressor: invalid hyper-parameter loss='l1'"):
         LAATRegressor(loss="l1", gamma=0).fit(X, y)
     with pytest.raises(ValueError, match="gamma=100.0 needs a prior"):
         LAATRegressor().fit(X, y)

@@ -140,7 +140,7 @@ def test_a_multiclass_and_a_regression_table_run_register_and_serve(tmp_path, mo
     run_id = tags["laat.run_id"]
     test_rows = pd.read_parquet(project / f"data/05_model_input/{dataset}/{run_id}/test_rows.parquet")
     model = pd.read_pickle(project / f"data/06_models/{dataset}/{run_id}/laat_model.pkl")
-    meta = load_metadata(dataset)
+    meta = load_metadata(dataset, "conf/base/datasets")
     got = served.predict(test_rows.drop(columns=[meta.target.column]))
     assert list(got.columns) == outputs
     X = encode(test_rows, meta)

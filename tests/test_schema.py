@@ -151,7 +151,7 @@ def test_too_few_rows_of_a_class_names_the_class_and_the_need(diabetes):
 
 def _regression(rows: pd.DataFrame, value_range=(0, 1000)):
     """The diabetes table with its glucose as a numeric (regression) target."""
-    raw = load_metadata("diabetes").model_dump()
+    raw = load_metadata("diabetes", "conf/base/datasets").model_dump()
     raw["features"] = [f for f in raw["features"] if f["name"] != "Glucose"]
     raw["sensitive_features"] = [s for s in raw["sensitive_features"] if s != "Glucose"]
     raw["target"] = {"column": "Glucose", "type": "numeric", "range": value_range}

@@ -557,7 +557,7 @@ def test_the_served_output_follows_the_task_and_a_model_of_the_wrong_task_is_ref
     for dataset, model, wrong, refusal in (
             ("diabetes_progression", Ridge(), classifier(), "has a numeric target; Pipeline is not a fitted regressor"),
             ("wine", classifier(), Ridge(), "Ridge is not a fitted classifier")):
-        meta = load_metadata(dataset)
+        meta = load_metadata(dataset, "conf/base/datasets")
         df = load_dataset(meta)
         X, y = encode(df, meta), labels(df, meta)
         model.fit(X, y)
@@ -568,5 +568,5 @@ def test_the_served_output_follows_the_task_and_a_model_of_the_wrong_task_is_ref
         np.testing.assert_array_equal(out.to_numpy(), expected)
         with pytest.raises(TypeError, match=refusal):
             log_model(wrong.fit(X, y if dataset == "wine" else (y > np.median(y)).astype(int)), meta, rows)
-    assert output_columns(load_metadata("diabetes_progression")) == [PREDICTION]
-    assert output_columns(load_metadata("wine")) == ["p_cultivar_1", "p_cultivar_2", "p_cultivar_3"]
+    assert output_columns(load_metadata("diabetes_progression", "conf/base/datasets")) == [PREDICTION]
+    assert output_columns(load_metadata("wine", "conf/base/datasets")) == ["p_cultivar_1", "p_cultivar_2", "p_cultivar_3"]

@@ -37,7 +37,7 @@ def _key(monkeypatch):
 def _elicit(base_url: str, cache_dir: Path):
     settings = ElicitationSettings(source="openai", model="fake-model", base_url=base_url, cache_dir=str(cache_dir),
                                    n_samples=2, strategy="direct", timeout_s=5, max_attempts=2)
-    return run_elicitation(load_metadata("diabetes"), settings)
+    return run_elicitation(load_metadata("diabetes", "conf/base/datasets"), settings)
 
 
 def _llm_spans(mlflow, run_id):

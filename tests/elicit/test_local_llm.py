@@ -135,7 +135,7 @@ def test_the_real_model_gives_a_per_class_and_a_regression_prior(local_llm, tmp_
     """One sample of the direct strategy: one call per class (wine), one for the regression."""
     from laat.datasets import load_metadata
 
-    meta = load_metadata(dataset)
+    meta = load_metadata(dataset, "conf/base/datasets")
     settings = ElicitationSettings(source="openai", model="local-default", base_url=local_llm.base_url,
                                    api_key_env="LAAT_TEST_KEY", strategy="direct", n_samples=1,
                                    cache_dir=str(tmp_path / "cache"))

@@ -87,7 +87,7 @@ def test_oracle_random_and_expert_priors_take_the_tasks_form_and_stay_labelled(d
     from laat.elicit.run import build_prior
     from laat.elicit.settings import ElicitationSettings
 
-    meta = load_metadata(dataset)
+    meta = load_metadata(dataset, "conf/base/datasets")
     per_class = meta.target.kind == "multiclass"
     oracle = build_prior(meta, ElicitationSettings(source="oracle"), data=load_dataset(meta)).prior
     random = build_prior(meta, ElicitationSettings(source="random", seed=3)).prior
@@ -107,7 +107,7 @@ def test_a_per_class_expert_prior_for_a_regression_target_is_refused(tmp_path):
     from laat.elicit.settings import ElicitationSettings
     from laat.priors import PriorError, random_prior
 
-    meta = load_metadata("diabetes_progression")
+    meta = load_metadata("diabetes_progression", "conf/base/datasets")
     path = tmp_path / "expert.yml"
     path.write_text(random_prior(meta.encoded_columns, classes=["low", "high"]).to_yaml())
     with pytest.raises(PriorError, match="expert.yml: scores per class are for a multiclass target; "

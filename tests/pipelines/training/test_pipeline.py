@@ -118,10 +118,14 @@ def test_the_yaml_and_the_estimator_share_the_defaults_of_laat_hyperparams():
     from laat.estimator import LAATClassifier
     from laat.hyperparams import DEFAULTS
 
+    from laat.pipelines.training.nodes import _estimator
+
     knobs = DEFAULTS.model_dump()
     from_yaml = _params().estimator
-    assert from_yaml.model_dump(include=set(knobs)) == knobs
-    built = LAATClassifier(**from_yaml.model_dump()).get_params()
+    # lr: null in the YAML stands for the estimator's own default for the task
+    assert from_yaml.lr is None
+    assert from_yaml.model_dump(include=set(knobs) - {"lr"}) == {k: v for k, v in knobs.items() if k != "lr"}
+    built = _estimator(from_yaml, "binary").get_params()
     assert {k: built[k] for k in knobs} == {k: LAATClassifier().get_params()[k] for k in knobs} == knobs
 
 
@@ -163,7 +167,7 @@ def test_a_regression_split_draws_shots_rows_in_all_and_binary_only_settings_are
     from laat.datasets import load_dataset
     from laat.pipelines.training.nodes import fit_model, split_rows
 
-    meta = load_metadata("diabetes_progression")
+    meta = load_metadata("conf/base/datasets/diabetes_progression.yml")
     df, raw = load_dataset(meta), meta.model_dump(mode="json")
     train, test = split_rows(df, raw, _params())
     assert len(train) == 10 and len(test) == len(df) - 10
@@ -177,7 +181,7 @@ def test_a_per_class_prior_reaches_the_model_in_class_code_order_and_attribution
     from laat.datasets import load_dataset
     from laat.pipelines.training.nodes import attribution_table, fit_model, split_rows
 
-    meta = load_metadata("wine")
+    meta = load_metadata("conf/base/datasets/wine.yml")
     df, raw = load_dataset(meta), meta.model_dump(mode="json")
     train, _ = split_rows(df, raw, _params())
     prior = random_prior(meta.encoded_columns, seed=1, classes=meta.target.classes)
