@@ -134,6 +134,10 @@ def test_a_multiclass_and_a_regression_table_run_register_and_serve(tmp_path, mo
                 "diabetes_progression.fairness.age.mae_difference"} <= set(metrics)
     mv = client.get_model_version_by_alias(f"laat-{dataset}", "champion")
     assert mv.tags[f"eval.{champion}"] == str(metrics[f"{dataset}.{champion}"])
+    described = client.get_registered_model(f"laat-{dataset}").description
+    assert ("LAAT regressor" in described and "'prediction' column out" in described) if kind == "regression" \
+        else ("LAAT multiclass classifier" in described and "p_<class> out" in described)
+    assert f"prior: oracle; {champion} = " in mv.description
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     served = mlflow.pyfunc.load_model(f"models:/laat-{dataset}@champion")

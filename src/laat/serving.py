@@ -484,9 +484,12 @@ def describe_version(client, model_name: str, version: int | str, meta: DatasetM
     """Descriptions the registry shows: the model's (dataset, task, target) and this version's (prior, metric)."""
     final = estimator[-1] if hasattr(estimator, "steps") else estimator
     kind = type(final).__name__ + (f" ({final.model})" if isinstance(getattr(final, "model", None), str) else "")
-    classes = " / ".join(meta.target.classes)
+    if meta.target.kind == "regression":
+        what, target, out = "regressor", "numeric", f"a '{PREDICTION}' column out"
+    else:
+        what, target, out = f"{meta.target.kind} classifier", " / ".join(meta.target.classes), "p_<class> out"
     client.update_registered_model(model_name, description=(
-        f"LAAT classifier for dataset '{meta.name}': {meta.task} Target '{meta.target.column}' ({classes}); "
-        f"raw rows in, p_<class> out. The '{CHAMPION}' alias holds the best version on {metric_name}."))
+        f"LAAT {what} for dataset '{meta.name}': {meta.task} Target '{meta.target.column}' ({target}); "
+        f"raw rows in, {out}. The '{CHAMPION}' alias holds the best version on {metric_name}."))
     client.update_model_version(model_name, str(version), description=(
         f"{kind}; prior: {prior_label}; {metric_name} = {value:.4f} on the held-out rows (run {run_id})."))
