@@ -47,7 +47,7 @@ GAMMA_GRID = [0.0, 1.0, 10.0, 100.0, 1000.0]
 
 def _rows(name: str, k: int, repetition: int = 0):
     """Encoded rows of a dataset, a few-shot split of k rows per class, and a random prior."""
-    meta = load_metadata(name)
+    meta = load_metadata(f"conf/base/datasets/{name}.yml")  # run from the project root
     df = load_dataset(meta)
     X = encode(df, meta)
     y = labels(df, meta)
