@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-kernels serve dagster bench viz mutate clean-venv
+.PHONY: setup run lint test test-kernels serve dagster bench viz mutate clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/kedro run $(ARGS)
 
-# `make test` runs the whole suite, then the numeric tests again on torch's other CPU kernels.
-test: $(STAMP)
+# ruff: one format and one lint configuration ([tool.ruff] in pyproject.toml) for src, tests, benchmarks.
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+# `make test` checks format and lint, runs the whole suite, then the numeric tests again on
+# torch's other CPU kernels.
+test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; \
 	  if [ $$rc -eq 0 ] && [ -z "$(PYTEST_ARGS)" ]; then $(MAKE) --no-print-directory test-kernels; rc=$$?; fi; exit $$rc
 

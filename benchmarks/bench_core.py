@@ -35,9 +35,9 @@ import torch
 
 from laat.attribution import laat_loss, normalized_target
 from laat.datasets import encode, labels, load_dataset, load_metadata
+from laat.engine import fit_many, minmax_stack
 from laat.estimator import LAATClassifier
 from laat.hyperparams import DEFAULTS, MODELS
-from laat.engine import fit_many, minmax_stack
 from laat.priors import random_prior
 from laat.splits import few_shot_split
 
@@ -87,8 +87,12 @@ def load_cells() -> tuple[list[Cell], float]:
 
 def flat(cells: list[Cell]) -> tuple[list, list, list, list]:
     """All repetitions of the given cells as one ragged list (fit_many pads and buckets)."""
-    return ([x for c in cells for x in c.X], [y for c in cells for y in c.y],
-            [c.target for c in cells for _ in range(REPS)], [s for c in cells for s in c.seeds])
+    return (
+        [x for c in cells for x in c.X],
+        [y for c in cells for y in c.y],
+        [c.target for c in cells for _ in range(REPS)],
+        [s for c in cells for s in c.seeds],
+    )
 
 
 def fit_one_call(cells: list[Cell], model: str, gamma: float) -> None:
@@ -151,7 +155,7 @@ def one_by_one_core(cells, model, reps):
     t0 = time.perf_counter()
     for c in cells:
         for r in range(reps):
-            fit_many(c.X[r:r + 1], c.y[r:r + 1], c.target, model=model, gamma=GAMMA, seeds=[c.seeds[r]])
+            fit_many(c.X[r : r + 1], c.y[r : r + 1], c.target, model=model, gamma=GAMMA, seeds=[c.seeds[r]])
     return time.perf_counter() - t0
 
 
@@ -168,8 +172,11 @@ def naive_torch_fit(x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, mode
     """How one would write it directly: nn.Module, autograd double back-prop, torch.optim.Adam."""
     torch.manual_seed(seed)
     d = x.shape[1]
-    net = torch.nn.Linear(d, 1) if model == "lr" else torch.nn.Sequential(
-        torch.nn.Linear(d, 100), torch.nn.ReLU(), torch.nn.Linear(100, 1))
+    net = (
+        torch.nn.Linear(d, 1)
+        if model == "lr"
+        else torch.nn.Sequential(torch.nn.Linear(d, 100), torch.nn.ReLU(), torch.nn.Linear(100, 1))
+    )
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     fwd = lambda inp: net(inp).squeeze(-1)  # noqa: E731
     for _ in range(200):
@@ -195,7 +202,7 @@ def check_batched_equals_single(cells) -> float:
         for model in MODELS:
             many = fit_many(c.X, c.y, c.target, model=model, seeds=c.seeds)
             for r in (0, REPS - 1):
-                one = fit_many(c.X[r:r + 1], c.y[r:r + 1], c.target, model=model, seeds=[c.seeds[r]])
+                one = fit_many(c.X[r : r + 1], c.y[r : r + 1], c.target, model=model, seeds=[c.seeds[r]])
                 a, b = many.select(r).logits(c.X[r])[0], one.logits(c.X[r])[0]
                 worst = max(worst, float((a - b).abs().max()))
     return worst
@@ -203,24 +210,36 @@ def check_batched_equals_single(cells) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads (default 1: the ops are tiny, a 2nd thread only spins)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: the ops are tiny, a 2nd thread only spins)",
+    )
     ap.add_argument("--repeat", type=int, default=5, help="timings are the best of this many runs")
-    ap.add_argument("--sample-reps", type=int, default=2,
-                    help="repetitions per cell timed one-by-one (core and estimator paths)")
-    ap.add_argument("--sections", default="1,2,3",
-                    help="comma-separated sections to run (default 1,2,3; e.g. 1 for the per-k overhead only)")
+    ap.add_argument(
+        "--sample-reps", type=int, default=2, help="repetitions per cell timed one-by-one (core and estimator paths)"
+    )
+    ap.add_argument(
+        "--sections",
+        default="1,2,3",
+        help="comma-separated sections to run (default 1,2,3; e.g. 1 for the per-k overhead only)",
+    )
     args = ap.parse_args()
     sections = {int(x) for x in args.sections.split(",")}
     torch.set_num_threads(args.threads)
 
-    print(f"bench_core: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"bench_core: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
     cells, t_scale = load_cells()
-    print(f"{len(cells)} cells ({len(DATASETS)} datasets x k in {KS}) x {REPS} repetitions; "
-          "priors: RANDOM (timing only). Times: best of "
-          f"{args.repeat}, wall clock (cpu time of this process in brackets)")
+    print(
+        f"{len(cells)} cells ({len(DATASETS)} datasets x k in {KS}) x {REPS} repetitions; "
+        "priors: RANDOM (timing only). Times: best of "
+        f"{args.repeat}, wall clock (cpu time of this process in brackets)"
+    )
     for m in MODELS:  # warm-up: first-call allocations and lazy imports
         fit_per_cell(cells[:2], m, GAMMA)
     worst = check_batched_equals_single(cells)
@@ -237,42 +256,60 @@ def main() -> None:
                 n = len(sub) * REPS
                 t = timed(args.repeat, (fit_one_call, sub, m, GAMMA), (fit_one_call, sub, m, 0.0))
                 (rw, rc), (pw, pc) = t.best(0), t.best(1)
-                print(f"   {m:5} {k:>3} {n / rw:>9.0f} ({n / rc:>5.0f}) {n / pw:>9.0f} ({n / pc:>5.0f}) "
-                      f"{fmt_ratio(t, [0], [1]):>30}")
+                print(
+                    f"   {m:5} {k:>3} {n / rw:>9.0f} ({n / rc:>5.0f}) {n / pw:>9.0f} ({n / pc:>5.0f}) "
+                    f"{fmt_ratio(t, [0], [1]):>30}"
+                )
 
     n_fits = len(cells) * REPS * len(MODELS)
     ref_s = n_fits / REFERENCE_FITS_PER_S
     if 2 in sections:  # the full protocol
-        print(f"\n2. full few-shot protocol: {n_fits} fits x 200 epochs "
-              f"({len(DATASETS)} datasets x k in {KS} x {REPS} repetitions x LR+MLP)")
-        for label, fn in (("one fit_many call per model", fit_one_call),
-                          ("one program per (dataset, k)", fit_per_cell)):
+        print(
+            f"\n2. full few-shot protocol: {n_fits} fits x 200 epochs "
+            f"({len(DATASETS)} datasets x k in {KS} x {REPS} repetitions x LR+MLP)"
+        )
+        for label, fn in (
+            ("one fit_many call per model", fit_one_call),
+            ("one program per (dataset, k)", fit_per_cell),
+        ):
             t = timed(args.repeat, *[(fn, cells, m, g) for g in (GAMMA, 0.0) for m in MODELS])
             rows[(label, GAMMA)], rows[(label, 0.0)] = [t.best(0), t.best(1)], [t.best(2), t.best(3)]
             (lw, lc), (mw, mc) = rows[(label, GAMMA)]
             (plw, plc), (pmw, pmc) = rows[(label, 0.0)]
             tw, tc = lw + mw, lc + mc
             print(f"   {label}:")
-            print(f"     gamma={GAMMA:g}: {tw:.2f} s ({tc:.2f} s cpu) = {n_fits / tw:.0f} fits/s "
-                  f"[LR {lw:.2f} s, MLP {mw:.2f} s]")
-            print(f"     gamma=0:   {plw + pmw:.2f} s ({plc + pmc:.2f} s cpu) = {n_fits / (plw + pmw):.0f} fits/s "
-                  f"[LR {plw:.2f} s, MLP {pmw:.2f} s]")
-            print(f"     regulariser overhead: overall {fmt_ratio(t, [0, 1], [2, 3])}, "
-                  f"LR {fmt_ratio(t, [0], [2])}, MLP {fmt_ratio(t, [1], [3])}")
+            print(
+                f"     gamma={GAMMA:g}: {tw:.2f} s ({tc:.2f} s cpu) = {n_fits / tw:.0f} fits/s "
+                f"[LR {lw:.2f} s, MLP {mw:.2f} s]"
+            )
+            print(
+                f"     gamma=0:   {plw + pmw:.2f} s ({plc + pmc:.2f} s cpu) = {n_fits / (plw + pmw):.0f} fits/s "
+                f"[LR {plw:.2f} s, MLP {pmw:.2f} s]"
+            )
+            print(
+                f"     regulariser overhead: overall {fmt_ratio(t, [0, 1], [2, 3])}, "
+                f"LR {fmt_ratio(t, [0], [2])}, MLP {fmt_ratio(t, [1], [3])}"
+            )
         (lw, lc), (mw, mc) = rows[("one fit_many call per model", GAMMA)]
         best_w, best_c = lw + mw, lc + mc
         print(f"   + {t_scale * 1e3:.0f} ms to Min-Max scale all {len(cells) * REPS} training sets")
-        print(f"   vs the paper's implementation ({REFERENCE_FITS_PER_S} fits/s, ~{ref_s:.0f} s): "
-              f"{n_fits / best_w / REFERENCE_FITS_PER_S:.0f}x faster by wall clock "
-              f"({n_fits / best_c / REFERENCE_FITS_PER_S:.0f}x by cpu time); target >= {TARGET_SPEEDUP:.0f}x, "
-              f"i.e. <= {ref_s / TARGET_SPEEDUP:.1f} s")
+        print(
+            f"   vs the paper's implementation ({REFERENCE_FITS_PER_S} fits/s, ~{ref_s:.0f} s): "
+            f"{n_fits / best_w / REFERENCE_FITS_PER_S:.0f}x faster by wall clock "
+            f"({n_fits / best_c / REFERENCE_FITS_PER_S:.0f}x by cpu time); target >= {TARGET_SPEEDUP:.0f}x, "
+            f"i.e. <= {ref_s / TARGET_SPEEDUP:.1f} s"
+        )
         print(f"   regulariser overhead target <= {TARGET_OVERHEAD}x (paper's implementation: 1.4x)")
 
     if 3 in sections:  # batched vs one-by-one
-        print(f"\n3. batched vs one-by-one (gamma={GAMMA:g}; one-by-one timed on {args.sample_reps} repetitions of "
-              "every cell, the naive loop on 1)")
-        print(f"   {'model':5} {'batched':>9} {'R=1 core':>9} {'estimator':>10} {'naive':>8} "
-              f"{'batched/R=1':>12} {'batched/naive':>14}   (fits/s, wall clock)")
+        print(
+            f"\n3. batched vs one-by-one (gamma={GAMMA:g}; one-by-one timed on {args.sample_reps} repetitions of "
+            "every cell, the naive loop on 1)"
+        )
+        print(
+            f"   {'model':5} {'batched':>9} {'R=1 core':>9} {'estimator':>10} {'naive':>8} "
+            f"{'batched/R=1':>12} {'batched/naive':>14}   (fits/s, wall clock)"
+        )
         if not rows:
             t = timed(args.repeat, *[(fit_one_call, cells, m, GAMMA) for m in MODELS])
             rows[("one fit_many call per model", GAMMA)] = [t.best(i) for i in range(len(MODELS))]
@@ -282,8 +319,10 @@ def main() -> None:
             core = n_core / one_by_one_core(cells, m, args.sample_reps)
             est = n_core / one_by_one_estimator(cells, m, args.sample_reps)
             naive = len(cells) / one_by_one_naive(cells, m, 1)
-            print(f"   {m:5} {batched:>9.0f} {core:>9.1f} {est:>10.1f} {naive:>8.1f} "
-                  f"{batched / core:>11.0f}x {batched / naive:>13.0f}x")
+            print(
+                f"   {m:5} {batched:>9.0f} {core:>9.1f} {est:>10.1f} {naive:>8.1f} "
+                f"{batched / core:>11.0f}x {batched / naive:>13.0f}x"
+            )
         print("   R=1 core: fit_many on one repetition at a time; estimator: LAATClassifier.fit (adds input")
         print("   validation and scaling); naive: nn.Module + autograd double back-prop + torch.optim.Adam.")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")

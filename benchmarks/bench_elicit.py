@@ -49,9 +49,23 @@ print(json.dumps({"wall_s": wall, "calls": e.prior.provenance["fresh_calls"],
 def child(src: str, name: str, n_samples: int, cold: bool = False) -> dict:
     env = dict(os.environ, PYTHONPATH=src, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
     with tempfile.TemporaryDirectory() as cache:
-        out = subprocess.run([sys.executable, "-c", CHILD, name, cache, str(n_samples), "cold" if cold else "new",
-                              str(ROOT / "conf" / "base" / "datasets")], env=env, check=True,
-                             capture_output=True, text=True, cwd=ROOT)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                name,
+                cache,
+                str(n_samples),
+                "cold" if cold else "new",
+                str(ROOT / "conf" / "base" / "datasets"),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -69,15 +83,19 @@ def main(argv=None) -> int:
             old = child(args.old_src, name, args.n_samples)
             new = child(str(ROOT / "src"), name, args.n_samples)
             o, n = old["calls"] / old["wall_s"], new["calls"] / new["wall_s"]
-            print(f"{name} round {r}: old {old['calls']} calls in {old['wall_s']:.1f} s ({o:.2f}/s), "
-                  f"new {new['calls']} calls in {new['wall_s']:.1f} s ({n:.2f}/s): {n / o:.1f}x calls/s, "
-                  f"{old['wall_s'] / new['wall_s']:.1f}x wall")
+            print(
+                f"{name} round {r}: old {old['calls']} calls in {old['wall_s']:.1f} s ({o:.2f}/s), "
+                f"new {new['calls']} calls in {new['wall_s']:.1f} s ({n:.2f}/s): {n / o:.1f}x calls/s, "
+                f"{old['wall_s'] / new['wall_s']:.1f}x wall"
+            )
         if not args.no_reference:
             ref = child(str(ROOT / "src"), name, args.n_samples, cold=True)
             same = sum(ref["answers"].get(k) == v for k, v in new["answers"].items())
-            print(f"{name}: {same} of {len(new['answers'])} answers identical to a cold one-slot evaluation "
-                  f"(reference took {ref['wall_s']:.1f} s); prior mean max |diff| "
-                  f"{max(abs(a - b) for a, b in zip(ref['mean'], new['mean'])):.3f}")
+            print(
+                f"{name}: {same} of {len(new['answers'])} answers identical to a cold one-slot evaluation "
+                f"(reference took {ref['wall_s']:.1f} s); prior mean max |diff| "
+                f"{max(abs(a - b) for a, b in zip(ref['mean'], new['mean'])):.3f}"
+            )
     print(f"load average at end: {os.getloadavg()}")
     return 0
 

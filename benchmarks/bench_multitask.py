@@ -104,15 +104,25 @@ def priors(X: pd.DataFrame, y: np.ndarray, task: str, name: str, reps: int) -> d
         hit = rng.random(s.shape) < 0.3
         s[hit] = rng.integers(-10, 11, size=int(hit.sum()))
         noisy.append(s)
-        rand.append(random_prior(cols, seed=int(rng.integers(2 ** 31)), classes=classes).matrix())
+        rand.append(random_prior(cols, seed=int(rng.integers(2**31)), classes=classes).matrix())
     out["noisy"], out["random"] = noisy, rand
     if task == "multiclass":
         out["shared"] = [np.abs(oracle).max(axis=0)] * reps
     return out
 
 
-def run_cell(name: str, X: pd.DataFrame, y: np.ndarray, task: str, size: int, reps: int, model: str,
-             pri: dict[str, list[np.ndarray]], cv_min: int | None = None, lr: float | None = None) -> list[dict]:
+def run_cell(
+    name: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    size: int,
+    reps: int,
+    model: str,
+    pri: dict[str, list[np.ndarray]],
+    cv_min: int | None = None,
+    lr: float | None = None,
+) -> list[dict]:
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.preprocessing import MinMaxScaler
 
@@ -143,22 +153,41 @@ def run_cell(name: str, X: pd.DataFrame, y: np.ndarray, task: str, size: int, re
         jobs += [(f"{p}/off", r, pri[p][r], GAMMA, 1.0) for r in range(reps)]
     jobs += [("oracle/off tau=4", r, pri["oracle"][r], GAMMA, DEFAULT_SETTINGS.tau) for r in range(reps)]
     trust_priors = list(pri)
-    problems = [MultiTrustProblem(X=tr_X[r], y=tr_y[r], scores=pri[p][r], task=task, n_outputs=k, gamma=GAMMA,
-                                  seed=SEED + r) for p in trust_priors for r in range(reps)]
+    problems = [
+        MultiTrustProblem(X=tr_X[r], y=tr_y[r], scores=pri[p][r], task=task, n_outputs=k, gamma=GAMMA, seed=SEED + r)
+        for p in trust_priors
+        for r in range(reps)
+    ]
     decisions = decide_many(problems, {"model": model, "lr": lr}, DEFAULT_SETTINGS, cv_min=cv_min)
     followed = {}
     for (p, r), dec in zip([(p, r) for p in trust_priors for r in range(reps)], decisions):
         jobs.append((f"{p}/trust", r, pri[p][r], dec["gamma"], dec["tau"]))
         followed.setdefault(p, []).append(dec["followed"])
     for form in ("per_class", "shared"):
-        sel = [j for j in jobs if (j[2] is not None and np.ndim(j[2]) == 1 and task == "multiclass") == (form == "shared")]
+        sel = [
+            j for j in jobs if (j[2] is not None and np.ndim(j[2]) == 1 and task == "multiclass") == (form == "shared")
+        ]
         if not sel:
             continue
         d = tr_X[0].shape[1]
-        T = np.stack([normalized_target(j[2] if j[2] is not None else np.ones(d if form == "shared" or task ==
-                      "regression" else (k, d)), j[4]).numpy() for j in sel])
-        m = fit_multi(np.stack([tr_X[j[1]] for j in sel]), np.stack([tr_y[j[1]] for j in sel]), T,
-                      gamma=[j[3] for j in sel], seeds=[SEED + j[1] for j in sel], prior_form=form, **kw)
+        T = np.stack(
+            [
+                normalized_target(
+                    j[2] if j[2] is not None else np.ones(d if form == "shared" or task == "regression" else (k, d)),
+                    j[4],
+                ).numpy()
+                for j in sel
+            ]
+        )
+        m = fit_multi(
+            np.stack([tr_X[j[1]] for j in sel]),
+            np.stack([tr_y[j[1]] for j in sel]),
+            T,
+            gamma=[j[3] for j in sel],
+            seeds=[SEED + j[1] for j in sel],
+            prior_form=form,
+            **kw,
+        )
         import torch
 
         with torch.no_grad():
@@ -180,8 +209,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--tables", nargs="*", default=[t for ts in TABLES.values() for t in ts])
     ap.add_argument("--sizes", nargs="*", type=int, default=None, help="k per class / n rows (default: the task's)")
-    ap.add_argument("--cv-min", type=int, default=None,
-                    help="rows (smallest class, or all for regression) from which trust cross-validates")
+    ap.add_argument(
+        "--cv-min",
+        type=int,
+        default=None,
+        help="rows (smallest class, or all for regression) from which trust cross-validates",
+    )
     ap.add_argument("--lr", type=float, default=None, help="Adam step size (default: the estimator's)")
     ap.add_argument("--out", default=None, help="CSV of every (table, size, method, repetition) score")
     args = ap.parse_args()
@@ -207,8 +240,12 @@ def main() -> None:
         print("share of repetitions where trust followed the prior:")
         print((100 * fol).round(0).to_string())
         plain = table.loc["plain"]
-        print("checks: oracle/off - plain:", (table.loc["oracle/off"] - plain).round(1).to_dict(),
-              "| random/trust - plain:", (table.loc["random/trust"] - plain).round(1).to_dict())
+        print(
+            "checks: oracle/off - plain:",
+            (table.loc["oracle/off"] - plain).round(1).to_dict(),
+            "| random/trust - plain:",
+            (table.loc["random/trust"] - plain).round(1).to_dict(),
+        )
     print(f"total {time.time() - t0:.0f}s")
 
 

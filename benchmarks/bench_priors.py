@@ -51,8 +51,11 @@ def _rho(a, b) -> float:
 def agreement(prior_mean, oracle_mean) -> dict[str, float]:
     p, o = np.asarray(prior_mean, float), np.asarray(oracle_mean, float)
     nz = o != 0
-    return {"rho": _rho(p, o), "rho_abs": _rho(np.abs(p), np.abs(o)),
-            "sign_agree": float(np.mean(np.sign(p[nz]) == np.sign(o[nz]))) if nz.any() else float("nan")}
+    return {
+        "rho": _rho(p, o),
+        "rho_abs": _rho(np.abs(p), np.abs(o)),
+        "sign_agree": float(np.mean(np.sign(p[nz]) == np.sign(o[nz]))) if nz.any() else float("nan"),
+    }
 
 
 def _paid_cost(record) -> tuple[float, int, int]:
@@ -70,15 +73,21 @@ def fmt(x: float) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=DATASETS)
-    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
-                    help="strategy names; yes_no:plain / elimination:plain = without the mirrored question")
+    ap.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(STRATEGIES),
+        help="strategy names; yes_no:plain / elimination:plain = without the mirrored question",
+    )
     ap.add_argument("--n-samples", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--reasoning-max-tokens", type=int, default=512)
-    ap.add_argument("--max-rank-steps", type=int, default=15,
-                    help="elimination: rank only the top k (keeps d=144 affordable)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="llama.cpp threads (2 can help only on an otherwise idle machine)")
+    ap.add_argument(
+        "--max-rank-steps", type=int, default=15, help="elimination: rank only the top k (keeps d=144 affordable)"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=1, help="llama.cpp threads (2 can help only on an otherwise idle machine)"
+    )
     ap.add_argument("--gguf", default=None, help="your own GGUF instead of the bundled SmolLM2")
     ap.add_argument("--cache-dir", default=str(ROOT / "data" / "llm_cache"))
     ap.add_argument("--json", default=None, help="also write the rows as JSON here")
@@ -94,63 +103,111 @@ def main(argv=None) -> int:
         oracle = oracle_prior_from_frame(load_dataset(meta, ROOT), meta)
         # Null distribution: what rank agreement a knowledge-free prior reaches by chance.
         null = [agreement(random_prior(meta.encoded_columns, seed).mean, oracle.mean) for seed in range(200)]
-        rows.append({"dataset": name, "d": len(meta.encoded_columns), "strategy": "random control (200 seeds)",
-                     **{k: float(np.nanmean([a[k] for a in null])) for k in ("rho", "rho_abs", "sign_agree")},
-                     "rho_sd": float(np.nanstd([a["rho"] for a in null])),
-                     "calls": 0, "tokens_in": 0, "tokens_out": 0, "llm_s": 0.0, "wall_s": 0.0})
+        rows.append(
+            {
+                "dataset": name,
+                "d": len(meta.encoded_columns),
+                "strategy": "random control (200 seeds)",
+                **{k: float(np.nanmean([a[k] for a in null])) for k in ("rho", "rho_abs", "sign_agree")},
+                "rho_sd": float(np.nanstd([a["rho"] for a in null])),
+                "calls": 0,
+                "tokens_in": 0,
+                "tokens_out": 0,
+                "llm_s": 0.0,
+                "wall_s": 0.0,
+            }
+        )
         for strategy in args.strategies:
             name_, _, variant = strategy.partition(":")
-            settings = ElicitationSettings(source="local", strategy=name_, n_samples=args.n_samples,
-                                           yes_no_mirror=variant != "plain",
-                                           temperature=args.temperature, gguf_path=args.gguf,
-                                           reasoning_max_tokens=args.reasoning_max_tokens,
-                                           max_rank_steps=args.max_rank_steps, cache_dir=args.cache_dir,
-                                           n_threads=args.threads)
+            settings = ElicitationSettings(
+                source="local",
+                strategy=name_,
+                n_samples=args.n_samples,
+                yes_no_mirror=variant != "plain",
+                temperature=args.temperature,
+                gguf_path=args.gguf,
+                reasoning_max_tokens=args.reasoning_max_tokens,
+                max_rank_steps=args.max_rank_steps,
+                cache_dir=args.cache_dir,
+                n_threads=args.threads,
+            )
             t0 = time.perf_counter()
             try:
                 e = run_elicitation(meta, settings)
             except Exception as exc:  # report and carry on with the other cells
-                rows.append({"dataset": name, "d": len(meta.encoded_columns), "strategy": strategy,
-                             "error": f"{type(exc).__name__}: {exc}"[:300]})
+                rows.append(
+                    {
+                        "dataset": name,
+                        "d": len(meta.encoded_columns),
+                        "strategy": strategy,
+                        "error": f"{type(exc).__name__}: {exc}"[:300],
+                    }
+                )
                 print(f"[{name} / {strategy}] FAILED: {exc}", file=sys.stderr, flush=True)
                 continue
             wall = time.perf_counter() - t0
             lat, tin, tout = _paid_cost(e.record)
-            row = {"dataset": name, "d": len(meta.encoded_columns), "strategy": strategy,
-                   **agreement(e.prior.mean, oracle.mean), "calls": e.prior.provenance["calls"],
-                   "fresh_calls": e.prior.provenance["fresh_calls"], "tokens_in": tin, "tokens_out": tout,
-                   "llm_s": round(lat, 1), "wall_s": round(wall, 1), "mean": e.prior.mean}
+            row = {
+                "dataset": name,
+                "d": len(meta.encoded_columns),
+                "strategy": strategy,
+                **agreement(e.prior.mean, oracle.mean),
+                "calls": e.prior.provenance["calls"],
+                "fresh_calls": e.prior.provenance["fresh_calls"],
+                "tokens_in": tin,
+                "tokens_out": tout,
+                "llm_s": round(lat, 1),
+                "wall_s": round(wall, 1),
+                "mean": e.prior.mean,
+            }
             rows.append(row)
-            print(f"[{name} / {strategy}] rho={fmt(row['rho'])} |rho|={fmt(row['rho_abs'])} "
-                  f"sign={row['sign_agree']:.2f} calls={row['calls']} fresh={row['fresh_calls']} "
-                  f"tokens={tin}/{tout} llm={lat:.1f}s wall={wall:.1f}s", file=sys.stderr, flush=True)
+            print(
+                f"[{name} / {strategy}] rho={fmt(row['rho'])} |rho|={fmt(row['rho_abs'])} "
+                f"sign={row['sign_agree']:.2f} calls={row['calls']} fresh={row['fresh_calls']} "
+                f"tokens={tin}/{tout} llm={lat:.1f}s wall={wall:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    print(f"\nLocal-model priors vs ORACLE (LR on all labelled rows), n_samples={args.n_samples}, "
-          f"T={args.temperature}, elimination top-{args.max_rank_steps}, model={'bundled SmolLM2-135M' if not args.gguf else args.gguf}\n")
-    print("| dataset | d | strategy | Spearman (signed) | Spearman (|score|) | sign agreement | calls "
-          "| tokens in/out | LLM time (s) |")
+    print(
+        f"\nLocal-model priors vs ORACLE (LR on all labelled rows), n_samples={args.n_samples}, "
+        f"T={args.temperature}, elimination top-{args.max_rank_steps}, model={'bundled SmolLM2-135M' if not args.gguf else args.gguf}\n"
+    )
+    print(
+        "| dataset | d | strategy | Spearman (signed) | Spearman (|score|) | sign agreement | calls "
+        "| tokens in/out | LLM time (s) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['dataset']} | {r['d']} | {r['strategy']} | FAILED: {r['error'][:80]} | | | | | |")
             continue
         rho = fmt(r["rho"]) + (f" ± {r['rho_sd']:.2f} (sd)" if "rho_sd" in r else "")
-        print(f"| {r['dataset']} | {r['d']} | {r['strategy']} | {rho} | {fmt(r['rho_abs'])} "
-              f"| {r['sign_agree']:.2f} | {r['calls']} | {r['tokens_in']}/{r['tokens_out']} | {r['llm_s']:.1f} |")
+        print(
+            f"| {r['dataset']} | {r['d']} | {r['strategy']} | {rho} | {fmt(r['rho_abs'])} "
+            f"| {r['sign_agree']:.2f} | {r['calls']} | {r['tokens_in']}/{r['tokens_out']} | {r['llm_s']:.1f} |"
+        )
     ok = [r for r in rows if "error" not in r]
     if ok:
         print("\nMean over datasets (nan = constant prior, counted as 0):\n")
-        print("| strategy | mean Spearman (signed) | mean Spearman (|score|) | mean sign agreement "
-              "| total LLM time (s) | tokens in/out |")
+        print(
+            "| strategy | mean Spearman (signed) | mean Spearman (|score|) | mean sign agreement "
+            "| total LLM time (s) | tokens in/out |"
+        )
         print("|---|---|---|---|---|---|")
         for s in [*args.strategies, "random control (200 seeds)"]:
             rs = [r for r in ok if r["strategy"] == s]
             if not rs:
                 continue
-            m = lambda k: float(np.mean([0.0 if math.isnan(r[k]) else r[k] for r in rs]))  # noqa: E731
-            print(f"| {s} | {fmt(m('rho'))} | {fmt(m('rho_abs'))} | {m('sign_agree'):.2f} "
-                  f"| {sum(r['llm_s'] for r in rs):.0f} | {sum(r['tokens_in'] for r in rs)}/"
-                  f"{sum(r['tokens_out'] for r in rs)} |")
+
+            def m(k, rs=rs):
+                return float(np.mean([0.0 if math.isnan(r[k]) else r[k] for r in rs]))
+
+            print(
+                f"| {s} | {fmt(m('rho'))} | {fmt(m('rho_abs'))} | {m('sign_agree'):.2f} "
+                f"| {sum(r['llm_s'] for r in rs):.0f} | {sum(r['tokens_in'] for r in rs)}/"
+                f"{sum(r['tokens_out'] for r in rs)} |"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
     return 0

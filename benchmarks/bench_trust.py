@@ -47,16 +47,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from laat_research.noise import flip_signs, randomise_entries  # noqa: E402
 from laat.datasets import encode, labels, load_dataset, load_metadata  # noqa: E402
 from laat.hyperparams import DEFAULTS  # noqa: E402
 from laat.priors import oracle_prior, random_prior  # noqa: E402
 from laat.splits import few_shot_split  # noqa: E402
 from laat.trust import DEFAULT_SETTINGS, TrustProblem, TrustSettings, decide_many  # noqa: E402
+from laat_research.noise import flip_signs, randomise_entries  # noqa: E402
 
 DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver", "myocardial", "bodyfat", "electricity"]
-PRIORS = ["oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75", "oracle_flip", "random",
-          "llm_local"]
+PRIORS = ["oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75", "oracle_flip", "random", "llm_local"]
 FIXED_GAMMA, FIXED_TAU = DEFAULTS.gamma, DEFAULTS.tau  # the paper's, as LAATClassifier(trust="off")
 
 # Rules measured and rejected that remain settings of the kept rule (docs/trust-history.md: the
@@ -65,13 +64,13 @@ ALTERNATIVES: dict[str, TrustSettings] = {
     # the gate, then cross-validation already from 2 rows per class
     "gate_then_cv_from_2": replace(DEFAULT_SETTINGS, cv_min_per_class=2),
     # the gate alone at every k (never cross-validates)
-    "gate_only_never_cv": replace(DEFAULT_SETTINGS, cv_min_per_class=10 ** 6),
+    "gate_only_never_cv": replace(DEFAULT_SETTINGS, cv_min_per_class=10**6),
     # one row per class: a stricter gate (the first rule: less harm from bad priors, a third of a good
     # prior's gain kept) and a looser one (more gain, more harm)
     "one_shot_alpha_0.2": replace(DEFAULT_SETTINGS, alpha_one_shot=0.2),
     "one_shot_alpha_0.4": replace(DEFAULT_SETTINGS, alpha_one_shot=0.4),
     # follow whenever the prior agrees with the data better than half the random-sign priors
-    "sign_rule_0.5": replace(DEFAULT_SETTINGS, alpha=0.5, alpha_one_shot=0.5, cv_min_per_class=10 ** 6),
+    "sign_rule_0.5": replace(DEFAULT_SETTINGS, alpha=0.5, alpha_one_shot=0.5, cv_min_per_class=10**6),
 }
 
 
@@ -136,8 +135,9 @@ def _prior_scores(kind: str, base: dict[str, np.ndarray], cols: list[str], ds: s
     raise ValueError(f"unknown prior kind {kind!r}; choose from {PRIORS}")
 
 
-def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, TrustSettings], model: str,
-                with_sklearn: bool) -> list[dict]:
+def run_dataset(
+    ds: str, shots, reps: int, priors: list[str], rules: dict[str, TrustSettings], model: str, with_sklearn: bool
+) -> list[dict]:
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -168,14 +168,26 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
         for rep in range(reps):
             tr, te = few_shot_split(y, k, 69, rep)
             sc = minmax_scaler().fit(X[tr])
-            R.append(dict(rep=rep, Xtr=model_input(X[tr], sc), Xte=model_input(X[te], sc),
-                          ytr=y[tr].astype(np.float32), yte=y[te], seed=_seed("model", ds, k, rep),
-                          scores={p: _prior_scores(p, base, cols, ds, rep) for p in priors}))
+            R.append(
+                dict(
+                    rep=rep,
+                    Xtr=model_input(X[tr], sc),
+                    Xte=model_input(X[te], sc),
+                    ytr=y[tr].astype(np.float32),
+                    yte=y[te],
+                    seed=_seed("model", ds, k, rep),
+                    scores={p: _prior_scores(p, base, cols, ds, rep) for p in priors},
+                )
+            )
         cells = [(r, p) for r in range(reps) for p in priors]
         decisions = {}
         for name, settings in rules.items():
-            probs = [TrustProblem(X=R[r]["Xtr"], y=R[r]["ytr"], scores=R[r]["scores"][p], gamma=FIXED_GAMMA,
-                                  seed=R[r]["seed"]) for r, p in cells]
+            probs = [
+                TrustProblem(
+                    X=R[r]["Xtr"], y=R[r]["ytr"], scores=R[r]["scores"][p], gamma=FIXED_GAMMA, seed=R[r]["seed"]
+                )
+                for r, p in cells
+            ]
             decisions[name] = dict(zip(cells, decide_many(probs, train_kw, settings)))
         # final models, one batch: plain per repetition, fixed and every rule's choice per (rep, prior)
         jobs = [("plain", r, None, 0.0, 1.0) for r in range(reps)]
@@ -185,11 +197,18 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
                 if d.gamma > 0:  # gamma = 0 is the plain model (same rows, same seed)
                     jobs.append((name, r, p, d.gamma, d.tau))
         d_feat = X.shape[1]
-        targets = [np.zeros(d_feat) if p is None else normalized_target(R[r]["scores"][p], tau).numpy()
-                   for _, r, p, _, tau in jobs]
-        fitted = fit_many([R[r]["Xtr"] for _, r, _, _, _ in jobs], [R[r]["ytr"] for _, r, _, _, _ in jobs],
-                          targets, gamma=[g for *_, g, _ in jobs], seeds=[R[r]["seed"] for _, r, _, _, _ in jobs],
-                          **train_kw)
+        targets = [
+            np.zeros(d_feat) if p is None else normalized_target(R[r]["scores"][p], tau).numpy()
+            for _, r, p, _, tau in jobs
+        ]
+        fitted = fit_many(
+            [R[r]["Xtr"] for _, r, _, _, _ in jobs],
+            [R[r]["ytr"] for _, r, _, _, _ in jobs],
+            targets,
+            gamma=[g for *_, g, _ in jobs],
+            seeds=[R[r]["seed"] for _, r, _, _, _ in jobs],
+            **train_kw,
+        )
         auc = {}
         with torch.no_grad():
             for j, (name, r, p, g, tau) in enumerate(jobs):
@@ -199,17 +218,35 @@ def run_dataset(ds: str, shots, reps: int, priors: list[str], rules: dict[str, T
             row0 = dict(dataset=ds, k=k, repetition=r)
             if with_sklearn:
                 lr = LogisticRegression().fit(R[r]["Xtr"], R[r]["ytr"])
-                out.append(dict(row0, prior="none", method="sklearn_lr",
-                                auc=100 * roc_auc_score(R[r]["yte"], lr.decision_function(R[r]["Xte"]))))
+                out.append(
+                    dict(
+                        row0,
+                        prior="none",
+                        method="sklearn_lr",
+                        auc=100 * roc_auc_score(R[r]["yte"], lr.decision_function(R[r]["Xte"])),
+                    )
+                )
             for p in priors:
                 out.append(dict(row0, prior=p, method="plain", auc=auc[("plain", r, None)]))
-                out.append(dict(row0, prior=p, method="fixed", auc=auc[("fixed", r, p)], gamma=FIXED_GAMMA,
-                                tau=FIXED_TAU))
+                out.append(
+                    dict(row0, prior=p, method="fixed", auc=auc[("fixed", r, p)], gamma=FIXED_GAMMA, tau=FIXED_TAU)
+                )
                 for name in rules:
                     d = decisions[name][(r, p)]
                     a = auc[(name, r, p)] if d.gamma > 0 else auc[("plain", r, None)]
-                    out.append(dict(row0, prior=p, method=name, auc=a, gamma=d.gamma, tau=d.tau,
-                                    followed=d.followed, regime=d.regime, p_value=d.agreement.p_value))
+                    out.append(
+                        dict(
+                            row0,
+                            prior=p,
+                            method=name,
+                            auc=a,
+                            gamma=d.gamma,
+                            tau=d.tau,
+                            followed=d.followed,
+                            regime=d.regime,
+                            p_value=d.agreement.p_value,
+                        )
+                    )
         print(f"  {ds} k={k}: {len(jobs)} final fits, {time.perf_counter() - t0:.1f}s", flush=True)
     return out
 
@@ -218,10 +255,11 @@ def report(df: pd.DataFrame, rules: list[str], shots, model: str = "lr") -> str:
     lines = []
     kinds = [p for p in PRIORS if p in set(df.prior)] + sorted(set(df.prior) - set(PRIORS) - {"none"})
     methods = ["plain", "fixed"] + rules
-    tab = df[df.method.isin(methods)].pivot_table(index=["prior", "method"], columns="k", values="auc",
-                                                  aggfunc="mean")
-    lines.append(f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, "
-                 f"fixed = gamma {FIXED_GAMMA:g} / tau {FIXED_TAU:g}, trust = laat.trust)")
+    tab = df[df.method.isin(methods)].pivot_table(index=["prior", "method"], columns="k", values="auc", aggfunc="mean")
+    lines.append(
+        f"Mean test ROC AUC x 100 (LAAT-{model.upper()}; plain = gamma 0, "
+        f"fixed = gamma {FIXED_GAMMA:g} / tau {FIXED_TAU:g}, trust = laat.trust)"
+    )
     lines.append("")
     lines += _table(tab, kinds, methods, shots, "{:.1f}")
     sk = df[df.method == "sklearn_lr"]
@@ -251,35 +289,48 @@ def criteria(df: pd.DataFrame, rule: str, shots) -> str:
     m = df.groupby(["prior", "method", "k"]).auc.mean()
     lines = [f"Acceptance checks for `{rule}` (differences in AUC points vs plain):"]
     for k in shots:
-        plain = m[("oracle", "plain", k)] if ("oracle", "plain", k) in m else np.nan
+        plain = m.get(("oracle", "plain", k), np.nan)
         tol = 3.0 if k == 1 else 1.0
         for p in ("random", "oracle_flip"):
             if (p, rule, k) in m:
                 diff = m[(p, rule, k)] - m[(p, "plain", k)]
-                lines.append(f"  k={k:<2} {p:<12} trust - plain = {diff:+5.1f}  (need >= -{tol:g}): "
-                             f"{'PASS' if diff >= -tol else 'FAIL'}")
+                lines.append(
+                    f"  k={k:<2} {p:<12} trust - plain = {diff:+5.1f}  (need >= -{tol:g}): "
+                    f"{'PASS' if diff >= -tol else 'FAIL'}"
+                )
         if ("oracle", rule, k) in m:
             gain_fixed = m[("oracle", "fixed", k)] - plain
             kept = (m[("oracle", rule, k)] - plain) / gain_fixed if gain_fixed > 0 else np.nan
-            lines.append(f"  k={k:<2} oracle       gain kept = {kept:5.0%} of fixed's {gain_fixed:+.1f}  "
-                         f"(need >= 80%): {'PASS' if kept >= 0.8 else 'FAIL'}")
+            lines.append(
+                f"  k={k:<2} oracle       gain kept = {kept:5.0%} of fixed's {gain_fixed:+.1f}  "
+                f"(need >= 80%): {'PASS' if kept >= 0.8 else 'FAIL'}"
+            )
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--datasets", nargs="+", default=DATASETS,
-                    help="reference dataset names, or 'sklearn' for the held-out scikit-learn datasets "
-                         f"{sorted(SKLEARN_DATASETS)}")
+    ap.add_argument(
+        "--datasets",
+        nargs="+",
+        default=DATASETS,
+        help=f"reference dataset names, or 'sklearn' for the held-out scikit-learn datasets {sorted(SKLEARN_DATASETS)}",
+    )
     ap.add_argument("--shots", nargs="+", type=int, default=[1, 5, 10])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--priors", nargs="+", default=PRIORS)
     ap.add_argument("--no-llm", action="store_true", help="skip the llm_local prior")
     ap.add_argument("--model", choices=["lr", "mlp"], default="lr")
     ap.add_argument("--alternatives", action="store_true", help="also run the rejected rules")
-    ap.add_argument("--alpha-sweep", nargs="+", type=float, default=[], metavar="ALPHA",
-                    help="also run trust with the gate's level set to each ALPHA (one-shot level too): "
-                         "the trade-off between a good prior's gain and a bad prior's harm")
+    ap.add_argument(
+        "--alpha-sweep",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="ALPHA",
+        help="also run trust with the gate's level set to each ALPHA (one-shot level too): "
+        "the trade-off between a good prior's gain and a bad prior's harm",
+    )
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="CSV of per-repetition rows")
@@ -304,8 +355,10 @@ def main(argv=None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(args.out, index=False)
     print()
-    print(f"{len(datasets)} datasets ({', '.join(datasets)}), shots {args.shots}, {args.reps} repetitions, model {args.model}, "
-          f"{time.perf_counter() - t0:.0f}s")
+    print(
+        f"{len(datasets)} datasets ({', '.join(datasets)}), shots {args.shots}, {args.reps} repetitions, model {args.model}, "
+        f"{time.perf_counter() - t0:.0f}s"
+    )
     print()
     print(report(df, list(rules), args.shots, args.model))
     print()

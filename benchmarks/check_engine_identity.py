@@ -65,20 +65,30 @@ def fit_many_cases(fit_many, minmax_stack) -> dict[str, dict]:
         t = normalized_target(prior.mean).numpy()
         d = xs.shape[-1]
         for m in MODELS:
-            base = dict(X=xs.expand(len(SEEDS), -1, -1), y=ys.expand(len(SEEDS), -1), model=m, hidden=16,
-                        epochs=60, seeds=SEEDS)
+            base = dict(
+                X=xs.expand(len(SEEDS), -1, -1), y=ys.expand(len(SEEDS), -1), model=m, hidden=16, epochs=60, seeds=SEEDS
+            )
             cases[f"{name}/{m}/gamma0_no_prior"] = dict(base, target=None, gamma=0.0)
             cases[f"{name}/{m}/gamma100"] = dict(base, target=t, gamma=100.0)
-            cases[f"{name}/{m}/grid"] = dict(base, X=xs.expand(len(GAMMA_GRID), -1, -1),
-                                             y=ys.expand(len(GAMMA_GRID), -1), target=t, gamma=GAMMA_GRID,
-                                             seeds=7)
-            cases[f"{name}/{m}/input_x_grad_conf"] = dict(base, target=t, attribution="input_x_grad",
-                                                          confidence=np.linspace(0.2, 2.0, d))
+            cases[f"{name}/{m}/grid"] = dict(
+                base,
+                X=xs.expand(len(GAMMA_GRID), -1, -1),
+                y=ys.expand(len(GAMMA_GRID), -1),
+                target=t,
+                gamma=GAMMA_GRID,
+                seeds=7,
+            )
+            cases[f"{name}/{m}/input_x_grad_conf"] = dict(
+                base, target=t, attribution="input_x_grad", confidence=np.linspace(0.2, 2.0, d)
+            )
             cases[f"{name}/{m}/mask_weights_wd"] = dict(
-                base, target=t, feature_mask=np.arange(d) % 3 != 1, weight_decay=0.01,
-                sample_weight=np.linspace(0.5, 1.5, xs.shape[1])[None].repeat(len(SEEDS), 0))
-            cases[f"{name}/{m}/written_out_adam_history"] = dict(base, target=t, fused_adam=False,
-                                                                 record_history=True)
+                base,
+                target=t,
+                feature_mask=np.arange(d) % 3 != 1,
+                weight_decay=0.01,
+                sample_weight=np.linspace(0.5, 1.5, xs.shape[1])[None].repeat(len(SEEDS), 0),
+            )
+            cases[f"{name}/{m}/written_out_adam_history"] = dict(base, target=t, fused_adam=False, record_history=True)
             cases[f"{name}/{m}/autograd"] = dict(base, target=t, grad_impl="autograd", epochs=15)
     g = torch.Generator().manual_seed(5)
     shapes = [(2, 30), (6, 30), (4, 3), (6, 3), (40, 8), (40, 8), (25, 8)]
@@ -87,9 +97,18 @@ def fit_many_cases(fit_many, minmax_stack) -> dict[str, dict]:
     T = [normalized_target(torch.randint(-10, 11, (d,), generator=g)) for _, d in shapes]
     for m in MODELS:
         for bucket in (True, False):
-            cases[f"ragged/{m}/bucket={bucket}"] = dict(X=X, y=Y, target=T, model=m, hidden=6, epochs=30,
-                                                        gamma=[100.0, 30.0, 0.0, 100.0, 50.0, 0.0, 100.0],
-                                                        batch_size=16, bucket=bucket, seeds=SEEDS * 2 + [1])
+            cases[f"ragged/{m}/bucket={bucket}"] = dict(
+                X=X,
+                y=Y,
+                target=T,
+                model=m,
+                hidden=6,
+                epochs=30,
+                gamma=[100.0, 30.0, 0.0, 100.0, 50.0, 0.0, 100.0],
+                batch_size=16,
+                bucket=bucket,
+                seeds=SEEDS * 2 + [1],
+            )
     return cases
 
 
@@ -126,8 +145,10 @@ def run_estimator() -> dict[str, torch.Tensor]:
 def compare(a_path: str, b_path: str) -> int:
     a, b = torch.load(a_path), torch.load(b_path)
     if a.keys() != b.keys():
-        print(f"different fits: only in {a_path}: {sorted(a.keys() - b.keys())}; "
-              f"only in {b_path}: {sorted(b.keys() - a.keys())}")
+        print(
+            f"different fits: only in {a_path}: {sorted(a.keys() - b.keys())}; "
+            f"only in {b_path}: {sorted(b.keys() - a.keys())}"
+        )
         return 1
     differ = [k for k in a if not torch.equal(a[k], b[k])]
     for k in differ:

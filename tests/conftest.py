@@ -105,13 +105,15 @@ def gappy_table(n: int = 160, seed: int = 0):
     smokes = rng.random(n) < 0.4
     logit = -0.12 * (weight - 62) + 2.0 * smokes - 0.8
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    df = pd.DataFrame({
-        "low birth.weight": y,
-        "mother_weight": np.where(rng.random(n) < 0.15, np.nan, weight),
-        "birth place": np.where(rng.random(n) < 0.15, None, rng.choice(["hospital", "home"], n)),
-        "smokes": np.where(smokes, rng.choice(["yes", "Y", " TRUE"], n), rng.choice(["no", "N", "false "], n)),
-        "âge.mère": rng.integers(16, 45, n),
-    })
+    df = pd.DataFrame(
+        {
+            "low birth.weight": y,
+            "mother_weight": np.where(rng.random(n) < 0.15, np.nan, weight),
+            "birth place": np.where(rng.random(n) < 0.15, None, rng.choice(["hospital", "home"], n)),
+            "smokes": np.where(smokes, rng.choice(["yes", "Y", " TRUE"], n), rng.choice(["no", "N", "false "], n)),
+            "âge.mère": rng.integers(16, 45, n),
+        }
+    )
     return yaml.safe_load(GAPPY_METADATA), df
 
 

@@ -43,15 +43,15 @@ def copy_project(dst: Path, datasets: list[str], params: dict | None = None) -> 
 def run_session(project: Path, pipeline: str | None = None, runtime_params: dict | None = None, **run_args):
     """One in-process `kedro run` of this checkout's code on the copy's config (as `kedro run
     --pipeline <pipeline> --params ...`; ``run_args`` are KedroSession.run's, e.g. namespaces)."""
+    import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    import mlflow
-
     bootstrap_project(ROOT)
     try:
-        with KedroSession.create(project_path=ROOT, conf_source=str(project / "conf"),
-                                 runtime_params=runtime_params or {}) as session:
+        with KedroSession.create(
+            project_path=ROOT, conf_source=str(project / "conf"), runtime_params=runtime_params or {}
+        ) as session:
             return session.run(pipeline_names=[pipeline] if pipeline else None, **run_args)
     finally:
         # kedro-mlflow leaves its run active after an in-process session; a `kedro run` process
@@ -69,8 +69,13 @@ def cli_env() -> dict[str, str]:
     """Environment for a `kedro`/`laat` subprocess: this checkout's code first, no telemetry,
     no tracking URI or API key inherited from the caller, no colours in the output."""
     env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "OPENAI_API_KEY"}}
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")])),
-               KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", NO_COLOR="1", COLUMNS="200")
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")])),
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        NO_COLOR="1",
+        COLUMNS="200",
+    )
     return env
 
 

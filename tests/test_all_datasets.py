@@ -9,10 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
-from project_copy import copy_project, lean_training, mlflow_client  # noqa: E402
-
-from laat.datasets import load_metadata  # noqa: E402
-from laat.pipeline_registry import dataset_names  # noqa: E402
+from laat.datasets import load_metadata
+from laat.pipeline_registry import dataset_names
+from project_copy import copy_project, lean_training, mlflow_client
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +30,9 @@ def test_pipeline_all_registers_one_model_per_dataset(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     root = Path(__file__).resolve().parents[1]
     bootstrap_project(root)
-    with KedroSession.create(project_path=root, conf_source=str(project / "conf"),
-                             runtime_params={"prior_source": "oracle"}) as session:
+    with KedroSession.create(
+        project_path=root, conf_source=str(project / "conf"), runtime_params={"prior_source": "oracle"}
+    ) as session:
         session.run(pipeline_names=["all"])
 
     client = mlflow_client(project)

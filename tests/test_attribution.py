@@ -26,10 +26,12 @@ def lr_forward(w: torch.Tensor, b: torch.Tensor):
 
 def mlp_params(d: int, h: int = 6, seed: int = 0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(d, h, generator=g, dtype=dtype, requires_grad=True),
-            torch.randn(h, generator=g, dtype=dtype, requires_grad=True),
-            torch.randn(h, generator=g, dtype=dtype, requires_grad=True),
-            torch.randn((), generator=g, dtype=dtype, requires_grad=True)]
+    return [
+        torch.randn(d, h, generator=g, dtype=dtype, requires_grad=True),
+        torch.randn(h, generator=g, dtype=dtype, requires_grad=True),
+        torch.randn(h, generator=g, dtype=dtype, requires_grad=True),
+        torch.randn((), generator=g, dtype=dtype, requires_grad=True),
+    ]
 
 
 def mlp_forward(W1, b1, w2, b2):
@@ -46,8 +48,7 @@ def test_transform_zero_and_normalised_anchors():
 @pytest.mark.parametrize("tau", [1.0, 2.5])
 def test_stable_target_equals_normalised_raw_target(tau):
     s = [9, -4, 0, 2.5, -10]
-    np.testing.assert_allclose(normalized_target(s, tau).numpy(), normalize(prior_target(s, tau)).numpy(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(normalized_target(s, tau).numpy(), normalize(prior_target(s, tau)).numpy(), rtol=1e-12)
 
 
 def test_small_tau_does_not_overflow_and_keeps_the_top_feature():
@@ -206,8 +207,12 @@ def test_normalized_target_of_a_batch_normalises_each_row_on_its_own():
 def test_scores_are_read_as_float64_whatever_their_type():
     ref = normalized_target([3.0, -1.0, 0.0], tau=2.0)
     assert ref.dtype == torch.float64
-    for scores in ([3, -1, 0], np.array([3, -1, 0]), torch.tensor([3.0, -1.0, 0.0], requires_grad=True),
-                   torch.tensor([3.0, -1.0, 0.0], dtype=torch.float32)):
+    for scores in (
+        [3, -1, 0],
+        np.array([3, -1, 0]),
+        torch.tensor([3.0, -1.0, 0.0], requires_grad=True),
+        torch.tensor([3.0, -1.0, 0.0], dtype=torch.float32),
+    ):
         t = normalized_target(scores, tau=2.0)
         assert t.dtype == torch.float64
         torch.testing.assert_close(t, ref, rtol=1e-12, atol=0)
@@ -241,8 +246,9 @@ def test_a_float32_model_gets_float32_losses_from_float64_targets_and_weights(ki
     t = prior_target(S_AVG)  # float64
     conf = torch.tensor([1.0, 0.5, 1.0, 0.0], dtype=torch.float64)
     rw = torch.full((6,), 1 / 6, dtype=torch.float64)
-    total, bce, att = laat_loss(f, x, y, t, torch.tensor(3.0, dtype=torch.float64), attribution=kind,
-                                confidence=conf, row_weight=rw)
+    total, bce, att = laat_loss(
+        f, x, y, t, torch.tensor(3.0, dtype=torch.float64), attribution=kind, confidence=conf, row_weight=rw
+    )
     assert (total.dtype, bce.dtype, att.dtype) == (torch.float32,) * 3
     assert float(att.detach()) > 0
 

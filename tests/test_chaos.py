@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
-from project_copy import ROOT, cli_env, copy_project, run_session  # noqa: E402
+from project_copy import cli_env, copy_project, run_session
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +49,10 @@ def project(tmp_path, monkeypatch) -> Path:
 
 def _kedro_run(project: Path, log_name: str, *args: str) -> subprocess.Popen:
     """`kedro run` in the project copy, as a user starts it; output goes to `<log_name>.log`."""
-    log = open(project / f"{log_name}.log", "w")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen([sys.executable, "-m", "kedro", "run", *args], cwd=project, env=cli_env(),
-                            stdout=log, stderr=subprocess.STDOUT)
+    log = open(project / f"{log_name}.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", *args], cwd=project, env=cli_env(), stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def _finish(project: Path, log_name: str, proc: subprocess.Popen, timeout: float = 240) -> str:
@@ -116,32 +117,43 @@ def test_two_concurrent_runs_each_register_the_model_a_run_alone_makes(project):
     # Same parameters, same data, same seeds: the concurrent run's version is the lone run's
     # model, bit for bit (same machine, same code path), and not the oracle run's model.
     np.testing.assert_array_equal(_predict(project, concurrent_random), _predict(project, random_alone))
-    assert not np.array_equal(_predict(project, by_prior["oracle"][0]),
-                              _predict(project, concurrent_random))
+    assert not np.array_equal(_predict(project, by_prior["oracle"][0]), _predict(project, concurrent_random))
     for run_id in run_ids:
         assert (project / "data/06_models/diabetes" / run_id / "laat_model.pkl").is_file()
 
 
-PREPARE = BARRIER + """
+PREPARE = (
+    BARRIER
+    + """
 import sys
 import mlflow.store.tracking.sqlalchemy_store  # imported before the barrier: only the store start races
 from laat.hooks import _prepare_store
 barrier(sys.argv[2], "start", sys.argv[3])
 _prepare_store(sys.argv[1], "laat")
 """
+)
 
 
 def test_two_processes_opening_a_fresh_store_at_once_both_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    procs = [subprocess.Popen([sys.executable, "-c", PREPARE, uri, str(tmp_path), me],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for me in "ab"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PREPARE, uri, str(tmp_path), me],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for me in "ab"
+    ]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     client = _client(tmp_path)
     assert [e.name for e in client.search_experiments() if e.name == "laat"] == ["laat"]
 
 
-PROMOTE = BARRIER + """
+PROMOTE = (
+    BARRIER
+    + """
 import sys
 from mlflow import MlflowClient
 from laat.serving import promote_if_better
@@ -151,6 +163,7 @@ for t in range(int(trials)):
     barrier(barrier_dir, t, me)
     promote_if_better(client, f"m{t}", version, "roc_auc", float(value))
 """
+)
 
 
 def test_two_processes_promoting_at_once_leave_the_best_as_champion(tmp_path):
@@ -162,9 +175,15 @@ def test_two_processes_promoting_at_once_leave_the_best_as_champion(tmp_path):
         for _ in range(2):
             client.create_model_version(f"m{t}", source=str(tmp_path))
     # v1 (worse) and v2 (better) are promoted from two processes at the same moment
-    procs = [subprocess.Popen([sys.executable, "-c", PROMOTE, uri, str(tmp_path), me, version, value, str(trials)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for me, version, value in [("a", "1", "0.70"), ("b", "2", "0.90")]]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROMOTE, uri, str(tmp_path), me, version, value, str(trials)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for me, version, value in [("a", "1", "0.70"), ("b", "2", "0.90")]
+    ]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
 
@@ -181,9 +200,11 @@ def _running_run_of(db: Path, pid: int) -> str | None:
     """The MLflow run tagged with `pid` while it is RUNNING (read-only: never create the store)."""
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-            row = con.execute("SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                              "WHERE r.status = 'RUNNING' AND t.key = 'laat.pid' AND t.value = ?",
-                              (str(pid),)).fetchone()
+            row = con.execute(
+                "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                "WHERE r.status = 'RUNNING' AND t.key = 'laat.pid' AND t.value = ?",
+                (str(pid),),
+            ).fetchone()
     except sqlite3.OperationalError:  # the store does not exist yet, or is being created
         return None
     return row[0] if row else None
@@ -201,8 +222,9 @@ def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(project):
     client = _client(project)
     assert client.get_run(run_id).info.status == "RUNNING"  # nobody ended it
 
-    out = _finish(project, "next", _kedro_run(project, "next", "--pipeline", "data_validation",
-                                                    "--namespaces", "diabetes"))
+    out = _finish(
+        project, "next", _kedro_run(project, "next", "--pipeline", "data_validation", "--namespaces", "diabetes")
+    )
     killed = client.get_run(run_id)
     assert killed.info.status == "KILLED"
     assert killed.info.end_time is not None
@@ -226,8 +248,7 @@ def test_each_stage_runs_alone_once_its_inputs_exist(project):
     assert client.search_registered_models() == []
 
     run_session(project, "evaluation", params, **only)
-    registration = pd.read_json(project / "data/08_reporting/diabetes/stages-alone/registration.json",
-                                typ="series")
+    registration = pd.read_json(project / "data/08_reporting/diabetes/stages-alone/registration.json", typ="series")
     assert registration["registered"] and registration["new_version"] == "1"
 
     # --from-nodes: refit from the persisted split of the same run, then evaluate again

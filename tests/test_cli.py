@@ -13,7 +13,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
-from project_copy import cli_env, copy_project, lean_training, mlflow_client  # noqa: E402
+from project_copy import cli_env, copy_project, lean_training, mlflow_client
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +22,15 @@ BIN = Path(sys.executable).parent
 
 def _cli(project: Path, *args: str) -> subprocess.CompletedProcess:
     """Run a command; ``.lines`` is its output (stdout and stderr interleaved, as on a terminal)."""
-    done = subprocess.run([str(a) for a in args], cwd=project, env=cli_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=300)
+    done = subprocess.run(
+        [str(a) for a in args],
+        cwd=project,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     done.lines = [line for line in done.stdout.splitlines() if line.strip()]
     return done
 
@@ -55,14 +62,22 @@ def test_bad_data_ends_with_the_message_and_a_hint_not_a_traceback(project):
     assert "Traceback" in verbose.stdout and "DataValidationError" in verbose.stdout
 
 
-@pytest.mark.parametrize("change, params, expected", [
-    ("placeholder", "prior_source=oracle",
-     ["Error: dataset metadata conf/base/datasets/diabetes.yml still has 1 placeholder(s)",
-      "  - features[1] 'Glucose'.description"]),
-    ("none", "prior_source=oracle,training.estimator.gamma=-1", ["Parameter validation failed", "gamma"]),
-    ("no_csv", "prior_source=oracle", ["diabetes.raw", "No such file"]),
-    ("none", "prior_source=openai,prior_elicitation.model=any", ["Error: no API key", "OPENAI_API_KEY"]),
-])
+@pytest.mark.parametrize(
+    "change, params, expected",
+    [
+        (
+            "placeholder",
+            "prior_source=oracle",
+            [
+                "Error: dataset metadata conf/base/datasets/diabetes.yml still has 1 placeholder(s)",
+                "  - features[1] 'Glucose'.description",
+            ],
+        ),
+        ("none", "prior_source=oracle,training.estimator.gamma=-1", ["Parameter validation failed", "gamma"]),
+        ("no_csv", "prior_source=oracle", ["diabetes.raw", "No such file"]),
+        ("none", "prior_source=openai,prior_elicitation.model=any", ["Error: no API key", "OPENAI_API_KEY"]),
+    ],
+)
 def test_user_errors_end_with_their_message(project, change, params, expected):
     if change == "placeholder":
         path = project / "conf/base/datasets/diabetes.yml"
@@ -99,8 +114,9 @@ def test_console_script_runs_the_chain_with_a_fraction_split(project):
     params["training"]["split"] = {"strategy": "fraction", "test_fraction": 0.8}  # 154 training rows: quick
     (project / "conf/local/parameters_test.yml").write_text(yaml.safe_dump(params))
 
-    done = _cli(project, BIN / "laat", "run", "--pipeline", "diabetes", "--params",
-                "prior_source=oracle,run_id=fraction")
+    done = _cli(
+        project, BIN / "laat", "run", "--pipeline", "diabetes", "--params", "prior_source=oracle,run_id=fraction"
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     test_rows = pd.read_parquet(project / "data/05_model_input/diabetes/fraction/test_rows.parquet")
     train_rows = pd.read_parquet(project / "data/05_model_input/diabetes/fraction/train_rows.parquet")

@@ -12,7 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
-from project_copy import ROOT, copy_project, lean_training, mlflow_client  # noqa: E402
+from project_copy import ROOT, copy_project, lean_training, mlflow_client
+
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
@@ -47,8 +48,9 @@ def test_chain_and_scoring_jobs_run_in_process_each_as_one_mlflow_run(project):
 
     rows = pd.read_csv(project / "data/01_raw/diabetes.csv").head(25).drop(columns=["Outcome"])
     rows.to_csv(project / "data/incoming.csv", index=False)
-    scored_id = _launch(defs.get_job_def("score_diabetes"), input=str(project / "data/incoming.csv"),
-                        run_id="dagster-score")
+    scored_id = _launch(
+        defs.get_job_def("score_diabetes"), input=str(project / "data/incoming.csv"), run_id="dagster-score"
+    )
     scored = client.get_run(scored_id)
     assert scored.data.tags["mlflow.runName"] == "inference diabetes · laat-diabetes@champion"
     assert scored.data.tags["inference.model_version"] == "1"
@@ -59,8 +61,9 @@ def test_chain_and_scoring_jobs_run_in_process_each_as_one_mlflow_run(project):
 def test_launch_params_override_the_jobs_and_dotted_keys_nest():
     from laat.definitions import runtime_params
 
-    got = runtime_params({"dataset": "diabetes", "input": "a.csv"},
-                         {"input": "b.csv", "training.split.shots": "5", "model": "3"})
+    got = runtime_params(
+        {"dataset": "diabetes", "input": "a.csv"}, {"input": "b.csv", "training.split.shots": "5", "model": "3"}
+    )
     assert got == {"dataset": "diabetes", "input": "b.csv", "training": {"split": {"shots": 5}}, "model": 3}
 
 
@@ -69,7 +72,12 @@ def test_a_schedule_of_an_unknown_job_names_the_jobs_there_are(tmp_path):
 
     conf = tmp_path / "conf"
     shutil.copytree(ROOT / "conf" / "base" / "datasets", conf / "base" / "datasets")
-    (conf / "base" / "dagster.yml").write_text("schedules:\n  nightly: {job: score_nothing, cron_schedule: '0 2 * * *'}\n")
-    with pytest.raises(ValueError, match=r"dagster.yml: schedules name jobs \['score_nothing'\] that are not defined; "
-                                         r"jobs: \['bodyfat', 'breast_ljubljana'"):
+    (conf / "base" / "dagster.yml").write_text(
+        "schedules:\n  nightly: {job: score_nothing, cron_schedule: '0 2 * * *'}\n"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"dagster.yml: schedules name jobs \['score_nothing'\] that are not defined; "
+        r"jobs: \['bodyfat', 'breast_ljubljana'",
+    ):
         build_definitions(ROOT, conf_source=str(conf))

@@ -105,12 +105,15 @@ def test_plot_keeps_flagged_features_when_showing_only_the_top():
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a"]
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda X, y, p: (X, np.full(len(y), "yes"), p), "two classes"),
-    (lambda X, y, p: (X, y, {**p, "e": 1.0}), r"extra 1: \['e'\]"),
-    (lambda X, y, p: (X.assign(b=np.nan), y, p), r"missing values in \['b'\]"),
-    (lambda X, y, p: (X, y[:-1], p), "rows but y has"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda X, y, p: (X, np.full(len(y), "yes"), p), "two classes"),
+        (lambda X, y, p: (X, y, {**p, "e": 1.0}), r"extra 1: \['e'\]"),
+        (lambda X, y, p: (X.assign(b=np.nan), y, p), r"missing values in \['b'\]"),
+        (lambda X, y, p: (X, y[:-1], p), "rows but y has"),
+    ],
+)
 def test_bad_inputs_are_named(mutate, match):
     X, y = rows(5)
     X2, y2, p2 = mutate(X, y, PRIOR)
@@ -122,20 +125,26 @@ def test_bad_inputs_are_named(mutate, match):
 
 # 8 rows, 4 per class; u is binary (many tied permutations), v continuous with an offset, s separates
 # the classes perfectly, k is constant. Weights are uneven, so unweighted means would differ.
-SMALL_X = pd.DataFrame({
-    "u": [1, 0, 1, 1, 0, 0, 1, 0],
-    "v": [107.0, 103.5, 101.0, 108.0, 104.0, 102.0, 101.5, 106.0],
-    "s": [1, 1, 1, 1, 0, 0, 0, 0],
-    "k": [3.0] * 8,
-})
+SMALL_X = pd.DataFrame(
+    {
+        "u": [1, 0, 1, 1, 0, 0, 1, 0],
+        "v": [107.0, 103.5, 101.0, 108.0, 104.0, 102.0, 101.5, 106.0],
+        "s": [1, 1, 1, 1, 0, 0, 0, 0],
+        "k": [3.0] * 8,
+    }
+)
 SMALL_Y = np.array(["yes"] * 4 + ["no"] * 4)
 SMALL_W = np.array([1.0, 2.0, 1.0, 0.5, 1.0, 3.0, 1.0, 1.0])
 SMALL_PRIOR = {"u": -3.0, "v": 6.0, "s": 9.0, "k": 2.0}
 
 
 def _weighted_difference(Xs, yy, w):
-    return np.array([np.average(Xs[yy == 1, j], weights=w[yy == 1]) - np.average(Xs[yy == 0, j], weights=w[yy == 0])
-                     for j in range(Xs.shape[1])])
+    return np.array(
+        [
+            np.average(Xs[yy == 1, j], weights=w[yy == 1]) - np.average(Xs[yy == 0, j], weights=w[yy == 0])
+            for j in range(Xs.shape[1])
+        ]
+    )
 
 
 def _small_reference(tau=4.0, y=SMALL_Y):
@@ -169,8 +178,16 @@ SMALL_Y5 = np.array(["yes"] * 4 + ["no"] * 3 + ["yes"])
 def test_small_table_matches_brute_force(tau, y):
     delta, p_exact, auc, p_flip, share, target = _small_reference(tau, y)
     table, summary = prior_diagnostic(SMALL_X, y, SMALL_PRIOR, sample_weight=SMALL_W, n_permutations=20000, tau=tau)
-    assert list(table.columns) == ["feature", "prior_score", "prior_weight", "class_mean_difference",
-                                   "univariate_auc", "agreement", "p_contradicts", "flagged"]
+    assert list(table.columns) == [
+        "feature",
+        "prior_score",
+        "prior_weight",
+        "class_mean_difference",
+        "univariate_auc",
+        "agreement",
+        "p_contradicts",
+        "flagged",
+    ]
     np.testing.assert_allclose(table["class_mean_difference"], delta, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(table["univariate_auc"], auc, rtol=1e-12)
     np.testing.assert_allclose(table["prior_weight"], target, rtol=1e-12)
@@ -183,9 +200,21 @@ def test_small_table_matches_brute_force(tau, y):
     assert summary["n_features"] == 4
     assert (summary["n_with_evidence"], summary["n_agree"], summary["n_disagree"]) == (3, 2, 1)
     assert summary["sign_agreement"] == pytest.approx(2 / 3) and summary["level"] == 0.05 and summary["tau"] == tau
-    assert set(summary) == {"n_rows", "n_smaller_class", "n_features", "n_with_evidence", "n_agree", "n_disagree",
-                            "n_flagged", "sign_agreement", "weighted_agreement", "sign_flip_p_value", "flagged",
-                            "level", "tau"}
+    assert set(summary) == {
+        "n_rows",
+        "n_smaller_class",
+        "n_features",
+        "n_with_evidence",
+        "n_agree",
+        "n_disagree",
+        "n_flagged",
+        "sign_agreement",
+        "weighted_agreement",
+        "sign_flip_p_value",
+        "flagged",
+        "level",
+        "tau",
+    }
 
 
 def test_p_value_uses_plus_one_over_n_plus_one_and_flags_strictly_below_level():
@@ -217,12 +246,24 @@ def test_a_prior_without_evidence_has_no_sign_agreement_metric():
         _, summary = prior_diagnostic(SMALL_X, SMALL_Y, dict.fromkeys(SMALL_X.columns, 0.0))
     assert summary["n_with_evidence"] == 0 and np.isnan(summary["sign_agreement"])
     m = diagnostic_metrics(summary)
-    assert set(m) == {"n_flagged", "n_agree", "n_disagree", "n_with_evidence", "weighted_agreement",
-                      "sign_flip_p_value"} - ({"weighted_agreement"} if np.isnan(summary["weighted_agreement"])
-                                               else set())
+    assert set(m) == {
+        "n_flagged",
+        "n_agree",
+        "n_disagree",
+        "n_with_evidence",
+        "weighted_agreement",
+        "sign_flip_p_value",
+    } - ({"weighted_agreement"} if np.isnan(summary["weighted_agreement"]) else set())
     _, full = prior_diagnostic(SMALL_X, SMALL_Y, SMALL_PRIOR)
-    assert set(diagnostic_metrics(full)) == {"n_flagged", "n_agree", "n_disagree", "n_with_evidence",
-                                             "sign_agreement", "weighted_agreement", "sign_flip_p_value"}
+    assert set(diagnostic_metrics(full)) == {
+        "n_flagged",
+        "n_agree",
+        "n_disagree",
+        "n_with_evidence",
+        "sign_agreement",
+        "weighted_agreement",
+        "sign_flip_p_value",
+    }
 
 
 def test_arrays_and_one_hot_boolean_columns_are_accepted():
@@ -235,17 +276,20 @@ def test_arrays_and_one_hot_boolean_columns_are_accepted():
     np.testing.assert_array_equal(t_bool["class_mean_difference"], t_df["class_mean_difference"])
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(level=0.0), r"^level must be in \(0, 1\), got 0.0$"),
-    (dict(level=1.0), r"^level must be in \(0, 1\), got 1.0$"),
-    (dict(level=1.5), r"^level must be in \(0, 1\), got 1.5$"),
-    (dict(n_permutations=0), r"^n_permutations must be >= 1, got 0$"),
-    (dict(sample_weight=[1.0] * 7), r"^sample_weight must be one finite weight >= 0 per row$"),
-    (dict(sample_weight=[1.0] * 7 + [np.inf]), r"^sample_weight must be one finite weight >= 0 per row$"),
-    (dict(sample_weight=[1.0] * 7 + [-0.5]), r"^sample_weight must be one finite weight >= 0 per row$"),
-    (dict(sample_weight=[1.0] * 4 + [0.0] * 4), r"^the rows with positive weight hold a single class: nothing"),
-    (dict(positive="maybe"), r"^positive='maybe' is not one of the classes \['no', 'yes'\]$"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(level=0.0), r"^level must be in \(0, 1\), got 0.0$"),
+        (dict(level=1.0), r"^level must be in \(0, 1\), got 1.0$"),
+        (dict(level=1.5), r"^level must be in \(0, 1\), got 1.5$"),
+        (dict(n_permutations=0), r"^n_permutations must be >= 1, got 0$"),
+        (dict(sample_weight=[1.0] * 7), r"^sample_weight must be one finite weight >= 0 per row$"),
+        (dict(sample_weight=[1.0] * 7 + [np.inf]), r"^sample_weight must be one finite weight >= 0 per row$"),
+        (dict(sample_weight=[1.0] * 7 + [-0.5]), r"^sample_weight must be one finite weight >= 0 per row$"),
+        (dict(sample_weight=[1.0] * 4 + [0.0] * 4), r"^the rows with positive weight hold a single class: nothing"),
+        (dict(positive="maybe"), r"^positive='maybe' is not one of the classes \['no', 'yes'\]$"),
+    ],
+)
 def test_bad_arguments_get_exact_messages(kwargs, match):
     with pytest.raises(ValueError, match=match):
         prior_diagnostic(SMALL_X, SMALL_Y, SMALL_PRIOR, **kwargs)
@@ -254,12 +298,18 @@ def test_bad_arguments_get_exact_messages(kwargs, match):
 def test_shape_and_class_messages_list_at_most_ten():
     with pytest.raises(ValueError, match=r"^X must be 2-D \(rows x features\), got shape \(8,\)$"):
         prior_diagnostic(np.arange(8.0), SMALL_Y, {"x0": 1.0})
-    with pytest.raises(ValueError, match=r"^the diagnostic needs exactly two classes in y, got \[0, 1, 2, 3, 4, 5, "
-                                         r"6, 7, 8, 9\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the diagnostic needs exactly two classes in y, got \[0, 1, 2, 3, 4, 5, "
+        r"6, 7, 8, 9\]$",
+    ):
         prior_diagnostic(np.zeros((12, 1)), np.arange(12), {"x0": 1.0})
     X = pd.DataFrame(np.full((8, 12), np.nan), columns=[f"c{i}" for i in range(12)])
-    with pytest.raises(ValueError, match=r"missing values in \['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', "
-                                         r"'c8', 'c9'\]; impute them first$"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing values in \['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', "
+        r"'c8', 'c9'\]; impute them first$",
+    ):
         prior_diagnostic(X, SMALL_Y, dict.fromkeys(X.columns, 1.0))
 
 
@@ -277,8 +327,10 @@ def test_plot_bars_are_scaled_ordered_and_counted():
     np.testing.assert_allclose([b.get_width() for b in data_bars], d[shown], rtol=1e-12)
     assert prior_bars.get_label() == "expert prior (score / 10)"
     assert ax.get_xlim() == (-1.05, 1.05)
-    assert ax.get_title() == (f"small\n8 training rows: {100 * summary['weighted_agreement']:.0f}% of the weighted "
-                              f"evidence agrees\nsign-flip p = {summary['sign_flip_p_value']:.3f}, 0 feature(s) flagged")
+    assert ax.get_title() == (
+        f"small\n8 training rows: {100 * summary['weighted_agreement']:.0f}% of the weighted "
+        f"evidence agrees\nsign-flip p = {summary['sign_flip_p_value']:.3f}, 0 feature(s) flagged"
+    )
     assert [x.get_text() for x in fig.texts] == ["showing 3 of 4 features"]
     # all features shown: no "showing" note; no class difference at all: flat data bars, no error
     flat = table.assign(class_mean_difference=0.0)
@@ -304,14 +356,23 @@ def test_plot_layout_texts_and_defaults():
         assert pb.get_height() == pytest.approx(db.get_height(), abs=1e-9)
     assert all(b.get_facecolor() == to_rgba(PRIOR_COLOR) for b in prior_bars)
     assert data_bars.get_label() == "training rows: class-mean difference (scaled)"
-    assert ax.get_xlabel() == ("bars on the same side: the data agrees with the prior's sign\n"
-                               "red feature: the data confidently disagrees (flagged)")
+    assert ax.get_xlabel() == (
+        "bars on the same side: the data agrees with the prior's sign\n"
+        "red feature: the data confidently disagrees (flagged)"
+    )
     # a summary without its numbers still plots, and says what it does not know
     assert plot_prior_diagnostic(table, {}, prior_label="llm prior").axes[0].get_title() == (
         "Prior diagnostic\n? training rows: nan% of the weighted evidence agrees\nsign-flip p = nan, "
-        "0 feature(s) flagged")
+        "0 feature(s) flagged"
+    )
     # 30 features: the 25 largest by default
-    many = pd.DataFrame({"feature": [f"f{i}" for i in range(30)], "prior_score": np.linspace(-10, 10, 30),
-                         "class_mean_difference": np.linspace(0.5, -0.5, 30), "flagged": False})
+    many = pd.DataFrame(
+        {
+            "feature": [f"f{i}" for i in range(30)],
+            "prior_score": np.linspace(-10, 10, 30),
+            "class_mean_difference": np.linspace(0.5, -0.5, 30),
+            "flagged": False,
+        }
+    )
     fig = plot_prior_diagnostic(many, summary, prior_label="random prior")
     assert [x.get_text() for x in fig.texts] == ["showing 25 of 30 features"]

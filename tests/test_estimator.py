@@ -13,8 +13,8 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from laat.datasets import encode, labels, load_dataset, load_metadata
-from laat.estimator import LAATClassifier
 from laat.engine import fit_many
+from laat.estimator import LAATClassifier
 from laat.priors import Prior, random_prior
 from laat.splits import few_shot_split
 
@@ -51,14 +51,18 @@ def _expected_failures(estimator):
     # 1e-7 relative on one machine and to 1.46e-7 on an AVX-512 one; the MLP to ~5e-7. The
     # check demands 1e-7, so it cannot hold on every CPU. The same property is checked below
     # (test_sample_weight_equals_repeated_rows) at a tolerance set from float32's epsilon.
-    return {"check_sample_weight_equivalence_on_dense_data":
-            "float32 training: agreement depends on the CPU's summation order (1e-7 demanded)"}
+    return {
+        "check_sample_weight_equivalence_on_dense_data": "float32 training: agreement depends on the CPU's summation order (1e-7 demanded)"
+    }
 
 
-@parametrize_with_checks([
-    LAATClassifier(model="lr", gamma=0.0),
-    LAATClassifier(model="mlp", gamma=0.0, hidden=16, epochs=60),
-], expected_failed_checks=_expected_failures)
+@parametrize_with_checks(
+    [
+        LAATClassifier(model="lr", gamma=0.0),
+        LAATClassifier(model="mlp", gamma=0.0, hidden=16, epochs=60),
+    ],
+    expected_failed_checks=_expected_failures,
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -111,24 +115,27 @@ def test_prior_must_cover_exactly_the_features():
         LAATClassifier(trust="off", prior=[1.0, 2.0]).fit(X, y)
 
 
-@pytest.mark.parametrize("params,match", [
-    (dict(gamma=-1.0), r"LAATClassifier: invalid hyper-parameter gamma=-1.0 \(.*greater than or equal to 0"),
-    (dict(tau=0.0), r"tau=0.0 \(.*greater than 0"),
-    (dict(gamma=float("nan")), r"gamma=nan \(.*finite number"),
-    (dict(model="tree"), r"model='tree' \(Input should be 'lr' or 'mlp'"),
-    (dict(attribution="ig"), r"attribution='ig' \(Input should be 'grad' or 'input_x_grad'"),
-    (dict(epochs=2.5), r"epochs=2.5 \(Input should be a valid integer"),
-    (dict(epochs=True), r"epochs=True \(Input should be a valid integer"),
-    (dict(lr="0.1"), r"lr='0.1' \(Input should be a valid number"),
-    (dict(batch_size=0), r"batch_size=0 \(.*greater than or equal to 1"),
-    (dict(trust="sometimes"), r"trust='sometimes' \(Input should be 'auto' or 'off'"),
-    (dict(scale=1), r"scale=1 \(Input should be a valid boolean"),
-    (dict(suppress="age"), "suppress must be a list of feature names"),
-    (dict(suppress=["height"]), r"suppress names features the model does not have: \['height'\]"),
-    (dict(confidence="vote"), r"confidence='vote' \(Input should be 'none' or 'spread'"),
-    (dict(confidence="spread"), "confidence='spread' needs a prior with spreads"),
-    (dict(prior_class="maybe"), "prior_class='maybe' is not one of the classes"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(gamma=-1.0), r"LAATClassifier: invalid hyper-parameter gamma=-1.0 \(.*greater than or equal to 0"),
+        (dict(tau=0.0), r"tau=0.0 \(.*greater than 0"),
+        (dict(gamma=float("nan")), r"gamma=nan \(.*finite number"),
+        (dict(model="tree"), r"model='tree' \(Input should be 'lr' or 'mlp'"),
+        (dict(attribution="ig"), r"attribution='ig' \(Input should be 'grad' or 'input_x_grad'"),
+        (dict(epochs=2.5), r"epochs=2.5 \(Input should be a valid integer"),
+        (dict(epochs=True), r"epochs=True \(Input should be a valid integer"),
+        (dict(lr="0.1"), r"lr='0.1' \(Input should be a valid number"),
+        (dict(batch_size=0), r"batch_size=0 \(.*greater than or equal to 1"),
+        (dict(trust="sometimes"), r"trust='sometimes' \(Input should be 'auto' or 'off'"),
+        (dict(scale=1), r"scale=1 \(Input should be a valid boolean"),
+        (dict(suppress="age"), "suppress must be a list of feature names"),
+        (dict(suppress=["height"]), r"suppress names features the model does not have: \['height'\]"),
+        (dict(confidence="vote"), r"confidence='vote' \(Input should be 'none' or 'spread'"),
+        (dict(confidence="spread"), "confidence='spread' needs a prior with spreads"),
+        (dict(prior_class="maybe"), "prior_class='maybe' is not one of the classes"),
+    ],
+)
 def test_bad_parameters_fail_in_fit_with_a_clear_message(params, match):
     X, y = frame()
     est = LAATClassifier(**{"trust": "off", "prior": PRIOR, **params})  # constructing never fails (sklearn rule)
@@ -191,13 +198,13 @@ def test_suppressed_feature_has_exactly_zero_weight_in_lr():
 
 def test_confidence_from_prior_spread_changes_the_fit():
     X, y = frame()
-    prior = Prior(features=FEATURES, mean=[PRIOR[f] for f in FEATURES], spread=[0.0, 4.0, 0.0, 0.0],
-                  source="expert")
+    prior = Prior(features=FEATURES, mean=[PRIOR[f] for f in FEATURES], spread=[0.0, 4.0, 0.0, 0.0], source="expert")
     sure = LAATClassifier(trust="off", prior=prior, random_state=0).fit(X, y)
     unsure = LAATClassifier(trust="off", prior=prior, confidence="spread", random_state=0).fit(X, y)
     assert not np.allclose(sure.decision_function(X), unsure.decision_function(X))
-    explicit = LAATClassifier(trust="off", prior=prior, confidence={"age": 1, "glucose": 1 / 17, "bmi": 1, "noise": 1},
-                              random_state=0).fit(X, y)
+    explicit = LAATClassifier(
+        trust="off", prior=prior, confidence={"age": 1, "glucose": 1 / 17, "bmi": 1, "noise": 1}, random_state=0
+    ).fit(X, y)
     np.testing.assert_allclose(explicit.decision_function(X), unsure.decision_function(X), rtol=1e-6)
 
 
@@ -235,14 +242,19 @@ def test_estimator_fit_is_one_model_of_a_batched_fit(model):
         tr, _ = few_shot_split(yall, k=5, repetition=rep)
         Xs.append(Xall.iloc[tr])
         ys.append(yall[tr])
-    ests = [LAATClassifier(trust="off", model=model, prior=prior, random_state=s).fit(X, y) for X, y, s in zip(Xs, ys, seeds)]
+    ests = [
+        LAATClassifier(trust="off", model=model, prior=prior, random_state=s).fit(X, y)
+        for X, y, s in zip(Xs, ys, seeds)
+    ]
     scaled = np.stack([e.scaler_.transform(X.to_numpy()).astype(np.float32) for e, X in zip(ests, Xs)])
-    batch = fit_many(scaled, np.stack(ys).astype(np.float32), ests[0].prior_target_.to_numpy(),
-                     model=model, seeds=seeds)
+    batch = fit_many(
+        scaled, np.stack(ys).astype(np.float32), ests[0].prior_target_.to_numpy(), model=model, seeds=seeds
+    )
     for r, e in enumerate(ests):
         test = e.scaler_.transform(Xall.to_numpy()).astype(np.float32)
-        np.testing.assert_allclose(batch.select(r).logits(test)[0].numpy(), e.decision_function(Xall),
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            batch.select(r).logits(test)[0].numpy(), e.decision_function(Xall), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_clone_pickle_gridsearch_and_pipeline():
@@ -268,7 +280,9 @@ def test_clone_pickle_gridsearch_and_pipeline():
 def test_autograd_path_gives_the_same_classifier():
     X, y = frame()
     fast = LAATClassifier(trust="off", model="mlp", prior=PRIOR, epochs=50, random_state=0).fit(X, y)
-    slow = LAATClassifier(trust="off", model="mlp", prior=PRIOR, epochs=50, grad_impl="autograd", random_state=0).fit(X, y)
+    slow = LAATClassifier(trust="off", model="mlp", prior=PRIOR, epochs=50, grad_impl="autograd", random_state=0).fit(
+        X, y
+    )
     np.testing.assert_allclose(fast.decision_function(X), slow.decision_function(X), rtol=1e-3, atol=1e-4)
 
 
@@ -287,14 +301,23 @@ def test_prepared_inputs_train_a_gamma_grid_as_one_batch():
     inp = est.prepare_fit_inputs(X, y)
     R = len(gammas)
     common = dict(feature_mask=inp.mask, **est._train_kwargs())
-    batch = fit_many(np.stack([inp.X] * R), np.stack([inp.y] * R), inp.target, gamma=gammas,
-                     seeds=[inp.seed] * R, dtype=torch.float64, **common)
+    batch = fit_many(
+        np.stack([inp.X] * R),
+        np.stack([inp.y] * R),
+        inp.target,
+        gamma=gammas,
+        seeds=[inp.seed] * R,
+        dtype=torch.float64,
+        **common,
+    )
     x64 = torch.tensor(inp.X, dtype=torch.float64)[None]
     for r, g in enumerate(gammas):
-        single = fit_many(inp.X[None], inp.y[None], inp.target, gamma=g, seeds=[inp.seed], dtype=torch.float64,
-                          **common)
-        np.testing.assert_allclose(batch.select(r).logits(x64)[0].numpy(), single.logits(x64)[0].numpy(),
-                                   rtol=1e-9, atol=1e-9)
+        single = fit_many(
+            inp.X[None], inp.y[None], inp.target, gamma=g, seeds=[inp.seed], dtype=torch.float64, **common
+        )
+        np.testing.assert_allclose(
+            batch.select(r).logits(x64)[0].numpy(), single.logits(x64)[0].numpy(), rtol=1e-9, atol=1e-9
+        )
         one = LAATClassifier(trust="off", model="mlp", prior=PRIOR, gamma=g, random_state=5).fit(X, y)
         same_program = fit_many(inp.X[None], inp.y[None], inp.target, gamma=g, seeds=[inp.seed], **common)
         for k, v in same_program.params.items():

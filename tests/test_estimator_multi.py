@@ -32,13 +32,15 @@ def diabetes(n=None):
     return (X, y) if n is None else (X.iloc[:n], y.iloc[:n])
 
 
-@parametrize_with_checks([
-    LAATRegressor(gamma=0.0),
-    LAATRegressor(model="mlp", gamma=0.0, hidden=16, epochs=60, loss="huber"),
-], expected_failed_checks=lambda est: {
-    "check_sample_weight_equivalence_on_dense_data":
-        "float32 training: agreement depends on the CPU's summation order (1e-7 demanded)",
-})
+@parametrize_with_checks(
+    [
+        LAATRegressor(gamma=0.0),
+        LAATRegressor(model="mlp", gamma=0.0, hidden=16, epochs=60, loss="huber"),
+    ],
+    expected_failed_checks=lambda est: {
+        "check_sample_weight_equivalence_on_dense_data": "float32 training: agreement depends on the CPU's summation order (1e-7 demanded)",
+    },
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -77,26 +79,32 @@ def test_a_per_class_prior_is_read_by_name_in_every_form():
     as_dict = {c: {f: s for f, s in row.items()} for c, row in prior.class_scores().items()}
     shuffled = {c: dict(reversed(list(as_dict[c].items()))) for c in reversed(list(as_dict))}
     frame = pd.DataFrame(as_dict)
-    fits = [LAATClassifier(trust="off", prior=p, random_state=1).fit(X, y).decision_function(X)
-            for p in (prior, as_dict, shuffled, frame, prior.matrix())]
+    fits = [
+        LAATClassifier(trust="off", prior=p, random_state=1).fit(X, y).decision_function(X)
+        for p in (prior, as_dict, shuffled, frame, prior.matrix())
+    ]
     for z in fits[1:]:
         np.testing.assert_array_equal(z, fits[0])
 
 
 def test_a_shared_prior_is_accepted_and_reported_as_magnitudes():
     X, y = iris(n_per_class=5)
-    est = LAATClassifier(trust="off", prior={c: (-3.0 if i % 2 else 8.0) for i, c in enumerate(X.columns)},
-                         random_state=0).fit(X, y)
+    est = LAATClassifier(
+        trust="off", prior={c: (-3.0 if i % 2 else 8.0) for i, c in enumerate(X.columns)}, random_state=0
+    ).fit(X, y)
     assert isinstance(est.prior_target_, pd.Series) and (est.prior_target_ >= 0).all()
 
 
-@pytest.mark.parametrize("params, prior, match", [
-    ({"attribution": "input_x_grad"}, None, "binary-only; k >= 3 classes use 'grad'"),
-    ({"confidence": "spread"}, None, "confidence weights are binary-only"),
-    ({"prior_class": "setosa"}, None, "prior_class is for a binary prior"),
-    ({}, {"setosa": {}, "versicolor": {}}, r"cover exactly the classes .*missing \['virginica'\]"),
-    ({}, np.zeros((2, 4)), r"must be \(classes, features\) = \(3, 4\), got \(2, 4\)"),
-])
+@pytest.mark.parametrize(
+    "params, prior, match",
+    [
+        ({"attribution": "input_x_grad"}, None, "binary-only; k >= 3 classes use 'grad'"),
+        ({"confidence": "spread"}, None, "confidence weights are binary-only"),
+        ({"prior_class": "setosa"}, None, "prior_class is for a binary prior"),
+        ({}, {"setosa": {}, "versicolor": {}}, r"cover exactly the classes .*missing \['virginica'\]"),
+        ({}, np.zeros((2, 4)), r"must be \(classes, features\) = \(3, 4\), got \(2, 4\)"),
+    ],
+)
 def test_multiclass_misuse_is_refused_with_the_reason(params, prior, match):
     X, y = iris(n_per_class=5)
     prior = prior if prior is not None else {c: 1.0 for c in X.columns}

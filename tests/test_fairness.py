@@ -51,9 +51,11 @@ def test_gaps_agree_with_fairlearn_when_every_group_has_both_classes():
     summary, _ = fairness_report(y, p, pd.DataFrame({"G": g}), threshold=0.5)
     y_hat = (p >= 0.5).astype(int)
     assert summary["fairness.G.demographic_parity_difference"] == pytest.approx(
-        demographic_parity_difference(y, y_hat, sensitive_features=g))
+        demographic_parity_difference(y, y_hat, sensitive_features=g)
+    )
     assert summary["fairness.G.equalized_odds_difference"] == pytest.approx(
-        equalized_odds_difference(y, y_hat, sensitive_features=g))
+        equalized_odds_difference(y, y_hat, sensitive_features=g)
+    )
 
 
 def test_group_without_positives_has_undefined_tpr_and_is_left_out_of_equalized_odds():
@@ -102,17 +104,23 @@ def test_several_features_stack_into_one_long_table(project_root):
     summary, by_group = fairness_report(y, p, df[meta.sensitive_features])
     assert set(by_group["feature"]) == {"Age", "Gender"}
     assert by_group.groupby("feature")["count"].sum().tolist() == [len(df), len(df)]
-    assert {f"fairness.{f}.{k}" for f in ("Age", "Gender")
-            for k in ("demographic_parity_difference", "equalized_odds_difference")} <= set(summary)
+    assert {
+        f"fairness.{f}.{k}"
+        for f in ("Age", "Gender")
+        for k in ("demographic_parity_difference", "equalized_odds_difference")
+    } <= set(summary)
     assert all(0.0 <= v <= 1.0 for v in summary.values())
 
 
-@pytest.mark.parametrize("kwargs, msg", [
-    ({"sensitive": pd.DataFrame({"G": list("AB")})}, "sensitive has 2 rows but y_true has 4"),
-    ({"sensitive": pd.DataFrame({"G": list("ABAB")}), "bins": {"Age": [30]}}, r"bins given for \['Age'\]"),
-    ({"sensitive": pd.DataFrame({"Age": [1, "x", 3, 4]}), "bins": {"Age": [2]}}, "non-numeric values"),
-    ({"sensitive": pd.Series(list("ABAB"))}, "must be a DataFrame"),
-])
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        ({"sensitive": pd.DataFrame({"G": list("AB")})}, "sensitive has 2 rows but y_true has 4"),
+        ({"sensitive": pd.DataFrame({"G": list("ABAB")}), "bins": {"Age": [30]}}, r"bins given for \['Age'\]"),
+        ({"sensitive": pd.DataFrame({"Age": [1, "x", 3, 4]}), "bins": {"Age": [2]}}, "non-numeric values"),
+        ({"sensitive": pd.Series(list("ABAB"))}, "must be a DataFrame"),
+    ],
+)
 def test_bad_input_names_the_problem(kwargs, msg):
     with pytest.raises((ValueError, TypeError), match=msg):
         fairness_report([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], **kwargs)
@@ -129,6 +137,7 @@ def test_no_sensitive_features_gives_no_gaps_and_a_table_that_reads_back(tmp_pat
 
 
 # ---- multiclass and regression ---------------------------------------------------------------
+
 
 def test_multiclass_groups_get_accuracy_and_macro_f1_with_their_gaps():
     y = np.array([0, 1, 2, 0, 1, 2])
@@ -149,8 +158,11 @@ def test_regression_groups_get_their_errors_and_the_gaps_between_them():
     rows = by_group.set_index("group")
     assert rows.loc["Sex=m", ["rmse", "mae", "mean_error"]].tolist() == [2.0, 2.0, 2.0]
     assert rows.loc["Sex=f", ["rmse", "mae", "mean_error"]].tolist() == [0.0, 0.0, 0.0]
-    assert summary == {"fairness.Sex.rmse_difference": 2.0, "fairness.Sex.mae_difference": 2.0,
-                       "fairness.Sex.mean_error_difference": 2.0}
+    assert summary == {
+        "fairness.Sex.rmse_difference": 2.0,
+        "fairness.Sex.mae_difference": 2.0,
+        "fairness.Sex.mean_error_difference": 2.0,
+    }
 
 
 def test_without_sensitive_features_every_task_returns_an_empty_table_with_its_columns():

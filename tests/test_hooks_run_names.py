@@ -5,9 +5,12 @@ from kedro.pipeline import Pipeline
 from laat.hooks import run_name
 from laat.pipelines import create_inference_pipeline, create_pipeline
 
-PARAMS = {"prior_source": "oracle", "training": {"estimator": {"model": "mlp"}},
-          "evaluation": {"model_name_prefix": "laat-"},
-          "inference": {"dataset": "bodyfat", "model": "champion"}}
+PARAMS = {
+    "prior_source": "oracle",
+    "training": {"estimator": {"model": "mlp"}},
+    "evaluation": {"model_name_prefix": "laat-"},
+    "inference": {"dataset": "bodyfat", "model": "champion"},
+}
 
 
 def test_a_chain_names_dataset_prior_and_model():

@@ -18,8 +18,11 @@ def test_every_wrong_knob_is_named_with_its_value_in_one_error():
         validate_params({"model": "tree", "epochs": 0, "hidden": 2.0}, "LAATClassifier")
     message = str(err.value)
     assert message.startswith("LAATClassifier: invalid hyper-parameter ")
-    for part in ("model='tree' (Input should be 'lr' or 'mlp')", "epochs=0 (Input should be greater than or equal to 1)",
-                 "hidden=2.0 (Input should be a valid integer"):
+    for part in (
+        "model='tree' (Input should be 'lr' or 'mlp')",
+        "epochs=0 (Input should be greater than or equal to 1)",
+        "hidden=2.0 (Input should be a valid integer",
+    ):
         assert part in message
 
 

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
-from project_copy import copy_project, mlflow_client, run_session  # noqa: E402
+from project_copy import copy_project, mlflow_client, run_session
 
 pytestmark = pytest.mark.slow
 
@@ -55,9 +55,15 @@ def test_default_run_logs_everything_and_registers_a_servable_model(project):
         return out
 
     logged = artifacts()
-    for expected in ["validation/validation_report.json", "plots/prior_vs_learned_attributions.png",
-                     "plots/performance.png", "plots/metric_by_group.png", "fairness/fairness_by_group.csv",
-                     "attributions/attributions.csv", "registry/registration.json"]:
+    for expected in [
+        "validation/validation_report.json",
+        "plots/prior_vs_learned_attributions.png",
+        "plots/performance.png",
+        "plots/metric_by_group.png",
+        "fairness/fairness_by_group.csv",
+        "attributions/attributions.csv",
+        "registry/registration.json",
+    ]:
         assert expected in logged, (expected, logged)
     assert any(p.startswith("prior") and p.endswith(".json") for p in logged), logged
     assert any(p.endswith(".yml") or p.endswith(".yaml") for p in logged), logged
@@ -103,12 +109,16 @@ def test_wrong_parameter_fails_before_any_work(project):
     assert not (project / "data/08_reporting").exists()
 
 
-@pytest.mark.parametrize("dataset, kind, champion, outputs", [
-    ("wine", "multiclass", "roc_auc_macro", ["p_cultivar_1", "p_cultivar_2", "p_cultivar_3"]),
-    ("diabetes_progression", "regression", "rmse", ["prediction"]),
-])
-def test_a_multiclass_and_a_regression_table_run_register_and_serve(tmp_path, monkeypatch, dataset, kind,
-                                                                    champion, outputs):
+@pytest.mark.parametrize(
+    "dataset, kind, champion, outputs",
+    [
+        ("wine", "multiclass", "roc_auc_macro", ["p_cultivar_1", "p_cultivar_2", "p_cultivar_3"]),
+        ("diabetes_progression", "regression", "rmse", ["prediction"]),
+    ],
+)
+def test_a_multiclass_and_a_regression_table_run_register_and_serve(
+    tmp_path, monkeypatch, dataset, kind, champion, outputs
+):
     """`kedro run --pipeline <dataset>` with an oracle prior: the task's metrics and fairness, a
     registered champion decided on the task's metric, and a served model giving the task's columns."""
     import mlflow
@@ -125,18 +135,23 @@ def test_a_multiclass_and_a_regression_table_run_register_and_serve(tmp_path, mo
     metrics, tags = run.data.metrics, run.data.tags
     assert tags[f"{dataset}.prior.source"] == "oracle"
     if kind == "multiclass":  # an oracle prior on 10 rows per class separates three cultivars well
-        assert 0.8 < metrics["wine.roc_auc_macro"] <= 1.0 and 0.0 < metrics["wine.log_loss"]
+        assert 0.8 < metrics["wine.roc_auc_macro"] <= 1.0 and metrics["wine.log_loss"] > 0.0
         assert {"wine.roc_auc_weighted", "wine.accuracy", "wine.f1_macro"} <= set(metrics)
     else:  # 10 training rows: better than predicting the mean (R² > 0), in the target's unit
         assert 0.0 < metrics["diabetes_progression.r2"] < 1.0
         assert 0.0 < metrics["diabetes_progression.mae"] < metrics["diabetes_progression.rmse"] < 100.0
-        assert {"diabetes_progression.fairness.sex.rmse_difference",
-                "diabetes_progression.fairness.age.mae_difference"} <= set(metrics)
+        assert {
+            "diabetes_progression.fairness.sex.rmse_difference",
+            "diabetes_progression.fairness.age.mae_difference",
+        } <= set(metrics)
     mv = client.get_model_version_by_alias(f"laat-{dataset}", "champion")
     assert mv.tags[f"eval.{champion}"] == str(metrics[f"{dataset}.{champion}"])
     described = client.get_registered_model(f"laat-{dataset}").description
-    assert ("LAAT regressor" in described and "'prediction' column out" in described) if kind == "regression" \
+    assert (
+        ("LAAT regressor" in described and "'prediction' column out" in described)
+        if kind == "regression"
         else ("LAAT multiclass classifier" in described and "p_<class> out" in described)
+    )
     assert f"prior: oracle; {champion} = " in mv.description
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")

@@ -9,7 +9,7 @@ unexplained name.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +48,12 @@ OTHER_TASKS = {"wine": ("multiclass", 13), "diabetes_progression": ("regression"
 PAPER_SKEW = {"diabetes": (225, 268), "breast_ljubljana": (64, 81), "myocardial": (74, 152)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _meta(name: str) -> DatasetMeta:
     return load_metadata(name, metadata_dir=METADATA_DIR)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw(name: str) -> pd.DataFrame:
     return load_dataset(_meta(name), root=ROOT)
 
@@ -63,6 +63,7 @@ def _df(name: str) -> pd.DataFrame:
 
 
 # ---- every shipped file ---------------------------------------------------------------------
+
 
 def test_every_metadata_file_is_covered():
     assert sorted(p.stem for p in METADATA_DIR.glob("*.yml")) == sorted(DATASETS + list(OTHER_TASKS))
@@ -175,6 +176,7 @@ def test_sensitive_features_are_raw_features(name):
 
 # ---- skew conditions ------------------------------------------------------------------------
 
+
 def _skew_counts(name: str) -> tuple[int, int]:
     meta, df = _meta(name), _df(name)
     hit = df.query(meta.skew.condition)
@@ -204,6 +206,7 @@ def test_electricity_has_no_skew():
 
 # ---- the layout does not depend on which rows are present -----------------------------------
 
+
 @pytest.mark.parametrize("name", DATASETS)
 def test_two_row_sample_encodes_like_full_file(name):
     meta, df = _meta(name), _df(name)
@@ -224,6 +227,7 @@ def test_two_row_sample_really_misses_categories():
 
 # ---- malformed metadata fails loudly and says where ------------------------------------------
 
+
 def _minimal() -> dict:
     return {
         "name": "toy",
@@ -232,8 +236,12 @@ def _minimal() -> dict:
         "target": {"column": "Label", "classes": ["no", "yes"]},
         "features": [
             {"name": "Age", "type": "integer", "description": "Age in years"},
-            {"name": "Colour", "type": "categorical", "description": "Colour",
-             "categories": {"red": "It is red", "blue": "It is blue"}},
+            {
+                "name": "Colour",
+                "type": "categorical",
+                "description": "Colour",
+                "categories": {"red": "It is red", "blue": "It is blue"},
+            },
         ],
         "sensitive_features": ["Age"],
     }
@@ -275,25 +283,34 @@ def test_real_csv_column_names_are_accepted():
     raw = _minimal()
     raw["features"] = [
         {"name": "mother_weight", "type": "numeric", "description": "Weight in kg"},
-        {"name": "birth place", "type": "categorical", "description": "Place",
-         "categories": {"at home": "Born at home", "st. mary's": "Born at St Mary's"}},
+        {
+            "name": "birth place",
+            "type": "categorical",
+            "description": "Place",
+            "categories": {"at home": "Born at home", "st. mary's": "Born at St Mary's"},
+        },
         {"name": "âge.mère", "type": "integer", "description": "Age of the mother"},
         {"name": 2020, "type": "boolean", "description": "Seen in 2020"},
     ]
     raw["sensitive_features"] = ["âge.mère"]
     meta = parse_metadata(raw, origin="toy.yml")
-    assert meta.encoded_columns == ["mother_weight", "âge.mère", "2020", "birth place_at home",
-                                    "birth place_st. mary's"]
-    df = pd.DataFrame({"mother_weight": [60.5], "birth place": ["st. mary's"], "âge.mère": [31], "2020": ["yes"],
-                       "Label": ["no"]})
+    assert meta.encoded_columns == [
+        "mother_weight",
+        "âge.mère",
+        "2020",
+        "birth place_at home",
+        "birth place_st. mary's",
+    ]
+    df = pd.DataFrame(
+        {"mother_weight": [60.5], "birth place": ["st. mary's"], "âge.mère": [31], "2020": ["yes"], "Label": ["no"]}
+    )
     assert encode(df, meta).iloc[0].tolist() == [60.5, 31.0, 1.0, 0.0, 1.0]
 
 
 def test_one_hot_names_that_would_collide_are_refused_naming_both_sources():
     raw = _minimal()
     raw["features"].append({"name": "Colour_red", "type": "numeric", "description": "Redness"})
-    _raises(raw, "encoded column 'Colour_red'", "features[1] (Colour) category 'red'",
-            "features[2] (Colour_red) value")
+    _raises(raw, "encoded column 'Colour_red'", "features[1] (Colour) category 'red'", "features[2] (Colour_red) value")
 
 
 def test_a_repeated_column_is_refused_naming_both_entries():
@@ -351,14 +368,17 @@ def test_categorical_without_categories_is_rejected():
     _raises(raw, "Colour", "categories")
 
 
-@pytest.mark.parametrize("classes, values, canonical", [
-    ("[0, 1]", [0, 1, 1, 0], ["0", "1"]),
-    ("[0, 1]", [0.0, 1.0, 1.0, 0.0], ["0", "1"]),  # a numeric column pandas read as floats
-    ("[false, true]", [False, True, True, False], ["false", "true"]),
-    ("[no, yes]", ["no", "yes", "yes", "no"], ["false", "true"]),  # YAML 1.1 reads bare no/yes as booleans
-    ("['no', 'yes']", [" No", "YES", "y", "0"], ["no", "yes"]),  # any spelling of the same yes/no
-    ("[benign, malignant]", ["benign", "malignant", "malignant", "benign"], ["benign", "malignant"]),
-])
+@pytest.mark.parametrize(
+    "classes, values, canonical",
+    [
+        ("[0, 1]", [0, 1, 1, 0], ["0", "1"]),
+        ("[0, 1]", [0.0, 1.0, 1.0, 0.0], ["0", "1"]),  # a numeric column pandas read as floats
+        ("[false, true]", [False, True, True, False], ["false", "true"]),
+        ("[no, yes]", ["no", "yes", "yes", "no"], ["false", "true"]),  # YAML 1.1 reads bare no/yes as booleans
+        ("['no', 'yes']", [" No", "YES", "y", "0"], ["no", "yes"]),  # any spelling of the same yes/no
+        ("[benign, malignant]", ["benign", "malignant", "malignant", "benign"], ["benign", "malignant"]),
+    ],
+)
 def test_targets_as_numbers_booleans_or_text_have_one_text_form(classes, values, canonical):
     from laat.schema import validation_report
     from laat.serving import output_columns
@@ -385,13 +405,15 @@ def test_a_label_outside_the_classes_is_refused(classes, bad):
 
 # ---- the task follows from the target ------------------------------------------------------
 
+
 def test_three_classes_are_multiclass_coded_in_their_listed_order():
     raw = _minimal()
     raw["target"]["classes"] = ["Gentoo", "Adelie", "Chinstrap"]
     meta = parse_metadata(raw)
     assert meta.target.kind == "multiclass"
-    df = pd.DataFrame({"Label": ["Adelie", "Chinstrap", "Gentoo", "Adelie"], "Age": [1, 2, 3, 4],
-                       "Colour": ["red"] * 4})
+    df = pd.DataFrame(
+        {"Label": ["Adelie", "Chinstrap", "Gentoo", "Adelie"], "Age": [1, 2, 3, 4], "Colour": ["red"] * 4}
+    )
     assert labels(df, meta).tolist() == [1, 2, 0, 1]
     with pytest.raises(ValueError, match="multiclass task: only a binary target has a positive class"):
         _ = meta.positive_class
@@ -405,19 +427,25 @@ def test_a_numeric_target_is_a_regression_with_float_values():
     df = pd.DataFrame({"Label": [1.5, 0, 100, 7], "Age": [1, 2, 3, 4], "Colour": ["red"] * 4})
     assert labels(df, meta).dtype == np.float64 and labels(df, meta).tolist() == [1.5, 0.0, 100.0, 7.0]
     df["Label"] = [1.5, "n/a", 101, 7]
-    with pytest.raises(ValueError, match=r"target 'Label' must be a finite number in \[0, 100\]; "
-                                         r"found \['101', 'n/a'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"target 'Label' must be a finite number in \[0, 100\]; "
+        r"found \['101', 'n/a'\]",
+    ):
         labels(df, meta)
 
 
-@pytest.mark.parametrize("target, where, what", [
-    ({"column": "Label"}, "target", "needs either 'classes'"),
-    ({"column": "Label", "classes": ["a", "b"], "type": "numeric"}, "target", "not both"),
-    ({"column": "Label", "classes": ["a", "b"], "range": [0, 1]}, "target", "'range' is for a numeric target"),
-    ({"column": "Label", "type": "numeric", "range": [5, 1]}, "target", "min > max"),
-    ({"column": "Label", "type": "text"}, "target.type", "'numeric'"),
-    ({"column": "Label", "classes": ["only"]}, "target.classes", "at least 2"),
-])
+@pytest.mark.parametrize(
+    "target, where, what",
+    [
+        ({"column": "Label"}, "target", "needs either 'classes'"),
+        ({"column": "Label", "classes": ["a", "b"], "type": "numeric"}, "target", "not both"),
+        ({"column": "Label", "classes": ["a", "b"], "range": [0, 1]}, "target", "'range' is for a numeric target"),
+        ({"column": "Label", "type": "numeric", "range": [5, 1]}, "target", "min > max"),
+        ({"column": "Label", "type": "text"}, "target.type", "'numeric'"),
+        ({"column": "Label", "classes": ["only"]}, "target.classes", "at least 2"),
+    ],
+)
 def test_a_target_that_is_neither_classes_nor_numeric_is_refused(target, where, what):
     raw = _minimal()
     raw["target"] = target
@@ -467,7 +495,6 @@ def test_unknown_dataset_lists_known_ones():
     with pytest.raises(MetadataError) as err:
         load_metadata("no_such_dataset", metadata_dir=METADATA_DIR)
     assert "diabetes" in str(err.value) and "no_such_dataset" in str(err.value)
-
 
 
 def test_a_dataset_name_needs_the_callers_metadata_folder():

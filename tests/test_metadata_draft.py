@@ -13,10 +13,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make project_copy importable
 
-from project_copy import cli_env, copy_project, lean_training, mlflow_client  # noqa: E402
-
-from laat.datasets import MetadataError, parse_metadata  # noqa: E402
-from laat.metadata_draft import (  # noqa: E402
+from laat.datasets import MetadataError, parse_metadata
+from laat.metadata_draft import (
     MANY_CATEGORIES,
     PLACEHOLDER,
     draft_metadata,
@@ -25,6 +23,7 @@ from laat.metadata_draft import (  # noqa: E402
     require_no_placeholders,
     write_draft,
 )
+from project_copy import cli_env, copy_project, lean_training, mlflow_client
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,14 +41,16 @@ def _fill(metadata: dict) -> dict:
 
 @pytest.fixture
 def csv(tmp_path) -> Path:
-    frame = pd.DataFrame({
-        "Outcome": ["no", "yes", "no", "yes", "no"],          # named like a target, not last
-        "Age": [23, 45, 31, 60, 38],
-        "Income": [1200.5, np.nan, 3400.0, 2100.25, 999.0],
-        "Smoker": ["yes", "no", "No", "YES", "no"],
-        "Treated": [0, 1, 1, 0, 1],
-        "Housing": ["rent", "own", "rent", " free", "own"],
-    })
+    frame = pd.DataFrame(
+        {
+            "Outcome": ["no", "yes", "no", "yes", "no"],  # named like a target, not last
+            "Age": [23, 45, 31, 60, 38],
+            "Income": [1200.5, np.nan, 3400.0, 2100.25, 999.0],
+            "Smoker": ["yes", "no", "No", "YES", "no"],
+            "Treated": [0, 1, 1, 0, 1],
+            "Housing": ["rent", "own", "rent", " free", "own"],
+        }
+    )
     path = tmp_path / "people.csv"
     frame.to_csv(path, index=False)
     return path
@@ -74,21 +75,31 @@ def test_an_all_empty_column_is_a_nullable_number_without_a_range(tmp_path):
     path = tmp_path / "e.csv"
     pd.DataFrame({"Blank": [np.nan, np.nan], "Y": ["no", "yes"]}).to_csv(path, index=False)
     assert draft_metadata(path)["features"] == [
-        {"name": "Blank", "type": "numeric", "description": f"{PLACEHOLDER} what Blank measures, with its unit",
-         "nullable": True}]
+        {
+            "name": "Blank",
+            "type": "numeric",
+            "description": f"{PLACEHOLDER} what Blank measures, with its unit",
+            "nullable": True,
+        }
+    ]
 
 
 def test_without_a_named_target_the_last_binary_column_is_taken_and_target_overrides(tmp_path):
     path = tmp_path / "t.csv"
-    pd.DataFrame({"Paid": ["true", "false", "true"], "Size": [1.5, 2.5, 3.0],
-                  "Won": ["false", "true", "true"], "Level": ["a", "b", "c"]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "Paid": ["true", "false", "true"],
+            "Size": [1.5, 2.5, 3.0],
+            "Won": ["false", "true", "true"],
+            "Level": ["a", "b", "c"],
+        }
+    ).to_csv(path, index=False)
     assert guess_target(pd.read_csv(path)) == "Won"
     # pandas (and so the pipeline) reads true/false as booleans: the labels are as it prints them
     assert draft_metadata(path)["target"] == {"column": "Won", "classes": ["False", "True"]}
     assert draft_metadata(path, target="Paid")["target"]["column"] == "Paid"
     assert draft_metadata(path, target="Level")["target"] == {"column": "Level", "classes": ["a", "b", "c"]}
-    assert draft_metadata(path, target="Size")["target"] == {"column": "Size", "type": "numeric",
-                                                             "range": [1.5, 3.0]}
+    assert draft_metadata(path, target="Size")["target"] == {"column": "Size", "type": "numeric", "range": [1.5, 3.0]}
     with pytest.raises(MetadataError, match="'Nope' is not in"):
         draft_metadata(path, target="Nope")
 
@@ -96,13 +107,21 @@ def test_without_a_named_target_the_last_binary_column_is_taken_and_target_overr
 def test_the_drafted_target_kind_follows_its_values_and_the_draft_parses(tmp_path):
     path = tmp_path / "t.csv"
     n = MANY_CATEGORIES + 1
-    pd.DataFrame({"Size": [float(i) for i in range(n)], "grade": [3, 1, 2] * 7,
-                  "species": ["x", "y", "z"] * 7, "price": list(range(n)), "id": [f"r{i}" for i in range(n)]},
-                 ).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "Size": [float(i) for i in range(n)],
+            "grade": [3, 1, 2] * 7,
+            "species": ["x", "y", "z"] * 7,
+            "price": list(range(n)),
+            "id": [f"r{i}" for i in range(n)],
+        },
+    ).to_csv(path, index=False)
     targets = {t: draft_metadata(path, target=t)["target"] for t in ("grade", "species", "price")}
-    assert targets == {"grade": {"column": "grade", "classes": ["1", "2", "3"]},
-                       "species": {"column": "species", "classes": ["x", "y", "z"]},
-                       "price": {"column": "price", "type": "numeric", "range": [0.0, float(n - 1)]}}
+    assert targets == {
+        "grade": {"column": "grade", "classes": ["1", "2", "3"]},
+        "species": {"column": "species", "classes": ["x", "y", "z"]},
+        "price": {"column": "price", "type": "numeric", "range": [0.0, float(n - 1)]},
+    }
     for t, kind in (("grade", "multiclass"), ("price", "regression")):
         meta = draft_metadata(path, target=t)
         assert parse_metadata(meta).target.kind == kind
@@ -129,10 +148,13 @@ def test_names_like_a_label_win_over_position():
     assert guess_target(frame.rename(columns={"class": "ClassName"})) == "IsLabelled"
 
 
-@pytest.mark.parametrize("frame, msg", [
-    (pd.DataFrame({"A": [1, 2, 3], "B": ["x", "y", "z"]}), "no column has exactly two values"),
-    (pd.DataFrame({"A": ["x", None, "y"]}), "no column has exactly two values"),
-])
+@pytest.mark.parametrize(
+    "frame, msg",
+    [
+        (pd.DataFrame({"A": [1, 2, 3], "B": ["x", "y", "z"]}), "no column has exactly two values"),
+        (pd.DataFrame({"A": ["x", None, "y"]}), "no column has exactly two values"),
+    ],
+)
 def test_no_possible_target_says_to_name_one(frame, msg):
     with pytest.raises(MetadataError, match=msg):
         guess_target(frame)
@@ -141,8 +163,13 @@ def test_no_possible_target_says_to_name_one(frame, msg):
 def test_every_description_is_a_placeholder_and_the_check_names_file_and_key(csv):
     meta = draft_metadata(csv)
     left = placeholders(meta)
-    assert {"task", "source", "license", "features[0] 'Age'.description",
-            "features[4] 'Housing'.categories.own"} <= set(left)
+    assert {
+        "task",
+        "source",
+        "license",
+        "features[0] 'Age'.description",
+        "features[4] 'Housing'.categories.own",
+    } <= set(left)
     assert len(left) == 3 + 5 + 3  # top-level texts, one per feature, one per category
     with pytest.raises(MetadataError) as err:
         require_no_placeholders(meta)
@@ -160,8 +187,16 @@ def test_the_written_draft_parses_once_filled_in_and_is_not_overwritten(csv, tmp
     assert loaded == draft_metadata(csv)  # quoted no/yes survive YAML
     meta = parse_metadata(_fill(loaded))
     # Income has gaps: its missing-value indicator follows it
-    assert meta.encoded_columns == ["Age", "Income", "Income_missing", "Smoker", "Treated", "Housing_free",
-                                    "Housing_own", "Housing_rent"]
+    assert meta.encoded_columns == [
+        "Age",
+        "Income",
+        "Income_missing",
+        "Smoker",
+        "Treated",
+        "Housing_free",
+        "Housing_own",
+        "Housing_rent",
+    ]
     with pytest.raises(FileExistsError, match="--force"):
         write_draft(loaded, out)
     write_draft(loaded, out, overwrite=True)
@@ -177,8 +212,7 @@ def _synthetic(n: int = 240, seed: int = 0) -> pd.DataFrame:
     ward = rng.choice(["north", "south", "east"], n)
     logit = 0.6 * (dose - 5) - 0.3 * (visits - 6) + 1.0 * insured + 0.8 * (ward == "east") - 0.4
     cured = np.where(rng.uniform(size=n) < 1 / (1 + np.exp(-logit)), "yes", "no")
-    return pd.DataFrame({"Dose": dose.round(2), "Visits": visits, "Insured": insured, "Ward": ward,
-                         "Cured": cured})
+    return pd.DataFrame({"Dose": dose.round(2), "Visits": visits, "Insured": insured, "Ward": ward, "Cured": cured})
 
 
 @pytest.mark.slow
@@ -190,8 +224,14 @@ def test_a_drafted_and_filled_in_yaml_runs_the_whole_chain_to_a_registered_model
 
     project = copy_project(tmp_path, [], params=lean_training())
     _synthetic().to_csv(project / "data/01_raw/clinic.csv", index=False)
-    done = subprocess.run([sys.executable, "-m", "laat", "draft-metadata", "data/01_raw/clinic.csv"],
-                          cwd=project, env=cli_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "laat", "draft-metadata", "data/01_raw/clinic.csv"],
+        cwd=project,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     yml = project / "conf/base/datasets/clinic.yml"
     assert "Wrote conf/base/datasets/clinic.yml: target 'Cured'" in done.stdout
@@ -204,8 +244,9 @@ def test_a_drafted_and_filled_in_yaml_runs_the_whole_chain_to_a_registered_model
 
     def run():
         bootstrap_project(ROOT)
-        with KedroSession.create(project_path=ROOT, conf_source=str(project / "conf"),
-                                 runtime_params={"prior_source": "oracle"}) as session:
+        with KedroSession.create(
+            project_path=ROOT, conf_source=str(project / "conf"), runtime_params={"prior_source": "oracle"}
+        ) as session:
             session.run(pipeline_names=["clinic"])
 
     with pytest.raises(MetadataError, match=r"still has \d+ placeholder") as err:
@@ -227,15 +268,19 @@ def test_the_command_writes_the_draft_and_points_at_what_to_check(tmp_path, monk
     from laat.cli import cli
 
     monkeypatch.chdir(tmp_path)
-    pd.DataFrame({"Id": [f"c{i}" for i in range(30)], "Score": range(30),
-                  "Label": ["a", "b"] * 15}).to_csv("ids.csv", index=False)
+    pd.DataFrame({"Id": [f"c{i}" for i in range(30)], "Score": range(30), "Label": ["a", "b"] * 15}).to_csv(
+        "ids.csv", index=False
+    )
     runner = CliRunner()
     done = runner.invoke(cli, ["draft-metadata", "ids.csv", "--target", "Label"])
     assert done.exit_code == 0, done.output
     written = yaml.safe_load((tmp_path / "conf/base/datasets/ids.yml").read_text())
     assert written["target"] == {"column": "Label", "classes": ["a", "b"]}
     lines = done.output.splitlines()
-    assert lines[0] == "Wrote conf/base/datasets/ids.yml: target 'Label' ['a', 'b'], 2 features, 35 placeholders to fill in."
+    assert (
+        lines[0]
+        == "Wrote conf/base/datasets/ids.yml: target 'Label' ['a', 'b'], 2 features, 35 placeholders to fill in."
+    )
     assert lines[1].startswith("Check 'Id': 30 categories")
     again = runner.invoke(cli, ["draft-metadata", "ids.csv", "--out", "conf/base/datasets/ids.yml"])
     assert again.exit_code == 1 and "exists; choose another --out or pass --force" in again.output

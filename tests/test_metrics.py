@@ -65,12 +65,15 @@ def test_single_class_is_a_clear_error(only):
         classification_metrics([only] * 4, [0.2, 0.3, 0.4, 0.9])
 
 
-@pytest.mark.parametrize("y, p, msg", [
-    ([0, 1, 1], [0.1, 0.2], "y_true has 3 rows but p_yes has 2"),
-    ([0, 2], [0.1, 0.2], r"0/1 labels.*\[2\]"),
-    ([0, 1], [0.1, 1.2], r"probabilities in \[0, 1\]"),
-    ([0, 1], [0.1, np.nan], "non-finite"),
-])
+@pytest.mark.parametrize(
+    "y, p, msg",
+    [
+        ([0, 1, 1], [0.1, 0.2], "y_true has 3 rows but p_yes has 2"),
+        ([0, 2], [0.1, 0.2], r"0/1 labels.*\[2\]"),
+        ([0, 1], [0.1, 1.2], r"probabilities in \[0, 1\]"),
+        ([0, 1], [0.1, np.nan], "non-finite"),
+    ],
+)
 def test_bad_input_names_the_problem(y, p, msg):
     with pytest.raises(ValueError, match=msg):
         classification_metrics(y, p)
@@ -110,20 +113,26 @@ def test_a_model_that_predicts_no_positive_gets_zeros_without_warnings():
 
 @pytest.mark.parametrize("only,word", [(0, "negative"), (1, "positive")])
 def test_single_class_message_names_the_class_and_the_fix(only, word):
-    with pytest.raises(ValueError, match=rf"^classification_metrics: ROC AUC is undefined because y_true holds "
-                                         rf"only class {only} \({word}\) in all 3 rows; evaluate on a set that "
-                                         rf"contains both classes$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^classification_metrics: ROC AUC is undefined because y_true holds "
+        rf"only class {only} \({word}\) in all 3 rows; evaluate on a set that "
+        rf"contains both classes$",
+    ):
         classification_metrics([only] * 3, [0.2, 0.3, 0.4])
 
 
-@pytest.mark.parametrize("y, p, msg", [
-    ([], [], "no rows to evaluate"),
-    (["0", "1"], [0.1, 0.2], r"y_true must hold 0/1 labels \(1 = positive class\), found \['0', '1'\]"),
-    (np.array([0, 1, "yes", 2], dtype=object), [0.1] * 4, r"found \[2, 'yes'\]"),
-    ([0, 1, 2, 3, 4, 5, 6, 7, 8], [0.1] * 9, r"found \[2, 3, 4, 5, 6\]$"),  # the first five
-    ([0, 1, 1], [0.1, np.nan, np.inf], "p_yes has 2 non-finite values"),
-    ([0, 1], [-0.1, 0.5], r"p_yes must be probabilities in \[0, 1\], got range \[-0.1, 0.5\]"),
-])
+@pytest.mark.parametrize(
+    "y, p, msg",
+    [
+        ([], [], "no rows to evaluate"),
+        (["0", "1"], [0.1, 0.2], r"y_true must hold 0/1 labels \(1 = positive class\), found \['0', '1'\]"),
+        (np.array([0, 1, "yes", 2], dtype=object), [0.1] * 4, r"found \[2, 'yes'\]"),
+        ([0, 1, 2, 3, 4, 5, 6, 7, 8], [0.1] * 9, r"found \[2, 3, 4, 5, 6\]$"),  # the first five
+        ([0, 1, 1], [0.1, np.nan, np.inf], "p_yes has 2 non-finite values"),
+        ([0, 1], [-0.1, 0.5], r"p_yes must be probabilities in \[0, 1\], got range \[-0.1, 0.5\]"),
+    ],
+)
 def test_bad_input_messages_name_the_caller_and_the_problem(y, p, msg):
     with pytest.raises(ValueError, match="^classification_metrics: .*" + msg):
         classification_metrics(y, p)
@@ -134,8 +143,18 @@ def test_bad_input_messages_name_the_caller_and_the_problem(y, p, msg):
 # ---- multiclass and regression ---------------------------------------------------------------
 
 Y3 = np.array([0, 1, 2, 0, 1, 2, 2, 1])
-P3 = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.2, 0.2, 0.6], [0.3, 0.4, 0.3],
-               [0.2, 0.6, 0.2], [0.1, 0.1, 0.8], [0.5, 0.3, 0.2], [0.3, 0.3, 0.4]])
+P3 = np.array(
+    [
+        [0.7, 0.2, 0.1],
+        [0.1, 0.5, 0.4],
+        [0.2, 0.2, 0.6],
+        [0.3, 0.4, 0.3],
+        [0.2, 0.6, 0.2],
+        [0.1, 0.1, 0.8],
+        [0.5, 0.3, 0.2],
+        [0.3, 0.3, 0.4],
+    ]
+)
 
 
 def test_multiclass_metrics_match_sklearn_one_vs_rest_and_argmax():
@@ -143,21 +162,25 @@ def test_multiclass_metrics_match_sklearn_one_vs_rest_and_argmax():
     y_hat = P3.argmax(axis=1)  # [0, 1, 2, 1, 1, 2, 0, 2]: 5 of 8 right
     assert tuple(m) == MULTICLASS_METRIC_NAMES
     assert m["accuracy"] == pytest.approx(5 / 8)
-    assert m["roc_auc_macro"] == pytest.approx(np.mean([roc_auc_score(Y3 == c, P3[:, c]) for c in range(3)]))
+    assert m["roc_auc_macro"] == pytest.approx(np.mean([roc_auc_score(c == Y3, P3[:, c]) for c in range(3)]))
     weights = np.bincount(Y3) / len(Y3)
-    assert m["roc_auc_weighted"] == pytest.approx(sum(w * roc_auc_score(Y3 == c, P3[:, c])
-                                                      for c, w in enumerate(weights)))
+    assert m["roc_auc_weighted"] == pytest.approx(
+        sum(w * roc_auc_score(c == Y3, P3[:, c]) for c, w in enumerate(weights))
+    )
     assert m["log_loss"] == pytest.approx(-np.mean(np.log(P3[np.arange(8), Y3])))
     assert m["f1_macro"] == pytest.approx(f1_score(Y3, y_hat, average="macro"))
 
 
-@pytest.mark.parametrize("y, p, msg", [
-    (Y3[:4], P3, "y_true has 4 rows but proba has 8"),
-    (Y3, P3[:, :2], r"3 or more classes, got shape \(8, 2\)"),
-    (np.where(Y3 == 2, 3, Y3), P3, r"class codes 0..2 .* found \[3\]"),
-    (Y3, P3 * 2, "summing to 1"),
-    (np.minimum(Y3, 1), P3, r"classes \[2\] have no rows"),
-])
+@pytest.mark.parametrize(
+    "y, p, msg",
+    [
+        (Y3[:4], P3, "y_true has 4 rows but proba has 8"),
+        (Y3, P3[:, :2], r"3 or more classes, got shape \(8, 2\)"),
+        (np.where(Y3 == 2, 3, Y3), P3, r"class codes 0..2 .* found \[3\]"),
+        (Y3, P3 * 2, "summing to 1"),
+        (np.minimum(Y3, 1), P3, r"classes \[2\] have no rows"),
+    ],
+)
 def test_bad_multiclass_inputs_say_what_is_wrong(y, p, msg):
     with pytest.raises(ValueError, match=msg):
         multiclass_metrics(y, p)
@@ -171,11 +194,14 @@ def test_regression_metrics_by_hand():
     assert m["r2"] == pytest.approx(1 - 2.25 / 5.0)  # total sum of squares around 2.5 is 5
 
 
-@pytest.mark.parametrize("y, f, msg", [
-    ([1.0, 2.0], [1.0], "y_true has 2 rows but y_pred has 1"),
-    ([1.0], [1.0], "1 rows; R² needs at least 2"),
-    ([1.0, 2.0], [1.0, np.nan], "y_pred has 1 non-finite values"),
-])
+@pytest.mark.parametrize(
+    "y, f, msg",
+    [
+        ([1.0, 2.0], [1.0], "y_true has 2 rows but y_pred has 1"),
+        ([1.0], [1.0], "1 rows; R² needs at least 2"),
+        ([1.0, 2.0], [1.0, np.nan], "y_pred has 1 non-finite values"),
+    ],
+)
 def test_bad_regression_inputs_say_what_is_wrong(y, f, msg):
     with pytest.raises(ValueError, match=msg):
         regression_metrics(y, f)
@@ -184,5 +210,11 @@ def test_bad_regression_inputs_say_what_is_wrong(y, f, msg):
 def test_every_task_has_a_champion_metric_it_computes_and_errors_are_lower_is_better():
     assert TASK_METRIC == {"binary": "roc_auc", "multiclass": "roc_auc_macro", "regression": "rmse"}
     assert {TASK_METRIC["binary"]} <= set(METRIC_NAMES) and TASK_METRIC["multiclass"] in MULTICLASS_METRIC_NAMES
-    assert [higher_is_better(m) for m in ("roc_auc", "roc_auc_macro", "r2", "rmse", "mae", "log_loss")] == \
-        [True, True, True, False, False, False]
+    assert [higher_is_better(m) for m in ("roc_auc", "roc_auc_macro", "r2", "rmse", "mae", "log_loss")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]

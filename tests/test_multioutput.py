@@ -49,7 +49,8 @@ def test_softmax_ce_plus_per_class_penalty_has_the_hand_derived_gradient_for_lr(
     z = forward("lr", p, x)
     G = mean_input_gradient("lr", p, x, w)
     loss = task_loss(z, y.double(), w, "multiclass", "squared", 1.0) + gamma * attribution_loss(
-        G, t, "multiclass", "per_class", mask)
+        G, t, "multiclass", "per_class", mask
+    )
     gW, gb = torch.autograd.grad(loss.sum(), [p["W"], p["b"]])
     with torch.no_grad():
         P = torch.softmax(z, -1) - torch.nn.functional.one_hot(y, k).double()
@@ -73,7 +74,8 @@ def test_squared_and_huber_plus_penalty_have_the_hand_derived_gradient_for_lr(lo
     gamma = 11.0
     z = forward("lr", p, x)
     loss_v = task_loss(z, y, w, "regression", loss, delta) + gamma * attribution_loss(
-        mean_input_gradient("lr", p, x, w), t, "regression", "per_class", mask)
+        mean_input_gradient("lr", p, x, w), t, "regression", "per_class", mask
+    )
     gW, gb = torch.autograd.grad(loss_v.sum(), [p["W"], p["b"]])
     with torch.no_grad():
         r = z[..., 0] - y
@@ -94,8 +96,8 @@ def test_closed_form_attribution_equals_double_backprop_with_its_parameter_gradi
     ref = torch.stack([batch_mean_gradient(lambda v, c=c: forward(kind, p, v)[..., c], x, w) for c in range(k)], -1)
     torch.testing.assert_close(G, ref, rtol=1e-12, atol=1e-14)
     first = "W" if kind == "lr" else "W1"
-    (a,) = torch.autograd.grad((G ** 2).sum(), p[first], retain_graph=True)
-    (b,) = torch.autograd.grad((ref ** 2).sum(), p[first])
+    (a,) = torch.autograd.grad((G**2).sum(), p[first], retain_graph=True)
+    (b,) = torch.autograd.grad((ref**2).sum(), p[first])
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
@@ -122,7 +124,7 @@ def test_a_stacked_fit_equals_single_fits(task, k):
     kw = {"task": task, "n_outputs": k, "model": "mlp", "hidden": 8, "epochs": 30, "gamma": [0.0, 50.0, 100.0]}
     both = fit_multi(X, y, T, seeds=[4, 5, 6], **kw)
     for r in range(3):
-        one = fit_multi(X[r:r + 1], y[r:r + 1], T[r:r + 1], seeds=[4 + r], **dict(kw, gamma=kw["gamma"][r]))
+        one = fit_multi(X[r : r + 1], y[r : r + 1], T[r : r + 1], seeds=[4 + r], **dict(kw, gamma=kw["gamma"][r]))
         for name, v in one.params.items():
             assert torch.equal(both.params[name][r], v[0]), name
 
@@ -132,7 +134,16 @@ def test_a_masked_feature_keeps_exactly_zero_weights_and_attribution():
     X = rng.random((1, 20, 4)).astype(np.float32)
     y = rng.integers(0, 3, (1, 20))
     T = normalized_target(rng.integers(-10, 11, (3, 4)).astype(float), 1.0, [True, False, True, True]).numpy()[None]
-    m = fit_multi(X, y, T, task="multiclass", n_outputs=3, model="mlp", hidden=6, epochs=20,
-                  feature_mask=[[True, False, True, True]])
+    m = fit_multi(
+        X,
+        y,
+        T,
+        task="multiclass",
+        n_outputs=3,
+        model="mlp",
+        hidden=6,
+        epochs=20,
+        feature_mask=[[True, False, True, True]],
+    )
     assert bool((m.params["W1"][0, 1] == 0).all())
     assert bool((m.attribution(X[0])[0, 1] == 0).all())

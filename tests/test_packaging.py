@@ -8,7 +8,6 @@ import sys
 import zipfile
 
 import pytest
-
 from tests.conftest import PROJECT_ROOT
 
 RESEARCH_ONLY = ("dask", "distributed", "xgboost")
@@ -32,8 +31,13 @@ print("core ok")
 
 
 def test_the_core_imports_and_registers_its_pipelines_without_the_research_extra():
-    proc = subprocess.run([sys.executable, "-c", _WITHOUT_RESEARCH.format(blocked=RESEARCH_ONLY)],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_RESEARCH.format(blocked=RESEARCH_ONLY)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("core ok")
 
@@ -51,14 +55,31 @@ def test_the_wheel_ships_laat_and_laat_research_and_puts_the_heavy_dependencies_
     shutil.copytree(PROJECT_ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(PROJECT_ROOT / name, source / name)
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = tmp_path.glob("laat-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert {"laat/estimator.py", "laat/serving.py", "laat_research/sweep.py", "laat_research/pipeline/nodes.py"} <= set(names)
+    assert {"laat/estimator.py", "laat/serving.py", "laat_research/sweep.py", "laat_research/pipeline/nodes.py"} <= set(
+        names
+    )
     assert not any(n.startswith(("laat/benchmark", "laat/pipelines/benchmark", "tests/")) for n in names)
     requires = [line.removeprefix("Requires-Dist: ") for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     for heavy in ("dask", "xgboost", "joblib"):

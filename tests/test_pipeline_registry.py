@@ -8,8 +8,9 @@ from laat.pipeline_registry import STAGES, dataset_names, register_pipelines
 
 
 def _project(root, names):
-    (root / "pyproject.toml").write_text('[tool.kedro]\npackage_name = "laat"\nproject_name = "x"\n'
-                                         'kedro_init_version = "1.7.0"\n')
+    (root / "pyproject.toml").write_text(
+        '[tool.kedro]\npackage_name = "laat"\nproject_name = "x"\nkedro_init_version = "1.7.0"\n'
+    )
     meta = root / "conf" / "base" / "datasets"
     meta.mkdir(parents=True)
     for n in names:

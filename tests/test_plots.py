@@ -55,8 +55,7 @@ def test_prior_label_must_say_its_kind():
 
 def test_mismatched_feature_names_are_named():
     with pytest.raises(ValueError, match=r"only in prior \['b'\], only in learned \['c'\]"):
-        plot_attributions(pd.Series({"a": 1.0, "b": 2.0}), pd.Series({"a": 1.0, "c": 2.0}),
-                          prior_label="expert prior")
+        plot_attributions(pd.Series({"a": 1.0, "b": 2.0}), pd.Series({"a": 1.0, "c": 2.0}), prior_label="expert prior")
 
 
 def test_roc_one_or_several_curves(tmp_path):
@@ -84,9 +83,13 @@ def test_metric_by_group_one_panel_per_feature(tmp_path):
 
 
 def test_auc_vs_shots_mean_per_method_and_k(tmp_path):
-    rows = [{"dataset": ds, "k": k, "method": m, "roc_auc": 0.6 + 0.01 * k + (0.05 if m == "laat" else 0) + e}
-            for ds in ("diabetes", "bodyfat") for k in (1, 5, 10) for m in ("laat", "lr")
-            for e in (-0.02, 0.02)]
+    rows = [
+        {"dataset": ds, "k": k, "method": m, "roc_auc": 0.6 + 0.01 * k + (0.05 if m == "laat" else 0) + e}
+        for ds in ("diabetes", "bodyfat")
+        for k in (1, 5, 10)
+        for m in ("laat", "lr")
+        for e in (-0.02, 0.02)
+    ]
     fig = plot_auc_vs_shots(pd.DataFrame(rows))
     ax = fig.axes[0]
     assert ax.get_title() == "diabetes"

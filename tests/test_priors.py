@@ -11,9 +11,14 @@ from laat.priors import Prior, PriorError, as_prior, oracle_prior, oracle_prior_
 
 
 def make(**kw) -> Prior:
-    base = dict(features=["a", "b", "c"], mean=[7.4, -1.0, 0.0], spread=[0.5, 0.0, 1.0], source="llm",
-                provenance={"model": "m", "strategy": "direct", "prompt": "long text"},
-                samples=[[7.0, -1.0, 1.0], [7.8, -1.0, -1.0]])
+    base = dict(
+        features=["a", "b", "c"],
+        mean=[7.4, -1.0, 0.0],
+        spread=[0.5, 0.0, 1.0],
+        source="llm",
+        provenance={"model": "m", "strategy": "direct", "prompt": "long text"},
+        samples=[[7.0, -1.0, 1.0], [7.8, -1.0, -1.0]],
+    )
     base.update(kw)
     return Prior(**base)
 
@@ -26,15 +31,18 @@ def test_views_and_interface():
     assert len(p) == 3 and p.label == "llm"
 
 
-@pytest.mark.parametrize("kw, msg", [
-    ({"source": "gpt"}, "source 'gpt' is not one of"),
-    ({"mean": [11, 0, 0]}, "score for 'a' is 11.0, outside"),
-    ({"mean": [float("nan"), 0, 0]}, "score for 'a' is nan"),
-    ({"mean": [1, 2]}, "mean has 2 values for 3 features"),
-    ({"features": ["a", "a", "c"]}, "more than once: ['a']"),
-    ({"spread": [-1, 0, 0]}, "spread for 'a' is -1.0"),
-    ({"samples": [[1, 2]]}, "sample 0 has 2 values"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"source": "gpt"}, "source 'gpt' is not one of"),
+        ({"mean": [11, 0, 0]}, "score for 'a' is 11.0, outside"),
+        ({"mean": [float("nan"), 0, 0]}, "score for 'a' is nan"),
+        ({"mean": [1, 2]}, "mean has 2 values for 3 features"),
+        ({"features": ["a", "a", "c"]}, "more than once: ['a']"),
+        ({"spread": [-1, 0, 0]}, "spread for 'a' is -1.0"),
+        ({"samples": [[1, 2]]}, "sample 0 has 2 values"),
+    ],
+)
 def test_invalid_priors_fail_with_the_culprit_named(kw, msg):
     with pytest.raises(PriorError, match=msg.replace("(", r"\(").replace("[", r"\[")):
         make(**kw)
@@ -91,13 +99,16 @@ def test_hand_written_yaml_is_expert_and_cannot_claim_llm():
         Prior.from_yaml("source: llm\nscores:\n  a: 3\n")
 
 
-@pytest.mark.parametrize("text, msg", [
-    ("scores:\n  a: high\n", "score for 'a' is 'high'"),
-    ("scores:\n  a: 12\n", "score for 'a' is 12.0, outside"),
-    ("a: 1\n", "expected a mapping with a `scores:`"),
-    ("scores: [1, 2\n", "not valid YAML"),
-    ("scores:\n  a: 1\nspread:\n  b: 1\n", "`spread` names features not in `scores`"),
-])
+@pytest.mark.parametrize(
+    "text, msg",
+    [
+        ("scores:\n  a: high\n", "score for 'a' is 'high'"),
+        ("scores:\n  a: 12\n", "score for 'a' is 12.0, outside"),
+        ("a: 1\n", "expected a mapping with a `scores:`"),
+        ("scores: [1, 2\n", "not valid YAML"),
+        ("scores:\n  a: 1\nspread:\n  b: 1\n", "`spread` names features not in `scores`"),
+    ],
+)
 def test_bad_yaml_is_reported(text, msg):
     with pytest.raises(PriorError, match=msg.replace("[", r"\[")):
         Prior.from_yaml(text, origin="x.yml")
@@ -121,8 +132,7 @@ def test_random_prior_is_seeded_integer_and_labelled():
 
 def test_oracle_recovers_signs_and_scale_on_synthetic_data():
     rng = np.random.default_rng(0)
-    X = pd.DataFrame({"up": rng.uniform(0, 5, 2000), "down": rng.uniform(-1, 1, 2000),
-                      "noise": rng.normal(size=2000)})
+    X = pd.DataFrame({"up": rng.uniform(0, 5, 2000), "down": rng.uniform(-1, 1, 2000), "noise": rng.normal(size=2000)})
     logit = 1.5 * X["up"] - 4 * X["down"] - 3.5
     y = (rng.uniform(size=2000) < 1 / (1 + np.exp(-logit))).astype(int)
     p = oracle_prior(X, y)
@@ -164,7 +174,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 # feature names as encoding produces them (column, or column=category) plus YAML-awkward ones
 _names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
-    lambda s: s == s.strip())
+    lambda s: s == s.strip()
+)
 _scores = st.floats(-10.0, 10.0, allow_nan=False)
 
 
@@ -175,8 +186,14 @@ def priors(draw):
     samples = draw(st.lists(st.lists(_scores, min_size=d, max_size=d), min_size=0, max_size=3))
     mean = draw(st.lists(_scores, min_size=d, max_size=d))
     spread = draw(st.lists(st.floats(0.0, 5.0), min_size=d, max_size=d))
-    return Prior(features=features, mean=mean, spread=spread, source=draw(st.sampled_from(["llm", "oracle", "random"])),
-                 provenance={"model": draw(_names), "n": draw(st.integers(0, 99))}, samples=samples)
+    return Prior(
+        features=features,
+        mean=mean,
+        spread=spread,
+        source=draw(st.sampled_from(["llm", "oracle", "random"])),
+        provenance={"model": draw(_names), "n": draw(st.integers(0, 99))},
+        samples=samples,
+    )
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -186,7 +203,13 @@ def test_json_round_trip_is_lossless_for_any_prior(p):
 
     q = Prior.from_dict(json.loads(json.dumps(p.to_dict())))
     assert (q.features, q.mean, q.spread, q.source, q.samples, q.provenance) == (
-        p.features, p.mean, p.spread, p.source, p.samples, p.provenance)
+        p.features,
+        p.mean,
+        p.spread,
+        p.source,
+        p.samples,
+        p.provenance,
+    )
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -293,8 +316,11 @@ def test_aligned_keeps_spread_samples_and_provenance_in_the_new_order():
 
 
 def test_feature_mismatch_in_either_direction_is_refused_with_the_default_place():
-    with pytest.raises(PriorError, match=r"^prior \(llm\) does not match the dataset's encoded columns: "
-                                         r"missing \['d'\], unknown \[\]$"):
+    with pytest.raises(
+        PriorError,
+        match=r"^prior \(llm\) does not match the dataset's encoded columns: "
+        r"missing \['d'\], unknown \[\]$",
+    ):
         make().check_features(["a", "b", "c", "d"])
     with pytest.raises(PriorError, match=r"missing \[\], unknown \['c'\]$"):
         make().check_features(["a", "b"])
@@ -325,9 +351,14 @@ def test_provenance_with_numpy_values_and_paths_becomes_plain_json():
 
 
 def make_per_class(**kw) -> Prior:
-    base = dict(features=["a", "b"], classes=["setosa", "versicolor", "virginica"],
-                mean=[[7.0, -1.5], [0.0, 2.0], [-3.0, 10.0]], spread=[[0.5, 0.0], [0.0, 1.0], [0.0, 0.0]],
-                source="llm", samples=[[[7, -1], [0, 2], [-3, 10]], [[7, -2], [0, 2], [-3, 10]]])
+    base = dict(
+        features=["a", "b"],
+        classes=["setosa", "versicolor", "virginica"],
+        mean=[[7.0, -1.5], [0.0, 2.0], [-3.0, 10.0]],
+        spread=[[0.5, 0.0], [0.0, 1.0], [0.0, 0.0]],
+        source="llm",
+        samples=[[[7, -1], [0, 2], [-3, 10]], [[7, -2], [0, 2], [-3, 10]]],
+    )
     base.update(kw)
     return Prior(**base)
 
@@ -344,16 +375,19 @@ def test_a_per_class_prior_gives_scores_by_class_and_refuses_the_signed_view():
         make().class_scores()
 
 
-@pytest.mark.parametrize("kw, msg", [
-    ({"classes": ["only"]}, "at least 2 classes"),
-    ({"classes": ["x", "x", "y"]}, "classes more than once: ['x']"),
-    ({"mean": [[1, 2], [3, 4]]}, "mean must be 3 rows (one per class"),
-    ({"mean": [[1, 2], [3, 4], [5]]}, "class 'virginica' mean has 1 values for 2 features"),
-    ({"mean": [[1, 2], [3, 40], [5, 6]]}, "class 'versicolor' score for 'b' is 40.0, outside"),
-    ({"samples": [[[1, 2]]]}, "sample 0 must be 3 rows"),
-    ({"classes": None}, "is nested, but the prior has no `classes`"),
-    ({"mean": [[1, "x"], [0, 0], [0, 0]]}, "prior mean holds 'x', not a number"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"classes": ["only"]}, "at least 2 classes"),
+        ({"classes": ["x", "x", "y"]}, "classes more than once: ['x']"),
+        ({"mean": [[1, 2], [3, 4]]}, "mean must be 3 rows (one per class"),
+        ({"mean": [[1, 2], [3, 4], [5]]}, "class 'virginica' mean has 1 values for 2 features"),
+        ({"mean": [[1, 2], [3, 40], [5, 6]]}, "class 'versicolor' score for 'b' is 40.0, outside"),
+        ({"samples": [[[1, 2]]]}, "sample 0 must be 3 rows"),
+        ({"classes": None}, "is nested, but the prior has no `classes`"),
+        ({"mean": [[1, "x"], [0, 0], [0, 0]]}, "prior mean holds 'x', not a number"),
+    ],
+)
 def test_invalid_per_class_priors_name_the_culprit(kw, msg):
     with pytest.raises(PriorError, match=msg.replace("(", r"\(").replace("[", r"\[")):
         make_per_class(**kw)

@@ -124,8 +124,9 @@ def test_validation_encoding_and_serving_share_one_boolean_vocabulary(diabetes):
     assert encode(rows, meta)["Age"].tolist() == TRUTH
     check_raw_rows(rows, meta)  # accepted as served input
     rows.loc[rows.index[2], "Age"] = "maybe"
-    line = next(ln for ln in str(pytest.raises(DataValidationError, validate, rows, meta).value).splitlines()
-                if "'Age'" in ln)
+    line = next(
+        ln for ln in str(pytest.raises(DataValidationError, validate, rows, meta).value).splitlines() if "'Age'" in ln
+    )
     assert "boolean_values (yes/no, y/n, true/false, t/f, 1/0 (any case))" in line and "'maybe'" in line
     with pytest.raises(InputError, match="'Age' has non-boolean values \\['maybe'\\]"):
         check_raw_rows(rows, meta)
@@ -144,8 +145,9 @@ def test_too_few_rows_of_a_class_names_the_class_and_the_need(diabetes):
     report = validation_report(few, meta, min_rows_per_class=11, why="10 shots and 1 test row")
     assert report["status"] == "failed"
     (failure,) = report["failures"]
-    assert failure["message"] == ("class 'yes' of target 'Outcome' has 10 rows; 11 are needed "
-                                  "(10 shots and 1 test row)")
+    assert failure["message"] == (
+        "class 'yes' of target 'Outcome' has 10 rows; 11 are needed (10 shots and 1 test row)"
+    )
     assert validation_report(few, meta, min_rows_per_class=10)["status"] == "passed"
 
 

@@ -252,8 +252,9 @@ def test_out_of_range_clip_moves_values_into_range_and_allow_passes_them(diabete
     clipped = check_raw_rows(rows, meta, "clip")
     assert clipped["Glucose"].iloc[0] == 0 and clipped["Age"].iloc[3] == 120
     assert clipped["Pregnancies"].iloc[1] == 2  # rounded half to even
-    pd.testing.assert_frame_equal(clipped.drop(columns=["Glucose", "Age", "Pregnancies"]),
-                                  rows.drop(columns=["Glucose", "Age", "Pregnancies"]))
+    pd.testing.assert_frame_equal(
+        clipped.drop(columns=["Glucose", "Age", "Pregnancies"]), rows.drop(columns=["Glucose", "Age", "Pregnancies"])
+    )
     pd.testing.assert_frame_equal(check_raw_rows(rows, meta, "allow"), rows)
     with pytest.raises(InputError, match="infinite"):  # no policy scores an infinite value
         check_raw_rows(_diabetes_rows(diabetes, BMI=(0, -np.inf)), meta, "allow")
@@ -279,7 +280,8 @@ def test_an_internal_failure_is_a_500_whose_body_has_no_traceback(diabetes):
     assert err.value.get_http_status_code() == 500
     assert json.loads(err.value.serialize_as_json()) == {
         "error_code": "INTERNAL_ERROR",
-        "message": "internal error while scoring (ValueError); the traceback is in the server's log"}
+        "message": "internal error while scoring (ValueError); the traceback is in the server's log",
+    }
     assert isinstance(err.value.__cause__, ValueError)  # the cause stays with the exception
 
 
@@ -293,6 +295,7 @@ def test_estimator_fit_on_other_columns_is_refused_at_logging(store, diabetes):
 
 
 # ---- the real HTTP server ------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -320,8 +323,18 @@ def server(store, diabetes, laat_model, project_root, tmp_path_factory):
     env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "PATH": path}
     env.pop("MLFLOW_TRACKING_URI", None)
     # -o: serve with the interpreter running these tests; never (re)install from inside a test
-    cmd = ["make", "-C", str(project_root), "-o", ".venv/.installed", "serve", f"BIN={bin_dir}",
-           f"DS={meta.name}", f"PORT={port}", f"TRACKING_URI={store['uri']}"]
+    cmd = [
+        "make",
+        "-C",
+        str(project_root),
+        "-o",
+        ".venv/.installed",
+        "serve",
+        f"BIN={bin_dir}",
+        f"DS={meta.name}",
+        f"PORT={port}",
+        f"TRACKING_URI={store['uri']}",
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -355,8 +368,9 @@ def server(store, diabetes, laat_model, project_root, tmp_path_factory):
 
 def _post(server, body) -> tuple[int, str]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(f"{server['base']}/invocations", data=data,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{server['base']}/invocations", data=data, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, r.read().decode()
@@ -389,27 +403,48 @@ def test_served_model_answers_raw_rows_like_the_estimator(server):
 
 # (request, substrings the one message must contain); the JSON-shape answers are MLflow's own
 BAD_REQUESTS = {
-    "glucose_below_min": (lambda s: _split(_one_row(s, Glucose=-50)),
-                          ["'Glucose' has values outside its range [0, no max]: -50 (row 0)", 'out_of_range="clip"']),
-    "age_above_max": (lambda s: _split(_one_row(s, Age=500)),
-                      ["'Age' has values outside its range [0, 120]: 500 (row 0)"]),
-    "age_not_whole": (lambda s: _split(_one_row(s, Age=50.5)),
-                      ["'Age' is an integer column but has non-whole values: 50.5 (row 0)"]),
-    "text_in_numeric_column": (lambda s: _split(_one_row(s, Glucose="high")),
-                               ["'Glucose' has non-numeric values ['high']"]),
-    "missing_column": (lambda s: {"dataframe_split": json.loads(
-                           _one_row(s).drop(columns=["Glucose"]).to_json(orient="split", index=False))},
-                       ["missing raw columns ['Glucose']"]),
-    "unknown_columns_only": (lambda s: {"dataframe_records": [{"glucose": 148, "age": 50}]},
-                             ["missing raw columns ['Pregnancies', 'Glucose',"]),
-    "empty_records_list": (lambda s: {"dataframe_records": []},  # carries no columns
-                           ["missing raw columns ['Pregnancies', 'Glucose',"]),
-    "unknown_policy": (lambda s: _split(_one_row(s), out_of_range="ignore"),
-                       ["out_of_range must be one of ['reject', 'clip', 'allow'], got 'ignore'"]),
-    "json_list_not_object": (lambda s: [[6, 148, 72, 35, 0, 33.6, 0.627, 50]],
-                             ["The input must be a JSON dictionary with exactly one of the input fields"]),
-    "json_without_input_field": (lambda s: {"rows": [[6, 148, 72, 35, 0, 33.6, 0.627, 50]]},
-                                 ["exactly one of the input fields"]),
+    "glucose_below_min": (
+        lambda s: _split(_one_row(s, Glucose=-50)),
+        ["'Glucose' has values outside its range [0, no max]: -50 (row 0)", 'out_of_range="clip"'],
+    ),
+    "age_above_max": (
+        lambda s: _split(_one_row(s, Age=500)),
+        ["'Age' has values outside its range [0, 120]: 500 (row 0)"],
+    ),
+    "age_not_whole": (
+        lambda s: _split(_one_row(s, Age=50.5)),
+        ["'Age' is an integer column but has non-whole values: 50.5 (row 0)"],
+    ),
+    "text_in_numeric_column": (
+        lambda s: _split(_one_row(s, Glucose="high")),
+        ["'Glucose' has non-numeric values ['high']"],
+    ),
+    "missing_column": (
+        lambda s: {
+            "dataframe_split": json.loads(_one_row(s).drop(columns=["Glucose"]).to_json(orient="split", index=False))
+        },
+        ["missing raw columns ['Glucose']"],
+    ),
+    "unknown_columns_only": (
+        lambda s: {"dataframe_records": [{"glucose": 148, "age": 50}]},
+        ["missing raw columns ['Pregnancies', 'Glucose',"],
+    ),
+    "empty_records_list": (
+        lambda s: {"dataframe_records": []},  # carries no columns
+        ["missing raw columns ['Pregnancies', 'Glucose',"],
+    ),
+    "unknown_policy": (
+        lambda s: _split(_one_row(s), out_of_range="ignore"),
+        ["out_of_range must be one of ['reject', 'clip', 'allow'], got 'ignore'"],
+    ),
+    "json_list_not_object": (
+        lambda s: [[6, 148, 72, 35, 0, 33.6, 0.627, 50]],
+        ["The input must be a JSON dictionary with exactly one of the input fields"],
+    ),
+    "json_without_input_field": (
+        lambda s: {"rows": [[6, 148, 72, 35, 0, 33.6, 0.627, 50]]},
+        ["exactly one of the input fields"],
+    ),
 }
 
 
@@ -451,8 +486,9 @@ def test_laat_classifier_round_trips_and_pins_cpu_torch(store, diabetes, laat_mo
     assert f"torch=={torch_version}" in reqs
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in reqs
     served = mlflow.pyfunc.load_model(info.model_uri)
-    np.testing.assert_allclose(served.predict(test).to_numpy(), laat_model.predict_proba(encode(test, meta)),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        served.predict(test).to_numpy(), laat_model.predict_proba(encode(test, meta)), rtol=1e-10, atol=1e-12
+    )
 
 
 # Loads a logged model in a new interpreter and predicts; prints where each laat module came from.
@@ -467,7 +503,8 @@ print(json.dumps({"p": out.to_numpy().tolist(),
 
 
 def test_served_model_ships_only_what_it_imports_and_predicts_from_it_in_a_fresh_process(
-        store, diabetes, laat_model, tmp_path):
+    store, diabetes, laat_model, tmp_path
+):
     meta, train, test = diabetes
     info = _log(store, laat_model, meta, train)
     local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path)))
@@ -475,11 +512,20 @@ def test_served_model_ships_only_what_it_imports_and_predicts_from_it_in_a_fresh
     shipped = sorted(str(f.relative_to(code)) for f in code.rglob("*.py"))
     assert {"__init__.py", "serving.py", "estimator.py", "datasets.py"} <= set(shipped)
     assert not [f for f in shipped if "benchmark" in f or f.startswith("pipelines") or "research" in f]
-    assert "pipeline_registry.py" not in shipped and "hooks.py" not in shipped and not (local / "code" / "laat_research").exists()
+    assert (
+        "pipeline_registry.py" not in shipped
+        and "hooks.py" not in shipped
+        and not (local / "code" / "laat_research").exists()
+    )
     rows = test.head(20)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed laat is not on the path first
-    proc = subprocess.run([sys.executable, "-c", _FRESH_PREDICT, str(local), rows.to_json(orient="split")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_PREDICT, str(local), rows.to_json(orient="split")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert answer["files"] and all(Path(f).is_relative_to(code) for f in answer["files"].values()), answer["files"]
@@ -500,8 +546,11 @@ def test_served_model_scores_raw_rows_with_gaps_using_the_training_medians(gappy
     train, test = df.iloc[:60], df.iloc[60:]
     model = with_imputer(LAATClassifier(gamma=0.0, epochs=30, random_state=0))
     model.fit(encode(train, meta), labels(train, meta))
-    mlflow.pyfunc.save_model(path=tmp_path / "gappy", python_model=LAATPyfuncModel(meta.model_dump(mode="json"), model),
-                             signature=ModelSignature(inputs=input_schema(meta)))
+    mlflow.pyfunc.save_model(
+        path=tmp_path / "gappy",
+        python_model=LAATPyfuncModel(meta.model_dump(mode="json"), model),
+        signature=ModelSignature(inputs=input_schema(meta)),
+    )
     served = mlflow.pyfunc.load_model(str(tmp_path / "gappy"))
 
     rows = test.drop(columns=["low birth.weight"])
@@ -524,10 +573,14 @@ def test_range_errors_quote_the_first_five_values_then_count_the_rest(diabetes):
     with pytest.raises(InputError) as err:
         check_raw_rows(rows, meta)
     msg = str(err.value)
-    assert ("'Age' has values outside its range [0, 120]: 500 (row 10), 501 (row 11), 502 (row 12), "
-            "503 (row 13), 504 (row 14) and 2 more;") in msg
-    assert ("'BloodPressure' has values outside its range [0, no max]: -1 (row 10), -2 (row 11), "
-            "-3 (row 12), -4 (row 13), -5 (row 14);") in msg
+    assert (
+        "'Age' has values outside its range [0, 120]: 500 (row 10), 501 (row 11), 502 (row 12), "
+        "503 (row 13), 504 (row 14) and 2 more;"
+    ) in msg
+    assert (
+        "'BloodPressure' has values outside its range [0, no max]: -1 (row 10), -2 (row 11), "
+        "-3 (row 12), -4 (row 13), -5 (row 14);"
+    ) in msg
 
 
 def test_the_out_of_range_request_param_reaches_the_served_model(diabetes, logged):
@@ -543,6 +596,7 @@ def test_the_out_of_range_request_param_reaches_the_served_model(diabetes, logge
 
 # ---- multiclass and regression ------------------------------------------------------------------
 
+
 def test_the_served_output_follows_the_task_and_a_model_of_the_wrong_task_is_refused(tmp_path):
     """A regression serves one `prediction` column, a multiclass model one `p_<class>` per class
     (scikit-learn models here: the LAAT ones are served end to end in test_kedro_run)."""
@@ -555,8 +609,9 @@ def test_the_served_output_follows_the_task_and_a_model_of_the_wrong_task_is_ref
         return make_pipeline(StandardScaler(), LogisticRegression())
 
     for dataset, model, wrong, refusal in (
-            ("diabetes_progression", Ridge(), classifier(), "has a numeric target; Pipeline is not a fitted regressor"),
-            ("wine", classifier(), Ridge(), "Ridge is not a fitted classifier")):
+        ("diabetes_progression", Ridge(), classifier(), "has a numeric target; Pipeline is not a fitted regressor"),
+        ("wine", classifier(), Ridge(), "Ridge is not a fitted classifier"),
+    ):
         meta = load_metadata(dataset, "conf/base/datasets")
         df = load_dataset(meta)
         X, y = encode(df, meta), labels(df, meta)
@@ -569,4 +624,8 @@ def test_the_served_output_follows_the_task_and_a_model_of_the_wrong_task_is_ref
         with pytest.raises(TypeError, match=refusal):
             log_model(wrong.fit(X, y if dataset == "wine" else (y > np.median(y)).astype(int)), meta, rows)
     assert output_columns(load_metadata("diabetes_progression", "conf/base/datasets")) == [PREDICTION]
-    assert output_columns(load_metadata("wine", "conf/base/datasets")) == ["p_cultivar_1", "p_cultivar_2", "p_cultivar_3"]
+    assert output_columns(load_metadata("wine", "conf/base/datasets")) == [
+        "p_cultivar_1",
+        "p_cultivar_2",
+        "p_cultivar_3",
+    ]

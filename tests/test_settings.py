@@ -23,8 +23,12 @@ def test_a_local_file_overrides_only_the_keys_it_names(tmp_path, project_root):
 
 
 def test_runtime_params_keep_the_rest_of_their_block_when_a_local_file_exists(tmp_path, project_root):
-    params = _params(tmp_path, project_root, {"evaluation": {"top_features": 10}},
-                     {"prior_source": "openai", "prior_elicitation": {"model": "m"}})
+    params = _params(
+        tmp_path,
+        project_root,
+        {"evaluation": {"top_features": 10}},
+        {"prior_source": "openai", "prior_elicitation": {"model": "m"}},
+    )
     assert params["prior_elicitation"]["model"] == "m"
     assert params["prior_elicitation"]["source"] == "openai"  # ${prior_source}, not the code default
     assert params["prior_elicitation"]["n_samples"] == 5 and params["evaluation"]["top_features"] == 10

@@ -70,7 +70,7 @@ def labels_and_k(draw):
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(labels_and_k(), st.integers(0, 2 ** 31), st.integers(0, 20))
+@given(labels_and_k(), st.integers(0, 2**31), st.integers(0, 20))
 def test_few_shot_split_is_disjoint_complete_sorted_and_k_per_class(yk, seed, rep):
     y, k = yk
     train, test = few_shot_split(y, k, seed=seed, repetition=rep)
@@ -82,7 +82,7 @@ def test_few_shot_split_is_disjoint_complete_sorted_and_k_per_class(yk, seed, re
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(st.integers(2, 400), st.floats(0.01, 0.99), st.integers(0, 2 ** 31), st.integers(0, 20))
+@given(st.integers(2, 400), st.floats(0.01, 0.99), st.integers(0, 2**31), st.integers(0, 20))
 def test_fraction_split_is_disjoint_complete_and_sized_by_the_rounded_fraction(n, frac, seed, rep):
     train, test = fraction_split(n, frac, seed=seed, repetition=rep)
     assert len(test) == max(1, int(round(n * frac)))
@@ -137,9 +137,11 @@ def test_skewed_split_keeps_the_requested_share_of_the_matching_train_rows(keep)
 def test_defaults_are_the_protocol_seed_69_and_repetition_0():
     y = np.array([0, 1] * 30)
     df = pd.DataFrame({"a": np.arange(60)})
-    for a, b in ((few_shot_split(y, 3), few_shot_split(y, 3, seed=69, repetition=0)),
-                 (fraction_split(60, 0.2), fraction_split(60, 0.2, seed=69, repetition=0)),
-                 (skewed_split(df, "a > 40"), skewed_split(df, "a > 40", 0.2, seed=69, repetition=0))):
+    for a, b in (
+        (few_shot_split(y, 3), few_shot_split(y, 3, seed=69, repetition=0)),
+        (fraction_split(60, 0.2), fraction_split(60, 0.2, seed=69, repetition=0)),
+        (skewed_split(df, "a > 40"), skewed_split(df, "a > 40", 0.2, seed=69, repetition=0)),
+    ):
         assert all(np.array_equal(u, v) for u, v in zip(a, b))
 
 

@@ -11,11 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "elicit"))  # importlib mode: make fake_llm importable
 
-from fake_llm import FakeLLM  # noqa: E402
+from fake_llm import FakeLLM
 
-from laat.datasets import load_metadata  # noqa: E402
-from laat.elicit import ElicitationSettings, run_elicitation  # noqa: E402
-from laat.tracing import log_elicitation_trace  # noqa: E402
+from laat.datasets import load_metadata
+from laat.elicit import ElicitationSettings, run_elicitation
+from laat.tracing import log_elicitation_trace
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,16 @@ def _key(monkeypatch):
 
 
 def _elicit(base_url: str, cache_dir: Path):
-    settings = ElicitationSettings(source="openai", model="fake-model", base_url=base_url, cache_dir=str(cache_dir),
-                                   n_samples=2, strategy="direct", timeout_s=5, max_attempts=2)
+    settings = ElicitationSettings(
+        source="openai",
+        model="fake-model",
+        base_url=base_url,
+        cache_dir=str(cache_dir),
+        n_samples=2,
+        strategy="direct",
+        timeout_s=5,
+        max_attempts=2,
+    )
     return run_elicitation(load_metadata("diabetes", "conf/base/datasets"), settings)
 
 

@@ -13,8 +13,16 @@ from sklearn.model_selection import GridSearchCV
 
 from laat.estimator import LAATClassifier
 from laat.splits import few_shot_split
-from laat.trust import (DEFAULT_SETTINGS, TrustProblem, TrustSettings, agreement_test, class_mean_difference,
-                        decide, decide_many, sign_flip_p_value)
+from laat.trust import (
+    DEFAULT_SETTINGS,
+    TrustProblem,
+    TrustSettings,
+    agreement_test,
+    class_mean_difference,
+    decide,
+    decide_many,
+    sign_flip_p_value,
+)
 
 FEATURES = ["a", "b", "c", "d", "e", "f"]
 # The truth: a and b raise P(yes), c lowers it, d-f are noise.
@@ -49,8 +57,7 @@ def auc(model, X, y):
 def test_exact_sign_flip_p_value_matches_brute_force():
     c = np.array([0.5, -0.2, 0.9, 0.1, 0.0])
     nz = c[c != 0]
-    brute = np.mean([np.dot(s, np.abs(nz)) >= nz.sum() - 1e-12
-                     for s in itertools.product([-1, 1], repeat=nz.size)])
+    brute = np.mean([np.dot(s, np.abs(nz)) >= nz.sum() - 1e-12 for s in itertools.product([-1, 1], repeat=nz.size)])
     p, exact = sign_flip_p_value(c)
     assert exact and p == pytest.approx(brute)
     assert sign_flip_p_value(np.array([1.0, 2.0, 3.0]))[0] == pytest.approx(1 / 8)  # all agree
@@ -66,7 +73,7 @@ def test_many_features_use_seeded_draws_close_to_the_normal_approximation():
     assert not exact and p1 == p2
     from scipy.stats import norm
 
-    z = c.sum() / np.sqrt((c ** 2).sum())
+    z = c.sum() / np.sqrt((c**2).sum())
     assert p1 == pytest.approx(norm.sf(z), abs=0.02)
 
 
@@ -237,10 +244,15 @@ def test_batched_decisions_equal_one_at_a_time():
             assert c1["cv_score"] == pytest.approx(c2["cv_score"], abs=1e-6)
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(alpha=0.0), "alpha must be in"), (dict(tau=-1.0), "tau must be > 0"),
-    (dict(cv_folds=1), "cv_folds >= 2"), (dict(gamma_fractions=(0.0,)), "gamma_fractions"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(alpha=0.0), "alpha must be in"),
+        (dict(tau=-1.0), "tau must be > 0"),
+        (dict(cv_folds=1), "cv_folds >= 2"),
+        (dict(gamma_fractions=(0.0,)), "gamma_fractions"),
+    ],
+)
 def test_settings_are_validated(bad, match):
     with pytest.raises(ValueError, match=match):
         TrustSettings(**bad)
@@ -285,11 +297,19 @@ def _tie_decision(per_class, settings=DEFAULT_SETTINGS):
 def test_cross_validated_tie_decision_says_why_in_full():
     d = _tie_decision(12)
     assert (d.gamma, d.tau, d.followed, d.regime, d.alpha, d.n_smaller_class) == (
-        0.0, 4.0, False, "cross_validated", 0.2, 12)
-    assert d.reason == ("ignored the prior: the prior's signs agree with the class differences of the training rows "
-                        "(sign-flip p = 0.125 < 0.2); 5-fold cross-validated ROC AUC over gamma x tau found plain "
-                        "training at least as good (1.000 vs 1.000 at best with the prior); trained without it "
-                        "(gamma = 0)")
+        0.0,
+        4.0,
+        False,
+        "cross_validated",
+        0.2,
+        12,
+    )
+    assert d.reason == (
+        "ignored the prior: the prior's signs agree with the class differences of the training rows "
+        "(sign-flip p = 0.125 < 0.2); 5-fold cross-validated ROC AUC over gamma x tau found plain "
+        "training at least as good (1.000 vs 1.000 at best with the prior); trained without it "
+        "(gamma = 0)"
+    )
 
 
 def test_followed_reason_quotes_plain_and_best_scores():
@@ -298,8 +318,10 @@ def test_followed_reason_quotes_plain_and_best_scores():
     c = m.trust_["candidates"]
     assert m.trust_["followed"] and m.trust_["gamma"] > 0
     best = max(c, key=lambda r: r["cv_score"])
-    assert (f"chose gamma = {best['gamma']:g}, tau = {best['tau']:g} ({best['cv_score']:.3f} vs "
-            f"{c[0]['cv_score']:.3f} without the prior)") in m.trust_["reason"]
+    assert (
+        f"chose gamma = {best['gamma']:g}, tau = {best['tau']:g} ({best['cv_score']:.3f} vs "
+        f"{c[0]['cv_score']:.3f} without the prior)"
+    ) in m.trust_["reason"]
 
 
 def test_ten_rows_in_the_smaller_class_already_cross_validate_the_full_grid():
@@ -312,8 +334,9 @@ def _gate_only(y, w=None, gamma=0.0, settings=DEFAULT_SETTINGS, d=3, seed=0):
     """A decision that needs no training: gamma = 0, or a gate that fails or decides alone."""
     rng = np.random.default_rng(seed)
     X = rng.uniform(size=(len(y), d))
-    return decide(TrustProblem(X=X, y=np.asarray(y), scores=np.linspace(1, 9, d), gamma=gamma, sample_weight=w),
-                  None, settings)
+    return decide(
+        TrustProblem(X=X, y=np.asarray(y), scores=np.linspace(1, 9, d), gamma=gamma, sample_weight=w), None, settings
+    )
 
 
 def test_smaller_class_counts_only_rows_with_positive_weight():
@@ -325,8 +348,10 @@ def test_smaller_class_counts_only_rows_with_positive_weight():
     assert d.n_smaller_class == 3
 
 
-@pytest.mark.parametrize("per_class,regime,tau", [(1, "one_shot", 2.0), (2, "few_shot", 4.0), (9, "few_shot", 4.0),
-                                                  (10, "cross_validated", 4.0)])
+@pytest.mark.parametrize(
+    "per_class,regime,tau",
+    [(1, "one_shot", 2.0), (2, "few_shot", 4.0), (9, "few_shot", 4.0), (10, "cross_validated", 4.0)],
+)
 def test_regime_and_tau_follow_the_smaller_class_size(per_class, regime, tau):
     d = _gate_only(np.repeat([0, 1], per_class))
     assert (d.regime, d.tau, d.n_smaller_class) == (regime, tau, per_class)
@@ -335,10 +360,15 @@ def test_regime_and_tau_follow_the_smaller_class_size(per_class, regime, tau):
 def test_gamma_zero_decision_in_full_and_a_small_gamma_is_not_zero():
     d = _gate_only(np.repeat([0, 1], 5))
     assert (d.gamma, d.followed, d.reason) == (
-        0.0, False, "gamma = 0 was requested: the prior is not used, so there is nothing to trust")
+        0.0,
+        False,
+        "gamma = 0 was requested: the prior is not used, so there is nothing to trust",
+    )
     assert isinstance(d.gamma, float) and d.tau == 4.0
     strict = TrustSettings(alpha=1e-6)  # the gate fails, so no training is needed
-    assert _gate_only(np.repeat([0, 1], 5), gamma=0.5, settings=strict).reason.startswith("ignored the prior: its signs")
+    assert _gate_only(np.repeat([0, 1], 5), gamma=0.5, settings=strict).reason.startswith(
+        "ignored the prior: its signs"
+    )
 
 
 def test_the_gate_uses_the_settings_test_tau_and_n_draws():
@@ -362,27 +392,42 @@ def test_decision_dict_nests_the_agreement():
 def test_off_decision_in_full():
     from laat.trust import off_decision
 
-    assert off_decision(0.5, 2.0) == {"mode": "off", "gamma": 0.5, "tau": 2.0, "followed": True,
-                                      "reason": "trust='off': fixed gamma = 0.5, tau = 2 from the parameters, "
-                                                "whatever the data says about the prior"}
+    assert off_decision(0.5, 2.0) == {
+        "mode": "off",
+        "gamma": 0.5,
+        "tau": 2.0,
+        "followed": True,
+        "reason": "trust='off': fixed gamma = 0.5, tau = 2 from the parameters, whatever the data says about the prior",
+    }
     assert off_decision(0.0, 1.0)["followed"] is False
 
 
-@pytest.mark.parametrize("ok", [dict(tau=0.5), dict(alpha=1.0), dict(cv_folds=2, cv_min_per_class=2),
-                                dict(gamma_fractions=(1.0,)), dict(cv_taus=(0.5,))])
+@pytest.mark.parametrize(
+    "ok",
+    [
+        dict(tau=0.5),
+        dict(alpha=1.0),
+        dict(cv_folds=2, cv_min_per_class=2),
+        dict(gamma_fractions=(1.0,)),
+        dict(cv_taus=(0.5,)),
+    ],
+)
 def test_settings_accept_their_boundaries(ok):
     TrustSettings(**ok)
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(tau=0.0), r"^TrustSettings.tau must be > 0, got 0.0$"),
-    (dict(alpha=1.5), r"^TrustSettings.alpha must be in \(0, 1\], got 1.5$"),
-    (dict(cv_min_per_class=1), r"^TrustSettings needs cv_folds >= 2 and cv_min_per_class >= 2$"),
-    (dict(gamma_fractions=(1.5,)), r"^TrustSettings.gamma_fractions must be fractions in \(0, 1\]$"),
-    (dict(cv_taus=()), r"^TrustSettings.cv_taus must be positive temperatures$"),
-    (dict(cv_taus=(0.0,)), r"^TrustSettings.cv_taus must be positive temperatures$"),
-    (dict(cv_taus=(float("inf"),)), r"^TrustSettings.cv_taus must be positive temperatures$"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(tau=0.0), r"^TrustSettings.tau must be > 0, got 0.0$"),
+        (dict(alpha=1.5), r"^TrustSettings.alpha must be in \(0, 1\], got 1.5$"),
+        (dict(cv_min_per_class=1), r"^TrustSettings needs cv_folds >= 2 and cv_min_per_class >= 2$"),
+        (dict(gamma_fractions=(1.5,)), r"^TrustSettings.gamma_fractions must be fractions in \(0, 1\]$"),
+        (dict(cv_taus=()), r"^TrustSettings.cv_taus must be positive temperatures$"),
+        (dict(cv_taus=(0.0,)), r"^TrustSettings.cv_taus must be positive temperatures$"),
+        (dict(cv_taus=(float("inf"),)), r"^TrustSettings.cv_taus must be positive temperatures$"),
+    ],
+)
 def test_settings_messages_in_full(bad, match):
     with pytest.raises(ValueError, match=match):
         TrustSettings(**bad)
@@ -390,19 +435,34 @@ def test_settings_messages_in_full(bad, match):
 
 def test_decision_dict_has_exactly_the_documented_keys():
     d = _gate_only(np.repeat([0, 1], 5)).to_dict()
-    assert set(d) == {"gamma", "tau", "followed", "regime", "reason", "agreement", "alpha", "n_smaller_class",
-                      "candidates", "mode"}
+    assert set(d) == {
+        "gamma",
+        "tau",
+        "followed",
+        "regime",
+        "reason",
+        "agreement",
+        "alpha",
+        "n_smaller_class",
+        "candidates",
+        "mode",
+    }
 
 
 def test_zero_weight_rows_leave_the_cross_validation_unchanged_and_large_seeds_work():
     prob, kw = _problem(10, TRUE_PRIOR)
     base = decide(prob, kw)
     n = len(prob.y)
-    padded = TrustProblem(X=np.vstack([prob.X, prob.X[::-1]]), y=np.r_[prob.y, 1 - prob.y[::-1]],
-                          scores=prob.scores, gamma=prob.gamma, seed=prob.seed,
-                          sample_weight=np.r_[np.ones(n), np.zeros(n)])
+    padded = TrustProblem(
+        X=np.vstack([prob.X, prob.X[::-1]]),
+        y=np.r_[prob.y, 1 - prob.y[::-1]],
+        scores=prob.scores,
+        gamma=prob.gamma,
+        seed=prob.seed,
+        sample_weight=np.r_[np.ones(n), np.zeros(n)],
+    )
     assert decide(padded, kw).candidates == base.candidates
-    big = decide(TrustProblem(X=prob.X, y=prob.y, scores=prob.scores, gamma=prob.gamma, seed=2 ** 32 + 5), kw)
+    big = decide(TrustProblem(X=prob.X, y=prob.y, scores=prob.scores, gamma=prob.gamma, seed=2**32 + 5), kw)
     assert big.regime == "cross_validated" and len(big.candidates) == 11
 
 
@@ -420,7 +480,7 @@ def _reference_cv_scores(prob, kw, settings=DEFAULT_SETTINGS):
     w = np.ones(len(y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, float)
     rows = np.flatnonzero(w > 0)
     n_min = int(min(np.sum(y[rows] == 1), np.sum(y[rows] == 0)))
-    skf = StratifiedKFold(n_splits=min(settings.cv_folds, n_min), shuffle=True, random_state=prob.seed % 2 ** 32)
+    skf = StratifiedKFold(n_splits=min(settings.cv_folds, n_min), shuffle=True, random_state=prob.seed % 2**32)
     folds = [(rows[a], rows[b]) for a, b in skf.split(np.zeros(len(rows)), y[rows])]
     d = prob.X.shape[1]
     mask = np.ones(d, bool) if prob.mask is None else prob.mask
@@ -428,10 +488,17 @@ def _reference_cv_scores(prob, kw, settings=DEFAULT_SETTINGS):
     for g, tau in _grid(prob.gamma, settings):
         oof = np.full(len(y), np.nan)
         for tr, va in folds:
-            m = fit_many([prob.X[tr].astype(np.float32)], [y[tr].astype(np.float32)],
-                         [normalized_target(prob.scores, tau, prob.mask).numpy()], gamma=[g], seeds=[prob.seed],
-                         sample_weight=[w[tr].astype(np.float32)], feature_mask=[mask],
-                         confidence=None if prob.confidence is None else [prob.confidence], **kw)
+            m = fit_many(
+                [prob.X[tr].astype(np.float32)],
+                [y[tr].astype(np.float32)],
+                [normalized_target(prob.scores, tau, prob.mask).numpy()],
+                gamma=[g],
+                seeds=[prob.seed],
+                sample_weight=[w[tr].astype(np.float32)],
+                feature_mask=[mask],
+                confidence=None if prob.confidence is None else [prob.confidence],
+                **kw,
+            )
             oof[va] = m.logits(prob.X[va].astype(np.float32)).double().numpy()[0]
         scores.append(roc_auc_score(y[rows], oof[rows], sample_weight=w[rows]))
     return scores
@@ -445,9 +512,16 @@ def test_cross_validation_scores_equal_the_rule_written_out_with_weights_mask_an
     rng = np.random.default_rng(0)
     w = rng.uniform(0.2, 3.0, size=n)
     w[[0, 7]] = 0.0  # two rows that must not count anywhere
-    prob = TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=100.0, seed=inp.seed, sample_weight=w,
-                        mask=np.array([True, True, True, True, False, True]),
-                        confidence=np.array([1.0, 0.5, 2.0, 1.0, 1.0, 0.0]))
+    prob = TrustProblem(
+        X=inp.X,
+        y=inp.y,
+        scores=inp.scores,
+        gamma=100.0,
+        seed=inp.seed,
+        sample_weight=w,
+        mask=np.array([True, True, True, True, False, True]),
+        confidence=np.array([1.0, 0.5, 2.0, 1.0, 1.0, 0.0]),
+    )
     kw = est._train_kwargs()
     d = decide(prob, kw)
     assert d.regime == "cross_validated" and len(d.candidates) == 11  # the gate passed: all candidates scored
@@ -500,14 +574,18 @@ def test_gate_reasons_in_full_without_training():
     # no feature with a prior score differs between the classes
     d = decide(_gate_problem([up, [1, 1, 1, 1]], [0.0, 5.0]), None)
     assert (d.gamma, d.tau, d.followed) == (0.0, 4.0, False)
-    assert d.reason == ("ignored the prior: no feature with a non-zero prior score differs between the classes in "
-                        "the training rows, so nothing can confirm it; trained without it (gamma = 0)")
+    assert d.reason == (
+        "ignored the prior: no feature with a non-zero prior score differs between the classes in "
+        "the training rows, so nothing can confirm it; trained without it (gamma = 0)"
+    )
     # three of four equal contributions agree: 75% of the evidence, p = 5/16 >= 0.2
     d = decide(_gate_problem([up, up, up, down], [5.0] * 4), None)
     assert d.agreement.weighted_agreement == 0.75 and d.agreement.p_value == 5 / 16
-    assert d.reason == ("ignored the prior: its signs agree no better than chance with the class differences of the "
-                        "4 training rows (sign-flip p = 0.312 >= 0.2; 75% of the weighted evidence agrees); trained "
-                        "without it (gamma = 0)")
+    assert d.reason == (
+        "ignored the prior: its signs agree no better than chance with the class differences of the "
+        "4 training rows (sign-flip p = 0.312 >= 0.2; 75% of the weighted evidence agrees); trained "
+        "without it (gamma = 0)"
+    )
     # exactly half agrees: not "mostly contradict"
     d = decide(_gate_problem([up, down], [5.0, 5.0]), None)
     assert d.agreement.weighted_agreement == 0.5 and "agree no better than chance with" in d.reason
@@ -520,7 +598,8 @@ def test_gate_reasons_in_full_without_training():
     d = decide(_gate_problem([up, up, up, up], [5.0] * 4), None)
     assert d.followed and d.reason == (
         "followed the prior: its signs agree with the class differences of the training rows (sign-flip p = 0.062 "
-        "< 0.2); with 2 row(s) in the smaller class there is too little data to tune on, so gamma = 100, tau = 4")
+        "< 0.2); with 2 row(s) in the smaller class there is too little data to tune on, so gamma = 100, tau = 4"
+    )
 
 
 def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_ones_with_their_decision():
@@ -542,11 +621,17 @@ def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_on
     targets = [normalized_target(p.scores, d.tau).numpy() for p, d in zip(problems, decisions)]
     for got, want in zip(fit.targets, targets):
         np.testing.assert_array_equal(got, want)
-    plain = fit_many([p.X for p in problems], [p.y for p in problems], None, gamma=0.0,
-                     seeds=[p.seed for p in problems], **kw)
-    final = fit_many([problems[i].X for i in followed], [problems[i].y for i in followed],
-                     [targets[i] for i in followed], gamma=[decisions[i].gamma for i in followed],
-                     seeds=[problems[i].seed for i in followed], **kw)
+    plain = fit_many(
+        [p.X for p in problems], [p.y for p in problems], None, gamma=0.0, seeds=[p.seed for p in problems], **kw
+    )
+    final = fit_many(
+        [problems[i].X for i in followed],
+        [problems[i].y for i in followed],
+        [targets[i] for i in followed],
+        gamma=[decisions[i].gamma for i in followed],
+        seeds=[problems[i].seed for i in followed],
+        **kw,
+    )
     for i, model in enumerate(fit.models):
         want = final.select(followed.index(i)) if i in followed else plain.select(i)
         assert model.n_models == 1

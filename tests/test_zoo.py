@@ -13,8 +13,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make the helpers importable
 
-from project_copy import copy_project, lean_training, mlflow_client, run_session  # noqa: E402
-from zoo import SHAPES, make_table, rows_with_gaps  # noqa: E402
+from project_copy import copy_project, lean_training, mlflow_client, run_session
+from zoo import SHAPES, make_table, rows_with_gaps
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,8 @@ def _add_zoo(project: Path, shapes: list[str]) -> dict[str, tuple]:
         frame, meta = make_table(shape)
         frame.to_csv(project / meta["csv"], index=False)
         (project / f"conf/base/datasets/{meta['name']}.yml").write_text(
-            yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
         tables[meta["name"]] = (frame, meta)
     return tables
 
@@ -104,9 +105,13 @@ def test_the_drafted_yaml_of_the_messy_table_runs_once_its_descriptions_are_fill
     drafted = draft_metadata("data/01_raw/messy.csv")
     assert drafted["target"] == {"column": meta["target"]["column"], "classes": ["0", "1"]}
     types = {f["name"]: (f["type"], f.get("nullable", False)) for f in drafted["features"]}
-    assert types == {"patient_age": ("integer", False), "daily dose.mg": ("numeric", True),
-                     "Région": ("categorical", True), "is_smoker": ("boolean", False),
-                     "clinic": ("integer", False)}
+    assert types == {
+        "patient_age": ("integer", False),
+        "daily dose.mg": ("numeric", True),
+        "Région": ("categorical", True),
+        "is_smoker": ("boolean", False),
+        "clinic": ("integer", False),
+    }
 
     def fill(value):
         if isinstance(value, dict):

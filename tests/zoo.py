@@ -13,8 +13,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-SINGLE = ["nan_numeric", "nan_categorical", "awkward_names", "yes_no_boolean", "numeric_target",
-          "target_first", "no_sensitive", "huge_category", "constant_column"]
+SINGLE = [
+    "nan_numeric",
+    "nan_categorical",
+    "awkward_names",
+    "yes_no_boolean",
+    "numeric_target",
+    "target_first",
+    "no_sensitive",
+    "huge_category",
+    "constant_column",
+]
 # combined: every shape at once; messy: all but the 40-level category (a short LLM run)
 COMBINATIONS = {"combined": set(SINGLE), "messy": set(SINGLE) - {"huge_category"}}
 SHAPES = [*SINGLE, *COMBINATIONS]
@@ -46,9 +55,12 @@ def make_table(shape: str, seed: int = 0, n: int = N_ROWS) -> tuple[pd.DataFrame
     features = {
         "age": _feature("age", "integer", "Age of the person in years", min=0, max=120),
         "dose": _feature("dose", "numeric", "Daily dose of the drug in mg", min=0),
-        "region": _feature("region", "categorical", "Region the person lives in",
-                           categories={"north": "Lives in the north", "south": "Lives in the south",
-                                       "east": "Lives in the east"}),
+        "region": _feature(
+            "region",
+            "categorical",
+            "Region the person lives in",
+            categories={"north": "Lives in the north", "south": "Lives in the south", "east": "Lives in the east"},
+        ),
         "smoker": _feature("smoker", "boolean", "Whether the person smokes"),
     }
     X["smoker"] = X["smoker"].map({True: "1", False: "0"})
@@ -72,8 +84,9 @@ def make_table(shape: str, seed: int = 0, n: int = N_ROWS) -> tuple[pd.DataFrame
     if "huge_category" in parts:
         shops = [f"shop{i:02d}" for i in range(40)]
         X["shop"] = rng.choice(shops, n)
-        features["shop"] = _feature("shop", "categorical", "Shop where the drug was bought",
-                                    categories={s: f"Bought at {s}" for s in shops})
+        features["shop"] = _feature(
+            "shop", "categorical", "Shop where the drug was bought", categories={s: f"Bought at {s}" for s in shops}
+        )
     if "constant_column" in parts:
         X["clinic"] = 3.0
         features["clinic"] = _feature("clinic", "numeric", "Clinic number (the same for everybody here)")

@@ -171,8 +171,9 @@ def laat_loss(
         att = attribution_loss(a, target, kind="grad", confidence=confidence, n_features=n_features)
     elif attribution == "input_x_grad":
         a = input_x_gradient(forward, x)
-        att = attribution_loss(a, target, kind="input_x_grad", x=x, confidence=confidence,
-                               row_weight=row_weight, n_features=n_features)
+        att = attribution_loss(
+            a, target, kind="input_x_grad", x=x, confidence=confidence, row_weight=row_weight, n_features=n_features
+        )
     else:
         raise ValueError(f"unknown attribution {attribution!r}; choose one of {sorted(ATTRIBUTIONS)}")
     g = gamma.to(bce.dtype) if torch.is_tensor(gamma) else gamma
@@ -183,8 +184,7 @@ def laat_loss(
 
 
 def _as_float64(scores) -> Tensor:
-    s = torch.as_tensor(np.asarray(scores.detach().cpu() if torch.is_tensor(scores) else scores,
-                                   dtype=np.float64))
+    s = torch.as_tensor(np.asarray(scores.detach().cpu() if torch.is_tensor(scores) else scores, dtype=np.float64))
     if not torch.isfinite(s).all():
         raise ValueError("prior scores must be finite numbers")
     return s

@@ -42,15 +42,24 @@ def _hint(exc: BaseException) -> str | None:
     from laat.schema import DataValidationError
 
     hints = [
-        (DataValidationError, "fix the CSV or its metadata; every failed check is in the validation report "
-                              "under data/08_reporting/<dataset>/"),
-        (ModelLookupError, "run the chain for the dataset first (`kedro run --pipeline <dataset>`) or name "
-                           "an existing version with --params model=<version>"),
+        (
+            DataValidationError,
+            "fix the CSV or its metadata; every failed check is in the validation report "
+            "under data/08_reporting/<dataset>/",
+        ),
+        (
+            ModelLookupError,
+            "run the chain for the dataset first (`kedro run --pipeline <dataset>`) or name "
+            "an existing version with --params model=<version>",
+        ),
         (MetadataError, "fix the dataset's YAML in conf/base/datasets/ (`laat draft-metadata <csv>` drafts one)"),
         (PriorError, "fix the prior file the message names (expert priors: conf/base/priors/<dataset>.yml)"),
         ((ParameterValidationError, ValidationError), "fix the parameter in conf/*/parameters_*.yml or in --params"),
-        (ElicitationError, "check prior_elicitation in conf/base/parameters_prior_elicitation.yml "
-                           "(model, base_url, gguf_path) or choose another prior_source"),
+        (
+            ElicitationError,
+            "check prior_elicitation in conf/base/parameters_prior_elicitation.yml "
+            "(model, base_url, gguf_path) or choose another prior_source",
+        ),
         (DatasetError, "check that the file exists and its entry in conf/base/catalog*.yml"),
     ]
     return next((hint for kind, hint in hints if isinstance(exc, kind)), None)
@@ -71,8 +80,10 @@ def _run(verbose: bool, **kwargs):
 run = click.Command(
     name="run",
     callback=_run,
-    params=[*kedro_run.params,
-            click.Option(["--verbose"], is_flag=True, help="Show the full traceback when a run fails.")],
+    params=[
+        *kedro_run.params,
+        click.Option(["--verbose"], is_flag=True, help="Show the full traceback when a run fails."),
+    ],
     help=kedro_run.help,
     short_help=kedro_run.short_help,
     context_settings=kedro_run.context_settings,
@@ -83,8 +94,12 @@ cli.add_command(run)
 @cli.command("draft-metadata")
 @click.argument("csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--target", default=None, help="Target column (default: guessed from names and values).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the YAML (default: conf/base/datasets/<csv stem>.yml).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the YAML (default: conf/base/datasets/<csv stem>.yml).",
+)
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def draft_metadata(csv: Path, target: str | None, out: Path | None, force: bool):
     """Draft conf/base/datasets/<name>.yml for CSV: types, categories, ranges, nullability and the
@@ -99,9 +114,13 @@ def draft_metadata(csv: Path, target: str | None, out: Path | None, force: bool)
     except (MetadataError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     t = metadata["target"]
-    click.echo(f"Wrote {path}: target {t['column']!r} {t.get('classes') or 'numeric (regression)'}, "
-               f"{len(metadata['features'])} features, {len(placeholders(metadata))} placeholders to fill in.")
+    click.echo(
+        f"Wrote {path}: target {t['column']!r} {t.get('classes') or 'numeric (regression)'}, "
+        f"{len(metadata['features'])} features, {len(placeholders(metadata))} placeholders to fill in."
+    )
     for name, n in many_categories(metadata).items():
-        click.echo(f"Check {name!r}: {n} categories, each a one-hot column; an ID or free text? "
-                   f"Drop the column from the CSV or group its values.")
+        click.echo(
+            f"Check {name!r}: {n} categories, each a one-hot column; an ID or free text? "
+            f"Drop the column from the CSV or group its values."
+        )
     click.echo(f"Next: replace every TODO in {path}, then `kedro run --pipeline {metadata['name']}`.")

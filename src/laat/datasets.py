@@ -95,7 +95,7 @@ class FeatureSpec(BaseModel):
         if isinstance(v, dict):
             odd = [k for k in v if isinstance(k, bool | float)]
             if odd:
-                raise ValueError(f"category keys {odd} are not text: quote them in YAML (e.g. \"yes\": ...)")
+                raise ValueError(f'category keys {odd} are not text: quote them in YAML (e.g. "yes": ...)')
             return {str(k): d for k, d in v.items()}
         return v
 
@@ -122,8 +122,9 @@ class FeatureSpec(BaseModel):
         else:
             parts = [(self.name, self.description, "value")]
         if self.nullable:
-            parts.append((self.category_column(MISSING), f"{self.description}: value not recorded",
-                          "missing-value indicator"))
+            parts.append(
+                (self.category_column(MISSING), f"{self.description}: value not recorded", "missing-value indicator")
+            )
         return parts
 
     def category_column(self, value: str) -> str:
@@ -165,12 +166,16 @@ class TargetSpec(BaseModel):
     @model_validator(mode="after")
     def _one_kind(self) -> TargetSpec:
         if (self.classes is None) == (self.type is None):
-            raise ValueError(f"target {self.column!r} needs either 'classes' (a list of labels: classification) "
-                             f"or 'type: numeric' (regression), not {'both' if self.classes else 'neither'}")
+            raise ValueError(
+                f"target {self.column!r} needs either 'classes' (a list of labels: classification) "
+                f"or 'type: numeric' (regression), not {'both' if self.classes else 'neither'}"
+            )
         if self.range is not None:
             if self.type is None:
-                raise ValueError(f"target {self.column!r}: 'range' is for a numeric target; "
-                                 f"a classification target lists its 'classes'")
+                raise ValueError(
+                    f"target {self.column!r}: 'range' is for a numeric target; "
+                    f"a classification target lists its 'classes'"
+                )
             if self.range[0] > self.range[1]:
                 raise ValueError(f"target {self.column!r}: range {list(self.range)} has min > max")
         return self
@@ -253,8 +258,10 @@ class DatasetMeta(BaseModel):
             for col, _, what in f.encoded_parts():
                 origin = f"features[{i}] ({f.name}) {what}"
                 if col in seen:
-                    raise ValueError(f"encoded column {col!r} would come from both {seen[col]} and {origin}; "
-                                     f"rename a column or a category")
+                    raise ValueError(
+                        f"encoded column {col!r} would come from both {seen[col]} and {origin}; "
+                        f"rename a column or a category"
+                    )
                 seen[col] = origin
         return features
 
@@ -275,8 +282,9 @@ class DatasetMeta(BaseModel):
     @property
     def positive_class(self) -> str:
         if self.target.kind != "binary":
-            raise ValueError(f"dataset {self.name!r} is a {self.target.kind} task: only a binary target "
-                             f"has a positive class")
+            raise ValueError(
+                f"dataset {self.name!r} is a {self.target.kind} task: only a binary target has a positive class"
+            )
         return self.target.classes[-1]
 
     @property
@@ -308,9 +316,11 @@ def load_metadata(name_or_path: str | Path, metadata_dir: str | Path | None = No
     path = Path(name_or_path)
     if path.suffix not in {".yml", ".yaml"}:
         if metadata_dir is None:
-            raise MetadataError(f"dataset {str(name_or_path)!r}: give the folder of its metadata "
-                                f"(load_metadata({str(name_or_path)!r}, metadata_dir), e.g. a Kedro project's "
-                                f"{DEFAULT_METADATA_DIR}) or the path of its .yml file")
+            raise MetadataError(
+                f"dataset {str(name_or_path)!r}: give the folder of its metadata "
+                f"(load_metadata({str(name_or_path)!r}, metadata_dir), e.g. a Kedro project's "
+                f"{DEFAULT_METADATA_DIR}) or the path of its .yml file"
+            )
         path = Path(metadata_dir) / f"{name_or_path}.yml"
     if not path.exists():
         known = sorted(p.stem for p in Path(metadata_dir).glob("*.yml")) if Path(metadata_dir).exists() else []
@@ -334,8 +344,9 @@ def parse_metadata(raw: dict, origin: str | None = None) -> DatasetMeta:
     try:
         return DatasetMeta.model_validate(raw)
     except ValidationError as exc:
-        problems = [f"{origin}: {_where(err['loc'], raw)}: {err['msg'].removeprefix('Value error, ')}"
-                    for err in exc.errors()]
+        problems = [
+            f"{origin}: {_where(err['loc'], raw)}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()
+        ]
         raise MetadataError("invalid dataset metadata:\n" + "\n".join(problems)) from exc
 
 
@@ -394,8 +405,9 @@ def labels(df: pd.DataFrame, meta: DatasetMeta) -> np.ndarray:
     codes = meta.target.codes(values)
     if codes.isna().any():
         bad = sorted({str(v) for v in values[codes.isna()].dropna()}) or ["<missing>"]
-        raise ValueError(f"dataset {meta.name!r}: target {meta.target.column!r} must be "
-                         f"{meta.target.expected()}; found {bad[:10]}")
+        raise ValueError(
+            f"dataset {meta.name!r}: target {meta.target.column!r} must be {meta.target.expected()}; found {bad[:10]}"
+        )
     return codes.to_numpy(dtype="float64" if meta.target.kind == "regression" else "int64")
 
 

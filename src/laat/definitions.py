@@ -74,8 +74,9 @@ def runtime_params(fixed: dict[str, Any], given: dict[str, str]) -> dict[str, An
     return out
 
 
-def kedro_job(name: str, pipeline: str, params: dict[str, Any], description: str, root: Path,
-              conf_source: str | None = None) -> dg.JobDefinition:
+def kedro_job(
+    name: str, pipeline: str, params: dict[str, Any], description: str, root: Path, conf_source: str | None = None
+) -> dg.JobDefinition:
     """A job of one op that runs ``pipeline`` in a Kedro session; its output is the MLflow run id."""
 
     @dg.op(name=f"{name}__kedro_run", description=f"kedro run --pipeline {pipeline}")
@@ -85,15 +86,20 @@ def kedro_job(name: str, pipeline: str, params: dict[str, Any], description: str
         from kedro.framework.startup import bootstrap_project
 
         bootstrap_project(root)
-        with KedroSession.create(project_path=root, env=config.env, conf_source=conf_source,
-                                 runtime_params=runtime_params(params, config.params)) as session:
+        with KedroSession.create(
+            project_path=root,
+            env=config.env,
+            conf_source=conf_source,
+            runtime_params=runtime_params(params, config.params),
+        ) as session:
             session.run(pipeline_names=[pipeline])
         run = mlflow.last_active_run()
         while mlflow.active_run() is not None:  # kedro-mlflow leaves it open in-process
             mlflow.end_run()
         run_id = run.info.run_id if run is not None else ""
-        context.add_output_metadata({"mlflow_run_id": run_id,
-                                     "mlflow_run_name": run.info.run_name if run is not None else ""})
+        context.add_output_metadata(
+            {"mlflow_run_id": run_id, "mlflow_run_name": run.info.run_name if run is not None else ""}
+        )
         return run_id
 
     @dg.job(name=name, description=description or f"kedro run --pipeline {pipeline}")
@@ -115,18 +121,27 @@ def build_definitions(root: Path | None = None, conf_source: str | None = None) 
     conf = Path(conf_source) if conf_source else root / settings.CONF_SOURCE
     path = conf / "base" / "dagster.yml"
     spec = DagsterConf.model_validate(yaml.safe_load(path.read_text()) if path.exists() else {})
-    jobs = {ds: kedro_job(ds, ds, {}, f"The chain for {ds}: validation, prior, training, evaluation, registration",
-                          root, conf_source) for ds in dataset_names(conf / "base" / "datasets")}
+    jobs = {
+        ds: kedro_job(
+            ds, ds, {}, f"The chain for {ds}: validation, prior, training, evaluation, registration", root, conf_source
+        )
+        for ds in dataset_names(conf / "base" / "datasets")
+    }
     for name, job in spec.jobs.items():
         jobs[name] = kedro_job(name, job.pipeline, job.params, job.description, root, conf_source)
     unknown = sorted({s.job for s in spec.schedules.values()} - set(jobs))
     if unknown:
         raise ValueError(f"{path}: schedules name jobs {unknown} that are not defined; jobs: {sorted(jobs)}")
-    schedules = [dg.ScheduleDefinition(name=name, job=jobs[s.job], cron_schedule=s.cron_schedule,
-                                       execution_timezone=s.execution_timezone,
-                                       default_status=dg.DefaultScheduleStatus.RUNNING if s.running
-                                       else dg.DefaultScheduleStatus.STOPPED)
-                 for name, s in spec.schedules.items()]
+    schedules = [
+        dg.ScheduleDefinition(
+            name=name,
+            job=jobs[s.job],
+            cron_schedule=s.cron_schedule,
+            execution_timezone=s.execution_timezone,
+            default_status=dg.DefaultScheduleStatus.RUNNING if s.running else dg.DefaultScheduleStatus.STOPPED,
+        )
+        for name, s in spec.schedules.items()
+    ]
     return dg.Definitions(jobs=list(jobs.values()), schedules=schedules)
 
 

@@ -61,9 +61,18 @@ def _weighted_rows(X, y, sample_weight, positive) -> tuple[np.ndarray, np.ndarra
     return Xa, yy, w, names
 
 
-def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: float = 0.05,
-                     n_permutations: int = 2000, tau: float = DEFAULT_SETTINGS.test_tau,
-                     seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+def prior_diagnostic(
+    X,
+    y,
+    prior,
+    *,
+    sample_weight=None,
+    positive=None,
+    level: float = 0.05,
+    n_permutations: int = 2000,
+    tau: float = DEFAULT_SETTINGS.test_tau,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per-feature agreement of ``prior`` with the rows (X, y), and a summary.
 
     Args:
@@ -99,16 +108,18 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
     agreement = np.where((sgn == 0) | (delta == 0), NO_EVIDENCE, np.where(sgn * delta > 0, AGREES, DISAGREES))
     flagged = (agreement == DISAGREES) & (p_contra < level)
     target = normalized_target(scores, tau).numpy()
-    table = pd.DataFrame({
-        "feature": names,
-        "prior_score": scores,
-        "prior_weight": target,
-        "class_mean_difference": delta,
-        "univariate_auc": [_auc(Xs[:, j], yy, w) for j in range(Xs.shape[1])],
-        "agreement": agreement,
-        "p_contradicts": p_contra,
-        "flagged": flagged,
-    })
+    table = pd.DataFrame(
+        {
+            "feature": names,
+            "prior_score": scores,
+            "prior_weight": target,
+            "class_mean_difference": delta,
+            "univariate_auc": [_auc(Xs[:, j], yy, w) for j in range(Xs.shape[1])],
+            "agreement": agreement,
+            "p_contradicts": p_contra,
+            "flagged": flagged,
+        }
+    )
     agr = agreement_test(Xs, yy, scores, tau=tau, sample_weight=w)
     with_evidence = agreement != NO_EVIDENCE
     summary = {
@@ -119,8 +130,7 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
         "n_agree": int(np.sum(agreement == AGREES)),
         "n_disagree": int(np.sum(agreement == DISAGREES)),
         "n_flagged": int(flagged.sum()),
-        "sign_agreement": (float(np.mean(agreement[with_evidence] == AGREES)) if with_evidence.any()
-                           else float("nan")),
+        "sign_agreement": (float(np.mean(agreement[with_evidence] == AGREES)) if with_evidence.any() else float("nan")),
         "weighted_agreement": agr.weighted_agreement,
         "sign_flip_p_value": agr.p_value,
         "flagged": [n for n, f in zip(names, flagged) if f],
@@ -132,13 +142,21 @@ def prior_diagnostic(X, y, prior, *, sample_weight=None, positive=None, level: f
 
 def diagnostic_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     """The numeric part of a summary, e.g. for MLflow metrics."""
-    keys = ("n_flagged", "n_agree", "n_disagree", "n_with_evidence", "sign_agreement", "weighted_agreement",
-            "sign_flip_p_value")
+    keys = (
+        "n_flagged",
+        "n_agree",
+        "n_disagree",
+        "n_with_evidence",
+        "sign_agreement",
+        "weighted_agreement",
+        "sign_flip_p_value",
+    )
     return {k: float(summary[k]) for k in keys if summary.get(k) is not None and np.isfinite(summary[k])}
 
 
-def plot_prior_diagnostic(table: pd.DataFrame, summary: Mapping[str, Any], *, prior_label: str,
-                          title: str = "", top_n: int = 25) -> Figure:
+def plot_prior_diagnostic(
+    table: pd.DataFrame, summary: Mapping[str, Any], *, prior_label: str, title: str = "", top_n: int = 25
+) -> Figure:
     """Prior score vs the data's class difference per feature; flagged features in red.
 
     Both are scaled to [-1, 1] (prior / 10, difference / its largest magnitude) so that
@@ -170,15 +188,20 @@ def plot_prior_diagnostic(table: pd.DataFrame, summary: Mapping[str, Any], *, pr
             tick.set_fontweight("bold")
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlim(-1.05, 1.05)
-    ax.set_xlabel("bars on the same side: the data agrees with the prior's sign\n"
-                  "red feature: the data confidently disagrees (flagged)", fontsize=8)
+    ax.set_xlabel(
+        "bars on the same side: the data agrees with the prior's sign\n"
+        "red feature: the data confidently disagrees (flagged)",
+        fontsize=8,
+    )
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8)
     heading = title or "Prior diagnostic"
     pv = summary.get("sign_flip_p_value", float("nan"))
     share = summary.get("weighted_agreement", float("nan"))
-    ax.set_title(f"{heading}\n{summary.get('n_rows', '?')} training rows: {100 * share:.0f}% of the weighted "
-                 f"evidence agrees\nsign-flip p = {pv:.3f}, {summary.get('n_flagged', 0)} feature(s) flagged",
-                 fontsize=9)
+    ax.set_title(
+        f"{heading}\n{summary.get('n_rows', '?')} training rows: {100 * share:.0f}% of the weighted "
+        f"evidence agrees\nsign-flip p = {pv:.3f}, {summary.get('n_flagged', 0)} feature(s) flagged",
+        fontsize=9,
+    )
     if len(order) > n:
         fig.text(0.01, 0.005, f"showing {n} of {len(order)} features", fontsize=7, style="italic")
     return fig

@@ -28,8 +28,8 @@ from sklearn.utils.validation import (
 )
 
 from laat.attribution import normalize, normalized_target
-from laat.hyperparams import DEFAULTS, LAATParams, validate_params
 from laat.engine import fit_many, forward
+from laat.hyperparams import DEFAULTS, LAATParams, validate_params
 from laat.preprocess import minmax_scaler, model_input
 from laat.trust import DEFAULT_SETTINGS, TrustProblem, fit_with_trust, off_decision
 
@@ -183,28 +183,55 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         if not _is_off(self.trust) and inp.scores is not None and self.gamma > 0:
             self.model_ = self._fit_with_trust(inp)
         else:
-            self.trust_ = (off_decision(float(self.gamma), float(self.tau)) if _is_off(self.trust) else
-                           {"mode": "auto", "gamma": 0.0, "tau": float(self.tau), "followed": False,
-                            "reason": "gamma = 0 was requested: the prior is not used, so there is nothing to trust"})
+            self.trust_ = (
+                off_decision(float(self.gamma), float(self.tau))
+                if _is_off(self.trust)
+                else {
+                    "mode": "auto",
+                    "gamma": 0.0,
+                    "tau": float(self.tau),
+                    "followed": False,
+                    "reason": "gamma = 0 was requested: the prior is not used, so there is nothing to trust",
+                }
+            )
             self.model_ = fit_many(
-                inp.X[None], inp.y[None], inp.target, gamma=float(self.gamma), seeds=[inp.seed],
-                confidence=inp.confidence, feature_mask=inp.mask, sample_weight=inp.sample_weight[None],
+                inp.X[None],
+                inp.y[None],
+                inp.target,
+                gamma=float(self.gamma),
+                seeds=[inp.seed],
+                confidence=inp.confidence,
+                feature_mask=inp.mask,
+                sample_weight=inp.sample_weight[None],
                 **self._train_kwargs(),
             )
         self.seed_ = inp.seed
         self.feature_mask_ = pd.Series(inp.mask, index=inp.names, name="used")
-        self.prior_target_ = None if inp.target is None else pd.Series(inp.target, index=inp.names,
-                                                                        name="prior_target")
+        self.prior_target_ = None if inp.target is None else pd.Series(inp.target, index=inp.names, name="prior_target")
         self.feature_attributions_ = pd.Series(
-            _global_attribution(self.model_, inp.X, inp.sample_weight), index=inp.names, name="attribution")
+            _global_attribution(self.model_, inp.X, inp.sample_weight), index=inp.names, name="attribution"
+        )
         return self
 
     def _fit_with_trust(self, inp: FitInputs):
         """Let the training rows decide gamma and tau (`laat.trust.fit_with_trust`); sets ``trust_``."""
         settings = DEFAULT_SETTINGS if isinstance(self.trust, str) else self.trust
-        fit = fit_with_trust([TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=float(self.gamma),
-                                           seed=inp.seed, sample_weight=inp.sample_weight, mask=inp.mask,
-                                           confidence=inp.confidence)], self._train_kwargs(), settings)
+        fit = fit_with_trust(
+            [
+                TrustProblem(
+                    X=inp.X,
+                    y=inp.y,
+                    scores=inp.scores,
+                    gamma=float(self.gamma),
+                    seed=inp.seed,
+                    sample_weight=inp.sample_weight,
+                    mask=inp.mask,
+                    confidence=inp.confidence,
+                )
+            ],
+            self._train_kwargs(),
+            settings,
+        )
         self.trust_ = fit.decisions[0].to_dict()
         self.trust_["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
         inp.target = fit.targets[0]
@@ -212,9 +239,16 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
     def _train_kwargs(self) -> dict[str, Any]:
         """fit_many settings taken from the parameters (all but gamma, data and seeds)."""
-        return dict(model=self.model, attribution=self.attribution, hidden=self.hidden, lr=float(self.lr),
-                    epochs=self.epochs, batch_size=self.batch_size, weight_decay=float(self.weight_decay),
-                    grad_impl=self.grad_impl)
+        return dict(
+            model=self.model,
+            attribution=self.attribution,
+            hidden=self.hidden,
+            lr=float(self.lr),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            weight_decay=float(self.weight_decay),
+            grad_impl=self.grad_impl,
+        )
 
     def prepare_fit_inputs(self, X, y, sample_weight=None, prior=None) -> FitInputs:
         """Validate and preprocess everything ``fit`` needs, without training.
@@ -253,8 +287,9 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
         if scores is not None:
             if self.prior_class is not None:
                 if self.prior_class not in set(self.classes_.tolist()):
-                    raise ValueError(f"prior_class={self.prior_class!r} is not one of the classes "
-                                     f"{list(self.classes_)}")
+                    raise ValueError(
+                        f"prior_class={self.prior_class!r} is not one of the classes {list(self.classes_)}"
+                    )
                 if self.prior_class == self.classes_[0]:
                     scores = -scores  # a score for the negative class is minus one for the positive
             if not np.any(scores[mask] != 0) and self.gamma > 0:
@@ -263,9 +298,15 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
         self.scaler_ = minmax_scaler().fit(X[sw > 0]) if self.scale else None
         return FitInputs(
-            X=self._scaled(X), y=(y == self.classes_[1]).astype(np.float32),
-            sample_weight=sw.astype(np.float32), names=names, mask=mask, scores=scores, target=target,
-            confidence=self._confidence_weights(names, spreads, mask), seed=_seed(self.random_state),
+            X=self._scaled(X),
+            y=(y == self.classes_[1]).astype(np.float32),
+            sample_weight=sw.astype(np.float32),
+            names=names,
+            mask=mask,
+            scores=scores,
+            target=target,
+            confidence=self._confidence_weights(names, spreads, mask),
+            seed=_seed(self.random_state),
         )
 
     # ---- predict -----------------------------------------------------------------------
@@ -331,9 +372,11 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"confidence weights must be >= 0; negative for {bad}")
         elif self.confidence == "spread":
             if spreads is None:
-                raise ValueError("confidence='spread' needs a prior with spreads (a Prior object from "
-                                 "several LLM samples); this prior has none")
-            w = 1.0 / (1.0 + spreads ** 2)
+                raise ValueError(
+                    "confidence='spread' needs a prior with spreads (a Prior object from "
+                    "several LLM samples); this prior has none"
+                )
+            w = 1.0 / (1.0 + spreads**2)
         else:
             return None
         if not np.any(w[mask] > 0):
@@ -364,8 +407,10 @@ def resolve_prior(prior, names: list[str]) -> tuple[np.ndarray | None, np.ndarra
             raise ValueError(f"prior scores must be finite; bad for {bad}")
         scores = arr
     else:
-        raise TypeError(f"prior must be a Prior, a mapping feature -> score, a pandas Series or a "
-                        f"sequence of scores; got {type(prior).__name__}")
+        raise TypeError(
+            f"prior must be a Prior, a mapping feature -> score, a pandas Series or a "
+            f"sequence of scores; got {type(prior).__name__}"
+        )
     return scores, spreads
 
 

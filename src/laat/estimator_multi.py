@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
-
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -46,8 +45,10 @@ def fit_multiclass(est: LAATClassifier, X, y, sample_weight=None, prior=None) ->
     if not (isinstance(est.confidence, str) and est.confidence == "none"):
         raise ValueError("confidence weights are binary-only; use confidence='none' with k >= 3 classes")
     if est.prior_class is not None:
-        raise ValueError("prior_class is for a binary prior; with k >= 3 classes give a per-class prior "
-                         "({class: {feature: score}}) or a shared one")
+        raise ValueError(
+            "prior_class is for a binary prior; with k >= 3 classes give a per-class prior "
+            "({class: {feature: score}}) or a shared one"
+        )
     X, y = validate_data(est, X, y, dtype=[np.float64, np.float32])
     est.classes_, y_idx = np.unique(y, return_inverse=True)
     sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
@@ -58,8 +59,7 @@ def fit_multiclass(est: LAATClassifier, X, y, sample_weight=None, prior=None) ->
     est.scaler_ = minmax_scaler().fit(X[sw > 0]) if est.scale else None
     Xs = est._scaled(X)
     k = len(est.classes_)
-    est.model_, est.trust_, target = _train(est, Xs, y_idx, sw, scores, mask, "multiclass", k,
-                                                 {"lr": float(est.lr)})
+    est.model_, est.trust_, target = _train(est, Xs, y_idx, sw, scores, mask, "multiclass", k, {"lr": float(est.lr)})
     est.feature_mask_ = pd.Series(mask, index=names, name="used")
     cols = [str(c) for c in est.classes_]
     if target is None:
@@ -69,8 +69,9 @@ def fit_multiclass(est: LAATClassifier, X, y, sample_weight=None, prior=None) ->
     else:
         est.prior_target_ = pd.Series(np.abs(target), index=names, name="prior_target")
     G = _attribution(est.model_, Xs, sw)  # (d, k), centred over classes
-    est.feature_attributions_ = pd.DataFrame(G / np.maximum(np.linalg.norm(G, axis=0), 1e-12),
-                                             index=names, columns=cols)
+    est.feature_attributions_ = pd.DataFrame(
+        G / np.maximum(np.linalg.norm(G, axis=0), 1e-12), index=names, columns=cols
+    )
     return est
 
 
@@ -94,14 +95,17 @@ def _multiclass_scores(prior, names: list[str], classes: np.ndarray) -> np.ndarr
         missing = [c for c in labels if c not in by_class]
         extra = [c for c in by_class if c not in labels]
         if missing or extra:
-            raise ValueError(f"a per-class prior must cover exactly the classes {labels}; missing {missing}, "
-                             f"extra {extra}")
+            raise ValueError(
+                f"a per-class prior must cover exactly the classes {labels}; missing {missing}, extra {extra}"
+            )
         return np.stack([_by_name(by_class[c], names, f"prior for class {c!r}") for c in labels])
     arr = None if isinstance(prior, (Mapping, pd.Series, str)) or hasattr(prior, "scores") else np.asarray(prior)
     if arr is not None and arr.ndim == 2:
         if arr.shape != (len(labels), len(names)):
-            raise ValueError(f"a positional per-class prior must be (classes, features) = "
-                             f"({len(labels)}, {len(names)}), got {arr.shape}")
+            raise ValueError(
+                f"a positional per-class prior must be (classes, features) = "
+                f"({len(labels)}, {len(names)}), got {arr.shape}"
+            )
         return arr.astype(np.float64)
     return resolve_prior(prior, names)[0]
 
@@ -141,11 +145,23 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
     y_mean_, y_scale_ : the target's standardisation.
     """
 
-    def __init__(self, model: str = _D.model, gamma: float = _D.gamma, tau: float = _D.tau, trust: str = _D.trust,
-                 loss: str = _D.loss, huber_delta: float = _D.huber_delta, hidden: int = _D.hidden,
-                 lr: float | None = _D.lr, epochs: int = _D.epochs, weight_decay: float = _D.weight_decay,
-                 prior: Any = None, suppress: Sequence[str] = (), scale: bool = _D.scale,
-                 random_state: int | np.random.RandomState | None = None):
+    def __init__(
+        self,
+        model: str = _D.model,
+        gamma: float = _D.gamma,
+        tau: float = _D.tau,
+        trust: str = _D.trust,
+        loss: str = _D.loss,
+        huber_delta: float = _D.huber_delta,
+        hidden: int = _D.hidden,
+        lr: float | None = _D.lr,
+        epochs: int = _D.epochs,
+        weight_decay: float = _D.weight_decay,
+        prior: Any = None,
+        suppress: Sequence[str] = (),
+        scale: bool = _D.scale,
+        random_state: int | np.random.RandomState | None = None,
+    ):
         self.model = model
         self.gamma = gamma
         self.tau = tau
@@ -176,21 +192,22 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
         mask = self._suppress_mask(names)
         p = prior if prior is not None else self.prior
         if getattr(p, "per_class", False):
-            raise ValueError(f"a regression prior has one signed score per feature; this one is per class "
-                             f"{p.classes}")
+            raise ValueError(f"a regression prior has one signed score per feature; this one is per class {p.classes}")
         scores = resolve_prior(p, names)[0]
         _require_prior(self.gamma, scores, mask)
         self.scaler_ = minmax_scaler().fit(X[sw > 0]) if self.scale else None
         Xs = self._scaled(X)
         self.lr_ = DEFAULT_LR[self.model] if self.lr is None else float(self.lr)
         extra = {"loss": self.loss, "huber_delta": float(self.huber_delta), "lr": self.lr_}
-        self.model_, self.trust_, target = _train(self, Xs, (y - self.y_mean_) / self.y_scale_, sw, scores, mask,
-                                                  "regression", 1, extra)
+        self.model_, self.trust_, target = _train(
+            self, Xs, (y - self.y_mean_) / self.y_scale_, sw, scores, mask, "regression", 1, extra
+        )
         self.feature_mask_ = pd.Series(mask, index=names, name="used")
         self.prior_target_ = None if target is None else pd.Series(target, index=names, name="prior_target")
         g = _attribution(self.model_, Xs, sw)[:, 0]
-        self.feature_attributions_ = pd.Series(g / max(float(np.linalg.norm(g)), 1e-12), index=names,
-                                               name="attribution")
+        self.feature_attributions_ = pd.Series(
+            g / max(float(np.linalg.norm(g)), 1e-12), index=names, name="attribution"
+        )
         return self
 
     def predict(self, X) -> np.ndarray:
@@ -200,9 +217,26 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         """The knobs against `laat.hyperparams.RegressorParams`, the one home of their ranges."""
-        validate_params({name: getattr(self, name) for name in ("model", "gamma", "tau", "trust", "loss", "huber_delta",
-                                                                 "hidden", "lr", "epochs", "weight_decay", "scale")},
-                        "LAATRegressor", RegressorParams)
+        validate_params(
+            {
+                name: getattr(self, name)
+                for name in (
+                    "model",
+                    "gamma",
+                    "tau",
+                    "trust",
+                    "loss",
+                    "huber_delta",
+                    "hidden",
+                    "lr",
+                    "epochs",
+                    "weight_decay",
+                    "scale",
+                )
+            },
+            "LAATRegressor",
+            RegressorParams,
+        )
         if isinstance(self.suppress, str):
             raise ValueError(f"suppress must be a list of feature names, got the string {self.suppress!r}")
 
@@ -216,8 +250,10 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
 
 def _require_prior(gamma: float, scores: np.ndarray | None, mask: np.ndarray) -> None:
     if scores is None and gamma > 0:
-        raise ValueError(f"gamma={gamma} needs a prior: pass prior=... to the constructor or to fit "
-                         "(or set gamma=0 for plain training)")
+        raise ValueError(
+            f"gamma={gamma} needs a prior: pass prior=... to the constructor or to fit "
+            "(or set gamma=0 for plain training)"
+        )
     if scores is not None and gamma > 0 and not np.any(np.asarray(scores)[..., mask] != 0):
         raise ValueError("the prior is zero on every (unsuppressed) feature: nothing to align with")
 
@@ -230,24 +266,58 @@ def _train(est, Xs, y, sw, scores, mask, task: str, k: int, extra: dict):
     from laat.trust_multi import MultiTrustProblem, decide_many
 
     seed = est.seed_ = _seed(est.random_state)
-    kwargs = {"model": est.model, "hidden": est.hidden, "epochs": est.epochs,
-              "weight_decay": float(est.weight_decay)} | extra
+    kwargs = {
+        "model": est.model,
+        "hidden": est.hidden,
+        "epochs": est.epochs,
+        "weight_decay": float(est.weight_decay),
+    } | extra
     gamma, tau = float(est.gamma), float(est.tau)
     if isinstance(est.trust, str) and est.trust == "off":
         trust = off_decision(gamma, tau)
     elif scores is None or gamma == 0:
-        trust = {"mode": "auto", "gamma": 0.0, "tau": tau, "followed": False,
-                 "reason": "gamma = 0 was requested: the prior is not used, so there is nothing to trust"}
+        trust = {
+            "mode": "auto",
+            "gamma": 0.0,
+            "tau": tau,
+            "followed": False,
+            "reason": "gamma = 0 was requested: the prior is not used, so there is nothing to trust",
+        }
     else:
         settings = DEFAULT_SETTINGS if isinstance(est.trust, str) else est.trust
-        trust = decide_many([MultiTrustProblem(X=Xs, y=y, scores=scores, task=task, n_outputs=k, gamma=gamma,
-                                               seed=seed, sample_weight=sw, mask=mask)], kwargs, settings)[0]
+        trust = decide_many(
+            [
+                MultiTrustProblem(
+                    X=Xs,
+                    y=y,
+                    scores=scores,
+                    task=task,
+                    n_outputs=k,
+                    gamma=gamma,
+                    seed=seed,
+                    sample_weight=sw,
+                    mask=mask,
+                )
+            ],
+            kwargs,
+            settings,
+        )[0]
         gamma, tau = trust["gamma"], trust["tau"]
     target = None if scores is None else normalized_target(scores, tau, mask).numpy()
     form = "per_class" if target is not None and target.ndim == 2 else "shared"
-    model = fit_multi(Xs[None], np.asarray(y, np.float32)[None], None if target is None else target[None],
-                      task=task, n_outputs=k, gamma=gamma, prior_form=form, seeds=[seed],
-                      sample_weight=sw[None], feature_mask=mask[None], **kwargs)
+    model = fit_multi(
+        Xs[None],
+        np.asarray(y, np.float32)[None],
+        None if target is None else target[None],
+        task=task,
+        n_outputs=k,
+        gamma=gamma,
+        prior_form=form,
+        seeds=[seed],
+        sample_weight=sw[None],
+        feature_mask=mask[None],
+        **kwargs,
+    )
     return model, trust, target
 
 

@@ -43,9 +43,9 @@ NONE_DECLARED = "none declared"
 
 # ---- groups ---------------------------------------------------------------------------------
 
+
 def _is_continuous(s: pd.Series, n_bins: int) -> bool:
-    return (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
-            and s.nunique(dropna=True) > n_bins)
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and s.nunique(dropna=True) > n_bins
 
 
 def _nice(v: float, integer: bool) -> float:
@@ -81,8 +81,9 @@ def _value(v) -> str:
     return str(v)
 
 
-def group_labels(values: pd.Series, name: str | None = None, n_bins: int = 3,
-                 edges: Sequence[float] | None = None) -> pd.Series:
+def group_labels(
+    values: pd.Series, name: str | None = None, n_bins: int = 3, edges: Sequence[float] | None = None
+) -> pd.Series:
     """Readable group label per row, as an ordered categorical (bins in value order).
 
     Numeric columns with more than ``n_bins`` distinct values are binned (left-closed bins:
@@ -95,22 +96,26 @@ def group_labels(values: pd.Series, name: str | None = None, n_bins: int = 3,
         num = pd.to_numeric(s, errors="coerce")
         bad = s[num.isna() & s.notna()]
         if not bad.empty:
-            raise ValueError(f"sensitive feature {name!r} is binned as numeric but holds "
-                             f"non-numeric values {bad.unique()[:5].tolist()}")
+            raise ValueError(
+                f"sensitive feature {name!r} is binned as numeric but holds "
+                f"non-numeric values {bad.unique()[:5].tolist()}"
+            )
         cuts = sorted(float(e) for e in (edges if edges is not None else quantile_edges(num, n_bins)))
         if not cuts:
             labels = [f"{name} all"]
         else:
-            labels = ([f"{name}<{_fmt(cuts[0])}"]
-                      + [f"{_fmt(a)}<={name}<{_fmt(b)}" for a, b in zip(cuts, cuts[1:])]
-                      + [f"{name}>={_fmt(cuts[-1])}"])
+            labels = (
+                [f"{name}<{_fmt(cuts[0])}"]
+                + [f"{_fmt(a)}<={name}<{_fmt(b)}" for a, b in zip(cuts, cuts[1:])]
+                + [f"{name}>={_fmt(cuts[-1])}"]
+            )
         idx = np.searchsorted(np.asarray(cuts), num.to_numpy(dtype=float), side="right")
         out = pd.Series([labels[i] for i in idx], dtype=object)
     else:
         values_sorted = sorted(s.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
         labels = [f"{name}={_value(v)}" for v in values_sorted]
         lookup = dict(zip(values_sorted, labels))
-        out = s.map(lambda v: lookup.get(v, None) if pd.notna(v) else None).astype(object)
+        out = s.map(lambda v: lookup.get(v) if pd.notna(v) else None).astype(object)
     missing_label = f"{name} {MISSING_GROUP}"
     if s.isna().any():
         out[s.isna().to_numpy()] = missing_label
@@ -120,6 +125,7 @@ def group_labels(values: pd.Series, name: str | None = None, n_bins: int = 3,
 
 
 # ---- per-group metrics ------------------------------------------------------------------------
+
 
 def _rate(y_pred: np.ndarray, mask: np.ndarray) -> float:
     return float(y_pred[mask].mean()) if mask.any() else float("nan")
@@ -146,9 +152,14 @@ def _roc_auc(y_true, y_pred, y_score) -> float:
     return float(roc_auc_score(y_true, np.asarray(y_score))) if np.unique(y_true).size == 2 else float("nan")
 
 
-def fairness_report(y_true, p_yes, sensitive: pd.DataFrame, threshold: float = 0.5, n_bins: int = 3,
-                    bins: Mapping[str, Sequence[float]] | None = None,
-                    ) -> tuple[dict[str, float], pd.DataFrame]:
+def fairness_report(
+    y_true,
+    p_yes,
+    sensitive: pd.DataFrame,
+    threshold: float = 0.5,
+    n_bins: int = 3,
+    bins: Mapping[str, Sequence[float]] | None = None,
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Per-group metrics and fairness gaps for every column of ``sensitive``.
 
     ``sensitive`` holds the raw sensitive columns, row-aligned (by position) with
@@ -165,17 +176,38 @@ def fairness_report(y_true, p_yes, sensitive: pd.DataFrame, threshold: float = 0
     from sklearn.metrics import accuracy_score
 
     y, p = check_binary_inputs(y_true, p_yes, where="fairness_report")
-    return _report(y, predict_labels(p, threshold), sensitive, n_bins, bins, where="fairness_report",
-                   metrics={"count": count, "base_rate": _base_rate, "selection_rate": selection_rate,
-                            "accuracy": accuracy_score, "tpr": _tpr, "fpr": _fpr, "roc_auc": _roc_auc},
-                   gaps={"demographic_parity_difference": ["selection_rate"],
-                         "equalized_odds_difference": ["tpr", "fpr"], "roc_auc_difference": ["roc_auc"]},
-                   sample_params={"roc_auc": {"y_score": p}})
+    return _report(
+        y,
+        predict_labels(p, threshold),
+        sensitive,
+        n_bins,
+        bins,
+        where="fairness_report",
+        metrics={
+            "count": count,
+            "base_rate": _base_rate,
+            "selection_rate": selection_rate,
+            "accuracy": accuracy_score,
+            "tpr": _tpr,
+            "fpr": _fpr,
+            "roc_auc": _roc_auc,
+        },
+        gaps={
+            "demographic_parity_difference": ["selection_rate"],
+            "equalized_odds_difference": ["tpr", "fpr"],
+            "roc_auc_difference": ["roc_auc"],
+        },
+        sample_params={"roc_auc": {"y_score": p}},
+    )
 
 
-def multiclass_fairness_report(y_true, proba, sensitive: pd.DataFrame, n_bins: int = 3,
-                               bins: Mapping[str, Sequence[float]] | None = None,
-                               ) -> tuple[dict[str, float], pd.DataFrame]:
+def multiclass_fairness_report(
+    y_true,
+    proba,
+    sensitive: pd.DataFrame,
+    n_bins: int = 3,
+    bins: Mapping[str, Sequence[float]] | None = None,
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Accuracy and macro F1 of the most probable class per group, and their largest gaps.
 
     Arguments and results as in `fairness_report` (columns ``MULTICLASS_BY_GROUP_COLUMNS``).
@@ -184,14 +216,25 @@ def multiclass_fairness_report(y_true, proba, sensitive: pd.DataFrame, n_bins: i
     from sklearn.metrics import accuracy_score
 
     y, p = check_multiclass_inputs(y_true, proba, where="multiclass_fairness_report")
-    return _report(y, p.argmax(axis=1), sensitive, n_bins, bins, where="multiclass_fairness_report",
-                   metrics={"count": count, "accuracy": accuracy_score, "f1_macro": _f1_macro},
-                   gaps={"accuracy_difference": ["accuracy"], "f1_macro_difference": ["f1_macro"]})
+    return _report(
+        y,
+        p.argmax(axis=1),
+        sensitive,
+        n_bins,
+        bins,
+        where="multiclass_fairness_report",
+        metrics={"count": count, "accuracy": accuracy_score, "f1_macro": _f1_macro},
+        gaps={"accuracy_difference": ["accuracy"], "f1_macro_difference": ["f1_macro"]},
+    )
 
 
-def regression_fairness_report(y_true, y_pred, sensitive: pd.DataFrame, n_bins: int = 3,
-                               bins: Mapping[str, Sequence[float]] | None = None,
-                               ) -> tuple[dict[str, float], pd.DataFrame]:
+def regression_fairness_report(
+    y_true,
+    y_pred,
+    sensitive: pd.DataFrame,
+    n_bins: int = 3,
+    bins: Mapping[str, Sequence[float]] | None = None,
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Error per group (RMSE, MAE, and the mean error: over- or under-prediction), and the
     largest gaps between groups.
 
@@ -201,10 +244,16 @@ def regression_fairness_report(y_true, y_pred, sensitive: pd.DataFrame, n_bins: 
     from sklearn.metrics import mean_absolute_error
 
     y, f = check_regression_inputs(y_true, y_pred, where="regression_fairness_report")
-    return _report(y, f, sensitive, n_bins, bins, where="regression_fairness_report",
-                   metrics={"count": count, "rmse": _rmse, "mae": mean_absolute_error, "mean_error": _mean_error},
-                   gaps={"rmse_difference": ["rmse"], "mae_difference": ["mae"],
-                         "mean_error_difference": ["mean_error"]})
+    return _report(
+        y,
+        f,
+        sensitive,
+        n_bins,
+        bins,
+        where="regression_fairness_report",
+        metrics={"count": count, "rmse": _rmse, "mae": mean_absolute_error, "mean_error": _mean_error},
+        gaps={"rmse_difference": ["rmse"], "mae_difference": ["mae"], "mean_error_difference": ["mean_error"]},
+    )
 
 
 def _f1_macro(y_true, y_pred) -> float:
@@ -221,31 +270,44 @@ def _mean_error(y_true, y_pred) -> float:
     return float(np.mean(np.asarray(y_pred) - np.asarray(y_true)))
 
 
-def _report(y: np.ndarray, y_hat: np.ndarray, sensitive: pd.DataFrame, n_bins: int,
-            bins: Mapping[str, Sequence[float]] | None, *, where: str, metrics: dict, gaps: dict[str, list[str]],
-            sample_params: dict | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+def _report(
+    y: np.ndarray,
+    y_hat: np.ndarray,
+    sensitive: pd.DataFrame,
+    n_bins: int,
+    bins: Mapping[str, Sequence[float]] | None,
+    *,
+    where: str,
+    metrics: dict,
+    gaps: dict[str, list[str]],
+    sample_params: dict | None = None,
+) -> tuple[dict[str, float], pd.DataFrame]:
     """fairlearn's ``MetricFrame`` over each sensitive column's groups; a gap is max - min of its
     metrics over the groups that define them (the largest, for a gap of several metrics)."""
     from fairlearn.metrics import MetricFrame
 
     if not isinstance(sensitive, pd.DataFrame):
-        raise TypeError(f"{where}: sensitive must be a DataFrame of sensitive columns, "
-                        f"got {type(sensitive).__name__}")
+        raise TypeError(f"{where}: sensitive must be a DataFrame of sensitive columns, got {type(sensitive).__name__}")
     if len(sensitive) != len(y):
         raise ValueError(f"{where}: sensitive has {len(sensitive)} rows but y_true has {len(y)}")
     unknown = sorted(set(bins or {}) - set(map(str, sensitive.columns)))
     if unknown:
-        raise ValueError(f"{where}: bins given for {unknown}, which are not sensitive columns "
-                         f"{list(map(str, sensitive.columns))}")
+        raise ValueError(
+            f"{where}: bins given for {unknown}, which are not sensitive columns {list(map(str, sensitive.columns))}"
+        )
     columns = ["feature", "group", *metrics]
     summary: dict[str, float] = {}
     tables = []
     for col in sensitive.columns:
         name = str(col)
         groups = group_labels(sensitive[col], name=name, n_bins=n_bins, edges=(bins or {}).get(name))
-        mf = MetricFrame(metrics=metrics, y_true=y, y_pred=y_hat,
-                         sensitive_features=pd.Series(groups.astype(str).to_numpy(), name=name),
-                         sample_params=sample_params or {})
+        mf = MetricFrame(
+            metrics=metrics,
+            y_true=y,
+            y_pred=y_hat,
+            sensitive_features=pd.Series(groups.astype(str).to_numpy(), name=name),
+            sample_params=sample_params or {},
+        )
         table = mf.by_group.reindex(list(groups.cat.categories)).astype(float)
         table["count"] = table["count"].astype(int)
         for gap, names in gaps.items():

@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kedro.config import MissingConfigException
@@ -48,8 +48,11 @@ class TypedParamsToMlflow:
 
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
-        typed = {k.removeprefix("params:"): v for k, v in inputs.items()
-                 if k.startswith("params:") and isinstance(v, BaseModel)}
+        typed = {
+            k.removeprefix("params:"): v
+            for k, v in inputs.items()
+            if k.startswith("params:") and isinstance(v, BaseModel)
+        }
         if not typed:
             return
         import mlflow
@@ -76,15 +79,17 @@ _run_id: str | None = None
 
 def new_run_id() -> str:
     """UTC time + pid + random: unique across concurrent processes, sortable by start time."""
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}-{secrets.token_hex(3)}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def check_run_id(run_id: str) -> str:
     """``run_id`` if it is a plain folder name; else the parameter error a bad ``--params`` gets."""
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
-        raise ParameterValidationError(f"run_id {run_id!r} is not a usable folder name: use letters, digits, '.', '_' "
-                         f"or '-' (at most 128, not starting with '.' or '-'), e.g. a run id printed by an "
-                         f"earlier `kedro run`")
+        raise ParameterValidationError(
+            f"run_id {run_id!r} is not a usable folder name: use letters, digits, '.', '_' "
+            f"or '-' (at most 128, not starting with '.' or '-'), e.g. a run id printed by an "
+            f"earlier `kedro run`"
+        )
     return run_id
 
 
@@ -155,20 +160,24 @@ def _prepare_store(uri: str, experiment: str, create_kwargs: dict[str, Any] | No
     with store_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment,
-                                                                                     **(create_kwargs or {}))
+        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment, **(create_kwargs or {}))
         host = socket.gethostname()
-        running = client.search_runs([exp_id], filter_string=f"attributes.status = 'RUNNING' and "
-                                                             f"tags.`laat.host` = '{host}'")
+        running = client.search_runs(
+            [exp_id], filter_string=f"attributes.status = 'RUNNING' and tags.`laat.host` = '{host}'"
+        )
         for run in running:
             pid = int(run.data.tags["laat.pid"])
             if _process_alive(pid):
                 continue
-            client.set_tag(run.info.run_id, "laat.recovered", f"process {pid} on {host} was gone; marked KILLED "
-                                                              f"by process {os.getpid()}")
+            client.set_tag(
+                run.info.run_id,
+                "laat.recovered",
+                f"process {pid} on {host} was gone; marked KILLED by process {os.getpid()}",
+            )
             client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
-            log.warning("marked KILLED: MLflow run %s, still RUNNING, its process %d on %s is gone",
-                        run.info.run_id, pid, host)
+            log.warning(
+                "marked KILLED: MLflow run %s, still RUNNING, its process %d on %s is gone", run.info.run_id, pid, host
+            )
 
 
 def _process_alive(pid: int) -> bool:
@@ -239,7 +248,7 @@ def run_name(pipeline_names: list[str], pipeline, params: dict[str, Any]) -> str
     what = ", ".join(datasets) if len(datasets) <= 3 else f"{len(datasets)} datasets"
     parts = [" ".join([*(n for n in pipeline_names if n in STAGES), what])]
     if any(n.name.rsplit(".", 1)[-1] in _PRIOR_NODES for n in pipeline.nodes):
-        estimator = ((params.get("training") or {}).get("estimator") or {})
+        estimator = (params.get("training") or {}).get("estimator") or {}
         parts += [f"{params.get('prior_source')} prior", str(estimator.get("model", ""))]
     return " · ".join(p for p in parts if p)
 

@@ -33,16 +33,18 @@ LOSSES: tuple[str, ...] = get_args(RegressionLoss)
 
 # Constrained types, reused by every model that declares one of these knobs under another name
 # (e.g. the benchmark's few_shot_epochs): the range is written once, here.
-Gamma = Annotated[float, Field(ge=0, allow_inf_nan=False,
-                               description="weight of the attribution term; 0 = plain training")]
+Gamma = Annotated[
+    float, Field(ge=0, allow_inf_nan=False, description="weight of the attribution term; 0 = plain training")
+]
 Tau = Annotated[float, Field(gt=0, allow_inf_nan=False, description="target temperature: sign(s)*exp(|s|/tau)")]
 LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Adam step size")]
 WeightDecay = Annotated[float, Field(ge=0, allow_inf_nan=False, description="Adam's L2 weight decay")]
 Width = Annotated[int, Field(ge=1, description="hidden ReLU units of the MLP")]
 Epochs = Annotated[int, Field(ge=1, description="passes over the training rows")]
 BatchSize = Annotated[int, Field(ge=1, description="mini-batch rows")]
-HuberDelta = Annotated[float, Field(gt=0, allow_inf_nan=False,
-                                    description="Huber loss: quadratic within this many standard deviations")]
+HuberDelta = Annotated[
+    float, Field(gt=0, allow_inf_nan=False, description="Huber loss: quadratic within this many standard deviations")
+]
 
 
 class LAATParams(BaseModel):
@@ -58,8 +60,10 @@ class LAATParams(BaseModel):
     gamma: Gamma = 100.0
     tau: Tau = 1.0
     trust: TrustMode | InstanceOf[TrustSettings] = Field(
-        "auto", description="auto: the training rows decide how much to follow the prior (laat.trust); "
-                            "off: always follow it at gamma/tau (the paper)")
+        "auto",
+        description="auto: the training rows decide how much to follow the prior (laat.trust); "
+        "off: always follow it at gamma/tau (the paper)",
+    )
     attribution: AttributionKind = Field("grad", description="batch-mean input gradient, or per-row input x grad")
     hidden: Width = 100
     lr: LearningRate = 1e-2
@@ -67,7 +71,8 @@ class LAATParams(BaseModel):
     batch_size: BatchSize | None = Field(128, description="mini-batch rows; None = always full batch")
     weight_decay: WeightDecay = 0.0
     confidence: ConfidenceMode | InstanceOf[Mapping] = Field(
-        "none", description="spread: down-weight features LLM samples disagree on; or weights by feature")
+        "none", description="spread: down-weight features LLM samples disagree on; or weights by feature"
+    )
     grad_impl: GradImpl = Field("analytic", description="closed-form gradients, or double back-prop")
     scale: bool = Field(True, description="Min-Max scale features on the training rows (the paper)")
 
@@ -97,6 +102,7 @@ def validate_params(values: Mapping[str, Any], owner: str, model: type[LAATParam
         allowed: dict[str, list[str]] = {}  # a union (e.g. trust) reports one message per alternative
         for e in err.errors():
             allowed.setdefault(str(e["loc"][0]) if e["loc"] else "", []).append(e["msg"])
-        problems = [f"{name}={plain.get(name)!r} ({' or '.join(dict.fromkeys(msgs))})"
-                    for name, msgs in allowed.items()]
+        problems = [
+            f"{name}={plain.get(name)!r} ({' or '.join(dict.fromkeys(msgs))})" for name, msgs in allowed.items()
+        ]
         raise ValueError(f"{owner}: invalid hyper-parameter {'; '.join(problems)}") from None

@@ -52,15 +52,19 @@ def _feature(name: str, s: pd.Series) -> dict[str, Any]:
         spec.update(type="boolean", description=f"{PLACEHOLDER} what {name} = yes means")
     elif pd.api.types.is_numeric_dtype(s):
         integer = not values.empty and bool((values % 1 == 0).all())
-        spec.update(type="integer" if integer else "numeric",
-                    description=f"{PLACEHOLDER} what {name} measures, with its unit")
+        spec.update(
+            type="integer" if integer else "numeric", description=f"{PLACEHOLDER} what {name} measures, with its unit"
+        )
         if not values.empty:  # an all-empty column has no range to infer
             cast = int if integer else float
             spec.update(min=cast(values.min()), max=cast(values.max()))
     else:
         categories = sorted({str(v).strip() for v in values.unique()})
-        spec.update(type="categorical", description=f"{PLACEHOLDER} what {name} records",
-                    categories={c: f"{PLACEHOLDER} what {name} = {c} means" for c in categories})
+        spec.update(
+            type="categorical",
+            description=f"{PLACEHOLDER} what {name} records",
+            categories={c: f"{PLACEHOLDER} what {name} = {c} means" for c in categories},
+        )
     if s.isna().any():
         spec["nullable"] = True
     return spec
@@ -81,8 +85,10 @@ def guess_target(frame: pd.DataFrame) -> str:
     named = [str(c) for c in frame.columns if _named_like_a_target(str(c)) and frame[c].notna().all()]
     choice = [c for c in named if c in binary] or named or binary
     if not choice:
-        raise MetadataError(f"no column has exactly two values and no gaps, and none without gaps is named like a "
-                            f"target ({', '.join(TARGET_WORDS)}); pass the target column explicitly (--target)")
+        raise MetadataError(
+            f"no column has exactly two values and no gaps, and none without gaps is named like a "
+            f"target ({', '.join(TARGET_WORDS)}); pass the target column explicitly (--target)"
+        )
     return choice[-1]
 
 
@@ -103,16 +109,23 @@ def draft_target(frame: pd.DataFrame, target: str, csv: str | Path) -> dict[str,
     multiclass task."""
     s = frame[target]
     if s.isna().any():
-        raise MetadataError(f"target column {target!r} in {csv} has {int(s.isna().sum())} gaps; every row "
-                            f"needs a target value (drop those rows or choose another --target)")
+        raise MetadataError(
+            f"target column {target!r} in {csv} has {int(s.isna().sum())} gaps; every row "
+            f"needs a target value (drop those rows or choose another --target)"
+        )
     values = s.dropna()
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and (
-            values.nunique() > MANY_CATEGORIES or not bool((values % 1 == 0).all())):
+    if (
+        pd.api.types.is_numeric_dtype(s)
+        and not pd.api.types.is_bool_dtype(s)
+        and (values.nunique() > MANY_CATEGORIES or not bool((values % 1 == 0).all()))
+    ):
         return {"column": target, "type": "numeric", "range": [float(values.min()), float(values.max())]}
     if values.nunique() > MANY_CATEGORIES:
         examples = sorted(map(str, values.unique()))[:5]
-        raise MetadataError(f"target column {target!r} in {csv} has {values.nunique()} text values (e.g. {examples}): "
-                            f"too many classes (more than {MANY_CATEGORIES}); group them, or choose another --target")
+        raise MetadataError(
+            f"target column {target!r} in {csv} has {values.nunique()} text values (e.g. {examples}): "
+            f"too many classes (more than {MANY_CATEGORIES}); group them, or choose another --target"
+        )
     return {"column": target, "classes": _classes(s)}
 
 
@@ -127,8 +140,11 @@ def draft_metadata(csv: str | Path, target: str | None = None, name: str | None 
     if target not in frame.columns:
         raise MetadataError(f"target column {target!r} is not in {csv}; columns: {list(map(str, frame.columns))}")
     spec = draft_target(frame, target, csv)
-    question = {"binary": f"will ... ({target} = {spec.get('classes', ['', ''])[-1]})?",
-                "multiclass": f"which {target} ...?", "regression": f"what is the {target} ...?"}
+    question = {
+        "binary": f"will ... ({target} = {spec.get('classes', ['', ''])[-1]})?",
+        "multiclass": f"which {target} ...?",
+        "regression": f"what is the {target} ...?",
+    }
     kind = TargetSpec.model_validate(spec).kind
     return {
         "name": name or Path(csv).stem,
@@ -144,8 +160,11 @@ def draft_metadata(csv: str | Path, target: str | None = None, name: str | None 
 
 def many_categories(metadata: dict[str, Any]) -> dict[str, int]:
     """Categorical columns with more than ``MANY_CATEGORIES`` values (one one-hot column each)."""
-    return {f["name"]: len(f["categories"]) for f in metadata["features"]
-            if len(f.get("categories") or ()) > MANY_CATEGORIES}
+    return {
+        f["name"]: len(f["categories"])
+        for f in metadata["features"]
+        if len(f.get("categories") or ()) > MANY_CATEGORIES
+    }
 
 
 def write_draft(metadata: dict[str, Any], out: str | Path, overwrite: bool = False) -> Path:
@@ -179,6 +198,7 @@ def require_no_placeholders(metadata: dict[str, Any]) -> None:
     left = placeholders(metadata)
     if left:
         where = Path(DEFAULT_METADATA_DIR) / f"{metadata.get('name', '<name>')}.yml"
-        raise MetadataError(f"dataset metadata {where} still has {len(left)} placeholder(s) "
-                            f"('{PLACEHOLDER} ...') to replace with real text:\n"
-                            + "\n".join(f"  - {k}" for k in left))
+        raise MetadataError(
+            f"dataset metadata {where} still has {len(left)} placeholder(s) "
+            f"('{PLACEHOLDER} ...') to replace with real text:\n" + "\n".join(f"  - {k}" for k in left)
+        )

@@ -32,8 +32,7 @@ def check_binary_inputs(y_true, p_yes, where: str = "metrics") -> tuple[np.ndarr
     if not np.all(np.isfinite(p)):
         raise ValueError(f"{where}: p_yes has {int((~np.isfinite(p)).sum())} non-finite values")
     if p.min() < 0 or p.max() > 1:
-        raise ValueError(f"{where}: p_yes must be probabilities in [0, 1], got range "
-                         f"[{p.min():.4g}, {p.max():.4g}]")
+        raise ValueError(f"{where}: p_yes must be probabilities in [0, 1], got range [{p.min():.4g}, {p.max():.4g}]")
     return y, p
 
 
@@ -50,8 +49,15 @@ def classification_metrics(y_true, p_yes, threshold: float = 0.5) -> dict[str, f
     Precision (and F1) are 0 when nothing is predicted positive, rather than a warning
     and NaN, so a degenerate model scores badly instead of breaking the metrics log.
     """
-    from sklearn.metrics import (accuracy_score, brier_score_loss, f1_score, log_loss,
-                                 precision_score, recall_score, roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        brier_score_loss,
+        f1_score,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     y, p = check_binary_inputs(y_true, p_yes, where="classification_metrics")
     classes = np.unique(y)
@@ -59,7 +65,8 @@ def classification_metrics(y_true, p_yes, threshold: float = 0.5) -> dict[str, f
         raise ValueError(
             f"classification_metrics: ROC AUC is undefined because y_true holds only class "
             f"{int(classes[0])} ({'positive' if classes[0] == 1 else 'negative'}) in all {y.size} rows; "
-            "evaluate on a set that contains both classes")
+            "evaluate on a set that contains both classes"
+        )
     y_hat = predict_labels(p, threshold)
     return {
         "roc_auc": float(roc_auc_score(y, p)),
@@ -115,8 +122,10 @@ def multiclass_metrics(y_true, proba) -> dict[str, float]:
     k = p.shape[1]
     absent = sorted(set(range(k)) - set(y.tolist()))
     if absent:
-        raise ValueError(f"multiclass_metrics: one-vs-rest ROC AUC is undefined because classes {absent} have no "
-                         f"rows in y_true; evaluate on a set that contains every class")
+        raise ValueError(
+            f"multiclass_metrics: one-vs-rest ROC AUC is undefined because classes {absent} have no "
+            f"rows in y_true; evaluate on a set that contains every class"
+        )
     y_hat = p.argmax(axis=1)
     return {
         "roc_auc_macro": float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(k)))),

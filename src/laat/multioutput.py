@@ -96,8 +96,8 @@ def attribution_loss(G: Tensor, target: Tensor, task: str, prior_form: str, mask
     Gc = G - G.mean(-1, keepdim=True)
     if prior_form == "per_class":  # target (R, k, d)
         diff = normalize(Gc.transpose(1, 2)) - target
-        return (diff ** 2).sum((-1, -2)) / (d * G.shape[-1])
-    m = torch.sqrt((Gc ** 2).sum(-1) + EPS ** 2)  # (R, d); smooth at 0
+        return (diff**2).sum((-1, -2)) / (d * G.shape[-1])
+    m = torch.sqrt((Gc**2).sum(-1) + EPS**2)  # (R, d); smooth at 0
     return ((normalize(m * mask) - target.abs()) ** 2).sum(-1) / d
 
 
@@ -108,10 +108,10 @@ def task_loss(out: Tensor, y: Tensor, w: Tensor, task: str, loss: str, huber_del
         return (ce * w).sum(-1)
     r = out[..., 0] - y
     if loss == "squared":
-        per = r ** 2
+        per = r**2
     else:
         a = r.abs()
-        per = torch.where(a <= huber_delta, r ** 2, 2 * huber_delta * a - huber_delta ** 2)
+        per = torch.where(a <= huber_delta, r**2, 2 * huber_delta * a - huber_delta**2)
     return (per * w).sum(-1)  # squared: the MSE; Huber: 2x the usual so both agree below delta
 
 

@@ -35,8 +35,10 @@ def dataset_names(directory: Path | None = None) -> list[str]:
     reserved = {*STAGES, "all", "benchmark", "inference", "__default__"}
     bad = [n for n in names if n in reserved or not n.isidentifier()]
     if bad:
-        raise ValueError(f"{directory}: dataset file names {bad} cannot name a pipeline: use a Python "
-                         f"identifier (letters, digits, _) that is not one of {sorted(reserved)}")
+        raise ValueError(
+            f"{directory}: dataset file names {bad} cannot name a pipeline: use a Python "
+            f"identifier (letters, digits, _) that is not one of {sorted(reserved)}"
+        )
     return names
 
 

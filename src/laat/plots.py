@@ -29,12 +29,21 @@ def check_prior_label(prior_label: str) -> None:
     """Refuse a plot label that does not say which kind of prior (`laat.priors.SOURCES`) it shows,
     so that a non-LLM prior is never mistaken for an LLM one."""
     if not any(k in prior_label.lower() for k in SOURCES):
-        raise ValueError(f"prior_label {prior_label!r} must say what kind of prior this is: one of "
-                         f"{list(SOURCES)} (e.g. 'oracle prior')")
+        raise ValueError(
+            f"prior_label {prior_label!r} must say what kind of prior this is: one of "
+            f"{list(SOURCES)} (e.g. 'oracle prior')"
+        )
 
 
-def plot_attributions(prior: pd.Series, learned: pd.Series, title: str = "", *, prior_label: str,
-                      learned_label: str = "learned", top_n: int = 20) -> Figure:
+def plot_attributions(
+    prior: pd.Series,
+    learned: pd.Series,
+    title: str = "",
+    *,
+    prior_label: str,
+    learned_label: str = "learned",
+    top_n: int = 20,
+) -> Figure:
     """Prior vs learned attributions per feature, each scaled to unit L2 norm.
 
     Unit norm is the scale the LAAT loss compares directions at, so bars of equal length
@@ -48,8 +57,10 @@ def plot_attributions(prior: pd.Series, learned: pd.Series, title: str = "", *, 
     only_prior = [f for f in prior.index if f not in learned.index]
     only_learned = [f for f in learned.index if f not in prior.index]
     if only_prior or only_learned:
-        raise ValueError(f"prior and learned attributions name different features: only in prior "
-                         f"{only_prior[:10]}, only in learned {only_learned[:10]}")
+        raise ValueError(
+            f"prior and learned attributions name different features: only in prior "
+            f"{only_prior[:10]}, only in learned {only_learned[:10]}"
+        )
     learned = learned.reindex(prior.index)
     p, lrn = _l2(prior), _l2(learned)
     denom = np.linalg.norm(prior) * np.linalg.norm(learned)
@@ -71,8 +82,13 @@ def plot_attributions(prior: pd.Series, learned: pd.Series, title: str = "", *, 
     heading = title or "Prior vs learned attributions"
     ax.set_title(f"{heading}\ncosine similarity {cos:.3f}", fontsize=10)
     if len(order) > n:
-        fig.text(0.01, 0.005, f"showing the top {n} of {len(order)} features by |normalised attribution|",
-                 fontsize=7, style="italic")
+        fig.text(
+            0.01,
+            0.005,
+            f"showing the top {n} of {len(order)} features by |normalised attribution|",
+            fontsize=7,
+            style="italic",
+        )
     return fig
 
 
@@ -120,8 +136,15 @@ def plot_confusion_matrix(y_true, proba, classes: list[str], title: str = "") ->
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, f"{counts[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                    color="white" if share[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{counts[i, j]}\n{share[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if share[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(k), classes, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(k), classes, fontsize=8)
     ax.set_xlabel("predicted class")
@@ -156,12 +179,17 @@ def plot_metric_by_group(by_group: pd.DataFrame, metric: str) -> Figure:
     needed = {"feature", "group", "count", metric}
     missing = sorted(needed - set(by_group.columns))
     if missing:
-        raise ValueError(f"plot_metric_by_group: by_group lacks columns {missing} "
-                         f"(has {list(by_group.columns)})")
+        raise ValueError(f"plot_metric_by_group: by_group lacks columns {missing} (has {list(by_group.columns)})")
     if by_group.empty:
         fig = Figure(figsize=(4.5, 1.5), layout="constrained")
-        fig.text(0.5, 0.5, f"{metric} by group: {NONE_DECLARED}\n(no sensitive_features in the dataset metadata)",
-                 ha="center", va="center", fontsize=9)
+        fig.text(
+            0.5,
+            0.5,
+            f"{metric} by group: {NONE_DECLARED}\n(no sensitive_features in the dataset metadata)",
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
         return fig
     features = list(dict.fromkeys(by_group["feature"]))
     fig = Figure(figsize=(max(4.0, 3.2 * len(features)), 3.6), layout="constrained")
@@ -172,8 +200,9 @@ def plot_metric_by_group(by_group: pd.DataFrame, metric: str) -> Figure:
         vals = rows[metric].to_numpy(dtype=float)
         ax.bar(x, np.nan_to_num(vals), color="#7570b3")
         for xi, v in zip(x, vals):
-            ax.text(xi, 0 if np.isnan(v) else v, "n/a" if np.isnan(v) else f"{v:.2f}",
-                    ha="center", va="bottom", fontsize=8)
+            ax.text(
+                xi, 0 if np.isnan(v) else v, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="bottom", fontsize=8
+            )
         ax.set_xticks(x, [f"{g}\n(n={c})" for g, c in zip(rows["group"], rows["count"])], fontsize=8)
         ax.set_title(feat, fontsize=10)
     axes[0].set_ylabel(metric)
@@ -196,8 +225,7 @@ def plot_auc_vs_shots(results: pd.DataFrame) -> Figure:
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
     for ax, ds in zip(axes, datasets):
-        stats = (results[results["dataset"] == ds].groupby(["method", "k"])["roc_auc"]
-                 .agg(["mean", "std"]).reset_index())
+        stats = results[results["dataset"] == ds].groupby(["method", "k"])["roc_auc"].agg(["mean", "std"]).reset_index()
         for m in methods:
             s = stats[stats["method"] == m].sort_values("k")
             if s.empty:
@@ -213,7 +241,7 @@ def plot_auc_vs_shots(results: pd.DataFrame) -> Figure:
         ax.set_xlabel("shots per class (k)")
         ax.set_ylabel("ROC AUC (mean ± std)")
         ax.grid(alpha=0.3)
-    for ax in axes[len(datasets):]:
+    for ax in axes[len(datasets) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=8)
     return fig

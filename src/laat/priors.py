@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -38,13 +38,17 @@ NON_LLM_SOURCES: tuple[str, ...] = get_args(NonLLMSource)
 LLM_BACKENDS: tuple[str, ...] = get_args(LLMBackend)
 SCORE_MIN, SCORE_MAX = -10.0, 10.0
 
-ORACLE_NOTE = ("ORACLE prior: linear-model coefficients fit on the FULL labelled dataset. "
-               "It has seen the test labels: an upper bound for evaluation only, never a real prior.")
+ORACLE_NOTE = (
+    "ORACLE prior: linear-model coefficients fit on the FULL labelled dataset. "
+    "It has seen the test labels: an upper bound for evaluation only, never a real prior."
+)
 RANDOM_NOTE = "RANDOM prior: seeded uniform integers in [-10, 10]; a control with no knowledge."
 # The one way to change a prior's scores by hand, quoted wherever a hand edit is refused.
 HOW_TO_EDIT = "edit conf/base/priors/{dataset}.yml and run with prior_source=expert"
-GENERATED_NOTE = ("Generated file, rewritten on every run; a hand edit here is detected (fingerprint) and "
-                  "refused. To change scores, " + HOW_TO_EDIT + " (start from the .yml next to this file).")
+GENERATED_NOTE = (
+    "Generated file, rewritten on every run; a hand edit here is detected (fingerprint) and "
+    "refused. To change scores, " + HOW_TO_EDIT + " (start from the .yml next to this file)."
+)
 
 
 class PriorError(ValueError):
@@ -52,7 +56,7 @@ class PriorError(ValueError):
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _fingerprint(features: Sequence[str], mean, classes: Sequence[str] | None = None) -> str:
@@ -151,21 +155,29 @@ class Prior:
         k = len(self.classes)
         for name, m in (("mean", self.mean), ("spread", self.spread)):
             if len(m) != k or not all(isinstance(r, list) for r in m):
-                raise PriorError(f"per-class prior {name} must be {k} rows (one per class {self.classes}) "
-                                 f"of {len(self.features)} values")
+                raise PriorError(
+                    f"per-class prior {name} must be {k} rows (one per class {self.classes}) "
+                    f"of {len(self.features)} values"
+                )
         for i, s in enumerate(self.samples):
             if len(s) != k or not all(isinstance(r, list) for r in s):
                 raise PriorError(f"prior sample {i} must be {k} rows, one per class {self.classes}")
-        self._validate_rows([(f"class {c!r} ", self.mean[i], self.spread[i], [s[i] for s in self.samples])
-                             for i, c in enumerate(self.classes)])
+        self._validate_rows(
+            [
+                (f"class {c!r} ", self.mean[i], self.spread[i], [s[i] for s in self.samples])
+                for i, c in enumerate(self.classes)
+            ]
+        )
 
     def _validate_rows(self, rows) -> None:
         d = len(self.features)
         for where, mean, spread, samples in rows:
             for name, vec in (("mean", mean), ("spread", spread)):
                 if any(isinstance(v, list) for v in vec):
-                    raise PriorError(f"prior {where}{name} is nested, but the prior has no `classes`: "
-                                     "a per-class prior must name its classes")
+                    raise PriorError(
+                        f"prior {where}{name} is nested, but the prior has no `classes`: "
+                        "a per-class prior must name its classes"
+                    )
                 if len(vec) != d:
                     raise PriorError(f"prior {where}{name} has {len(vec)} values for {d} features")
             for f, m in zip(self.features, mean):
@@ -183,15 +195,19 @@ class Prior:
         missing = [f for f in expected if f not in set(self.features)]
         unknown = [f for f in self.features if f not in set(expected)]
         if missing or unknown:
-            raise PriorError(f"prior ({self.source}) does not match the {where}'s encoded columns: "
-                             f"missing {missing}, unknown {unknown}")
+            raise PriorError(
+                f"prior ({self.source}) does not match the {where}'s encoded columns: "
+                f"missing {missing}, unknown {unknown}"
+            )
 
     def check_classes(self, expected: Sequence[str], where: str = "dataset") -> None:
         """Raise unless this is a per-class prior for exactly the classes ``expected`` (as text)."""
         expected = [str(c) for c in expected]
         if self.classes is None:
-            raise PriorError(f"prior ({self.source}) has one signed score per feature, but the {where} has "
-                             f"classes {expected}: a per-class prior needs `classes`")
+            raise PriorError(
+                f"prior ({self.source}) has one signed score per feature, but the {where} has "
+                f"classes {expected}: a per-class prior needs `classes`"
+            )
         if set(self.classes) != set(expected):
             raise PriorError(f"prior ({self.source}) is for classes {self.classes}, the {where} has {expected}")
 
@@ -202,10 +218,14 @@ class Prior:
         if self.classes is None:
             if classes is not None:
                 self.check_classes(classes)
-            return Prior(features=list(expected), mean=[self.mean[i] for i in idx],
-                         spread=[self.spread[i] for i in idx], source=self.source,
-                         provenance=dict(self.provenance),
-                         samples=[[s[i] for i in idx] for s in self.samples])
+            return Prior(
+                features=list(expected),
+                mean=[self.mean[i] for i in idx],
+                spread=[self.spread[i] for i in idx],
+                source=self.source,
+                provenance=dict(self.provenance),
+                samples=[[s[i] for i in idx] for s in self.samples],
+            )
         order = list(self.classes) if classes is None else [str(c) for c in classes]
         self.check_classes(order)
         rows = [self.classes.index(c) for c in order]
@@ -213,9 +233,15 @@ class Prior:
         def pick(m):
             return [[m[r][i] for i in idx] for r in rows]
 
-        return Prior(features=list(expected), mean=pick(self.mean), spread=pick(self.spread),
-                     source=self.source, provenance=dict(self.provenance),
-                     samples=[pick(s) for s in self.samples], classes=order)
+        return Prior(
+            features=list(expected),
+            mean=pick(self.mean),
+            spread=pick(self.spread),
+            source=self.source,
+            provenance=dict(self.provenance),
+            samples=[pick(s) for s in self.samples],
+            classes=order,
+        )
 
     def matrix(self) -> np.ndarray:
         """The scores as an array: (d,) for a signed prior, (k, d) for a per-class one."""
@@ -234,8 +260,7 @@ class Prior:
     def class_scores(self) -> dict[str, dict[str, float]]:
         """Class -> feature -> score of a per-class prior."""
         if self.classes is None:
-            raise PriorError(f"prior ({self.source}) has one signed score per feature, not one per class; "
-                             "use scores()")
+            raise PriorError(f"prior ({self.source}) has one signed score per feature, not one per class; use scores()")
         return {c: dict(zip(self.features, row)) for c, row in zip(self.classes, self.mean)}
 
     def class_spreads(self) -> dict[str, dict[str, float]]:
@@ -244,8 +269,10 @@ class Prior:
 
     def _require_signed(self, what: str) -> None:
         if self.classes is not None:
-            raise PriorError(f"prior ({self.source}) has one score vector per class {self.classes}; "
-                             f"{what}() is for a signed prior, use class_{what}()")
+            raise PriorError(
+                f"prior ({self.source}) has one score vector per class {self.classes}; "
+                f"{what}() is for a signed prior, use class_{what}()"
+            )
 
     @property
     def label(self) -> str:
@@ -257,14 +284,20 @@ class Prior:
 
     # ---- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = {"note": GENERATED_NOTE.format(dataset=self.provenance.get("dataset") or "<dataset>"),
-             "source": self.source, "features": list(self.features)}
+        d = {
+            "note": GENERATED_NOTE.format(dataset=self.provenance.get("dataset") or "<dataset>"),
+            "source": self.source,
+            "features": list(self.features),
+        }
         if self.classes is not None:
             d["classes"] = list(self.classes)
-        return d | {"mean": jsonable(self.mean), "spread": jsonable(self.spread),
-                    "samples": jsonable(self.samples),
-                    "fingerprint": _fingerprint(self.features, self.mean, self.classes),
-                    "provenance": jsonable(self.provenance)}
+        return d | {
+            "mean": jsonable(self.mean),
+            "spread": jsonable(self.spread),
+            "samples": jsonable(self.samples),
+            "fingerprint": _fingerprint(self.features, self.mean, self.classes),
+            "provenance": jsonable(self.provenance),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str = "<dict>") -> Prior:
@@ -275,10 +308,15 @@ class Prior:
             raise PriorError(f"{origin}: prior is missing keys {missing}")
         check_not_hand_edited(data, origin)
         try:
-            return cls(features=list(data["features"]), mean=list(data["mean"]),
-                       spread=data.get("spread"), source=data["source"],
-                       provenance=dict(data.get("provenance") or {}),
-                       samples=list(data.get("samples") or []), classes=data.get("classes"))
+            return cls(
+                features=list(data["features"]),
+                mean=list(data["mean"]),
+                spread=data.get("spread"),
+                source=data["source"],
+                provenance=dict(data.get("provenance") or {}),
+                samples=list(data.get("samples") or []),
+                classes=data.get("classes"),
+            )
         except PriorError as exc:
             raise PriorError(f"{origin}: {exc}") from None
 
@@ -302,11 +340,12 @@ class Prior:
     # ---- YAML (hand-editable) -------------------------------------------------------------
     def to_yaml(self) -> str:
         """YAML text an expert can edit: one ``name: score`` line per feature (per class, if per-class)."""
-        prov = {k: v for k, v in jsonable(self.provenance).items()
-                if k not in {"prompt", "prompts", "record"}}
-        meaning = ("raises the probability of the positive class (for a regression target: raises the\n"
-                   "# target value)" if self.classes is None else
-                   "raises the probability of the class it is listed under")
+        prov = {k: v for k, v in jsonable(self.provenance).items() if k not in {"prompt", "prompts", "record"}}
+        meaning = (
+            "raises the probability of the positive class (for a regression target: raises the\n# target value)"
+            if self.classes is None
+            else "raises the probability of the class it is listed under"
+        )
         header = (
             f"# LAAT feature-importance prior (source: {self.label}).\n"
             "# Edit the numbers under `scores` (each in [-10, 10]): positive = increasing the feature\n"
@@ -356,8 +395,10 @@ class Prior:
             features = [str(f) for f in next(iter(scores.values()))]
             for c, row in scores.items():
                 if [str(f) for f in row] != features:
-                    raise PriorError(f"{origin}: class {str(c)!r} lists features {[str(f) for f in row]}, the "
-                                     f"first class lists {features}; every class must score the same features")
+                    raise PriorError(
+                        f"{origin}: class {str(c)!r} lists features {[str(f) for f in row]}, the "
+                        f"first class lists {features}; every class must score the same features"
+                    )
             mean = [_yaml_numbers(row, origin, f"class {str(c)!r} ") for c, row in scores.items()]
         else:
             classes = None
@@ -378,8 +419,9 @@ class Prior:
         fp = data.get("fingerprint")
         if fp is None:
             if claimed != "expert":
-                raise PriorError(f"{origin}: a hand-written prior (no `fingerprint`) must have source "
-                                 f"'expert', not {claimed!r}")
+                raise PriorError(
+                    f"{origin}: a hand-written prior (no `fingerprint`) must have source 'expert', not {claimed!r}"
+                )
             source = "expert"
             provenance.setdefault("source_kind", "expert")
         elif fp == _fingerprint(features, mean, classes):
@@ -387,12 +429,18 @@ class Prior:
         else:
             # Edited since export: the numbers are now the expert's, whatever produced the draft.
             source = "expert"
-            provenance = {"edited": True, "edited_from": claimed, "source_kind": "expert",
-                          "draft_provenance": provenance, "imported_at": _utcnow()}
+            provenance = {
+                "edited": True,
+                "edited_from": claimed,
+                "source_kind": "expert",
+                "draft_provenance": provenance,
+                "imported_at": _utcnow(),
+            }
             spread = _zeros_like(mean)  # the sample spread no longer describes these numbers
         try:
-            return cls(features=features, mean=mean, spread=spread, source=source, provenance=provenance,
-                       classes=classes)
+            return cls(
+                features=features, mean=mean, spread=spread, source=source, provenance=provenance, classes=classes
+            )
         except PriorError as exc:
             raise PriorError(f"{origin}: {exc}") from None
 
@@ -420,16 +468,21 @@ def check_not_hand_edited(data: Mapping[str, Any], origin: str = "<dict>") -> No
         return
     try:
         classes = data.get("classes")
-        actual = _fingerprint([str(f) for f in data["features"]], _floats(list(data["mean"]), "mean"),
-                              None if classes is None else [str(c) for c in classes])
+        actual = _fingerprint(
+            [str(f) for f in data["features"]],
+            _floats(list(data["mean"]), "mean"),
+            None if classes is None else [str(c) for c in classes],
+        )
     except (KeyError, TypeError, ValueError):
         actual = None
     if actual != fp:
         dataset = (data.get("provenance") or {}).get("dataset") or "<dataset>"
-        raise PriorError(f"{origin}: this generated prior was edited by hand (its scores no longer match its "
-                         f"fingerprint), so they would pass for the {data.get('source')!r} source's own. "
-                         f"To keep them, {HOW_TO_EDIT.format(dataset=dataset)}; delete this file to "
-                         "regenerate it.")
+        raise PriorError(
+            f"{origin}: this generated prior was edited by hand (its scores no longer match its "
+            f"fingerprint), so they would pass for the {data.get('source')!r} source's own. "
+            f"To keep them, {HOW_TO_EDIT.format(dataset=dataset)}; delete this file to "
+            "regenerate it."
+        )
 
 
 def _num(v: float) -> float | int:
@@ -465,6 +518,7 @@ def as_prior(obj: Prior | Mapping[str, Any], origin: str = "<prior>") -> Prior:
 
 # ---- non-LLM builders ----------------------------------------------------------------------
 
+
 def random_prior(features: Sequence[str], seed: int = 0, classes: Sequence[str] | None = None) -> Prior:
     """Seeded uniform integer scores: a no-knowledge control, labelled ``random``.
 
@@ -474,17 +528,28 @@ def random_prior(features: Sequence[str], seed: int = 0, classes: Sequence[str] 
     rng = np.random.default_rng(seed)
     shape = (len(features),) if classes is None else (len(classes), len(features))
     mean = rng.integers(int(SCORE_MIN), int(SCORE_MAX) + 1, size=shape).astype(float)
-    return Prior(features=list(features), mean=mean.tolist(), source="random",
-                 classes=None if classes is None else list(classes),
-                 provenance={"source_kind": "random", "seed": int(seed), "note": RANDOM_NOTE,
-                             "created_at": _utcnow()})
+    return Prior(
+        features=list(features),
+        mean=mean.tolist(),
+        source="random",
+        classes=None if classes is None else list(classes),
+        provenance={"source_kind": "random", "seed": int(seed), "note": RANDOM_NOTE, "created_at": _utcnow()},
+    )
 
 
 ORACLE_TASKS = ("binary", "multiclass", "regression")
 
 
-def oracle_prior(X_enc, y, meta=None, *, task: str = "binary", classes: Sequence[str] | None = None,
-                 C: float = 1.0, max_iter: int = 5000) -> Prior:
+def oracle_prior(
+    X_enc,
+    y,
+    meta=None,
+    *,
+    task: str = "binary",
+    classes: Sequence[str] | None = None,
+    C: float = 1.0,
+    max_iter: int = 5000,
+) -> Prior:
     """Attributions of a linear model fit on ALL labelled rows: an evaluation upper bound.
 
     Columns are Min-Max scaled first (as in training), missing values imputed with the
@@ -509,8 +574,10 @@ def oracle_prior(X_enc, y, meta=None, *, task: str = "binary", classes: Sequence
             raise PriorError("oracle_prior needs a DataFrame or `meta` to name the columns")
         features = list(meta.encoded_columns)
     if meta is not None and features != list(meta.encoded_columns):
-        raise PriorError(f"oracle_prior: columns {features} are not dataset {meta.name!r}'s "
-                         f"encoded columns {list(meta.encoded_columns)}")
+        raise PriorError(
+            f"oracle_prior: columns {features} are not dataset {meta.name!r}'s "
+            f"encoded columns {list(meta.encoded_columns)}"
+        )
     y = np.asarray(y).ravel()
     if X.shape[0] != y.shape[0]:
         raise PriorError(f"oracle_prior: {X.shape[0]} rows but {y.shape[0]} labels")
@@ -525,15 +592,21 @@ def oracle_prior(X_enc, y, meta=None, *, task: str = "binary", classes: Sequence
         y = y.astype(int)
         if set(np.unique(y)) != {0, 1}:
             raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
-        linear, label, fit_y = LogisticRegression(C=C, max_iter=max_iter), "sklearn LogisticRegression (l2, C=%g)" % C, y
+        linear, label, fit_y = (
+            LogisticRegression(C=C, max_iter=max_iter),
+            f"sklearn LogisticRegression (l2, C={C:g})",
+            y,
+        )
     else:
         codes, fit_y = np.unique(y, return_inverse=True)
         classes = [str(c) for c in (codes if classes is None else classes)]
         if len(codes) != len(classes) or len(classes) < 3:
-            raise PriorError(f"oracle_prior (multiclass) needs every one of >= 3 classes {classes} in y, "
-                             f"got {len(codes)} distinct values")
+            raise PriorError(
+                f"oracle_prior (multiclass) needs every one of >= 3 classes {classes} in y, "
+                f"got {len(codes)} distinct values"
+            )
         linear = LogisticRegression(C=C, max_iter=max_iter)
-        label = "sklearn multinomial LogisticRegression (l2, C=%g)" % C
+        label = f"sklearn multinomial LogisticRegression (l2, C={C:g})"
     # the training pipeline's imputer: medians, and 0 for an all-missing column
     model = make_pipeline(missing_value_imputer(), minmax_scaler(), linear)
     model.fit(X, fit_y)
@@ -541,13 +614,22 @@ def oracle_prior(X_enc, y, meta=None, *, task: str = "binary", classes: Sequence
     top = float(np.max(np.abs(coef)))
     scaled = np.clip(coef * (SCORE_MAX / top), SCORE_MIN, SCORE_MAX) if top > 0 else np.zeros_like(coef)
     mean = scaled.tolist() if task == "multiclass" else scaled[0].tolist()
-    return Prior(features=features, mean=mean, source="oracle", classes=classes if task == "multiclass" else None,
-                 provenance={"source_kind": "oracle", "note": ORACLE_NOTE, "task": task,
-                             "method": label + " on median-imputed, Min-Max-scaled one-hot data; "
-                                               "coef * 10 / max|coef|",
-                             "dataset": getattr(meta, "name", None), "n_rows": int(X.shape[0]),
-                             "raw_coef": coef.tolist() if task == "multiclass" else coef[0].tolist(),
-                             "created_at": _utcnow()})
+    return Prior(
+        features=features,
+        mean=mean,
+        source="oracle",
+        classes=classes if task == "multiclass" else None,
+        provenance={
+            "source_kind": "oracle",
+            "note": ORACLE_NOTE,
+            "task": task,
+            "method": label + " on median-imputed, Min-Max-scaled one-hot data; coef * 10 / max|coef|",
+            "dataset": getattr(meta, "name", None),
+            "n_rows": int(X.shape[0]),
+            "raw_coef": coef.tolist() if task == "multiclass" else coef[0].tolist(),
+            "created_at": _utcnow(),
+        },
+    )
 
 
 def oracle_prior_from_frame(df, meta, **kwargs) -> Prior:

@@ -36,13 +36,16 @@ def build_schema(meta: DatasetMeta, target_required: bool = True):
         if f.type == "categorical":
             allowed = list(f.categories)
             columns[f.name] = pa.Column(
-                object, checks=pa.Check.isin(allowed, name="allowed_categories"),
-                nullable=f.nullable, coerce=False,
+                object,
+                checks=pa.Check.isin(allowed, name="allowed_categories"),
+                nullable=f.nullable,
+                coerce=False,
             )
         elif f.type == "boolean":
             columns[f.name] = pa.Column(
-                checks=pa.Check(lambda s: boolean_values(s).notna(), name="boolean_values",
-                                error=f"boolean_values ({BOOLEAN_HINT})"),
+                checks=pa.Check(
+                    lambda s: boolean_values(s).notna(), name="boolean_values", error=f"boolean_values ({BOOLEAN_HINT})"
+                ),
                 nullable=f.nullable,
             )
         else:
@@ -52,21 +55,28 @@ def build_schema(meta: DatasetMeta, target_required: bool = True):
             if f.max is not None:
                 checks.append(pa.Check.le(f.max, name=f"max_{f.max:g}"))
             if f.type == "integer":
-                checks.append(pa.Check(lambda s: (s.dropna() % 1 == 0), name="whole_numbers",
-                                       error="values must be whole numbers"))
+                checks.append(
+                    pa.Check(lambda s: s.dropna() % 1 == 0, name="whole_numbers", error="values must be whole numbers")
+                )
             columns[f.name] = pa.Column(float, checks=checks, nullable=f.nullable, coerce=True)
     check = "target_values" if meta.target.kind == "regression" else "target_labels"
     columns[meta.target.column] = pa.Column(
-        checks=pa.Check(lambda s: meta.target.codes(s).notna(), name=check,
-                        error=f"{check} ({meta.target.expected()})"),
+        checks=pa.Check(
+            lambda s: meta.target.codes(s).notna(), name=check, error=f"{check} ({meta.target.expected()})"
+        ),
         nullable=False,
         required=target_required,
     )
     return pa.DataFrameSchema(columns, strict=False, ordered=False, name=meta.name)
 
 
-def validation_report(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: int = 1,
-                      why: str = "both classes are needed to train", target_required: bool = True) -> dict[str, Any]:
+def validation_report(
+    df: pd.DataFrame,
+    meta: DatasetMeta,
+    min_rows_per_class: int = 1,
+    why: str = "both classes are needed to train",
+    target_required: bool = True,
+) -> dict[str, Any]:
     """Validate lazily and return a JSON-ready report: {dataset, status, n_rows, failures}.
 
     Besides the schema, the table must have rows and each class at least
@@ -91,8 +101,7 @@ def validation_report(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: i
     }
 
 
-def class_size_failures(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: int,
-                        why: str) -> list[dict[str, Any]]:
+def class_size_failures(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class: int, why: str) -> list[dict[str, Any]]:
     """Report entries (with a ``message``) for an empty table or a class with too few rows.
 
     For a regression target the table as a whole needs ``min_rows_per_class`` rows.
@@ -107,14 +116,26 @@ def class_size_failures(df: pd.DataFrame, meta: DatasetMeta, min_rows_per_class:
         n = int(codes.notna().sum())
         if n >= min_rows_per_class:
             return []
-        return [{**entry, "check": "rows", "message": f"target {meta.target.column!r} has {n} valid rows; "
-                                                      f"{min_rows_per_class} are needed ({why})"}]
+        return [
+            {
+                **entry,
+                "check": "rows",
+                "message": f"target {meta.target.column!r} has {n} valid rows; {min_rows_per_class} are needed ({why})",
+            }
+        ]
     counts = codes.value_counts()
     short = [(c, int(counts.get(float(i), 0))) for i, c in enumerate(meta.target.classes)]
     short = [(c, n) for c, n in short if n < min_rows_per_class]
-    return [{**entry, "check": "rows_per_class", "example_values": [c],
-             "message": f"class {c!r} of target {meta.target.column!r} has {n} rows; "
-                        f"{min_rows_per_class} are needed ({why})"} for c, n in short]
+    return [
+        {
+            **entry,
+            "check": "rows_per_class",
+            "example_values": [c],
+            "message": f"class {c!r} of target {meta.target.column!r} has {n} rows; "
+            f"{min_rows_per_class} are needed ({why})",
+        }
+        for c, n in short
+    ]
 
 
 def _as_text_categories(df: pd.DataFrame, meta: DatasetMeta) -> pd.DataFrame:
@@ -147,20 +168,24 @@ def _summarise(cases: pd.DataFrame) -> list[dict[str, Any]]:
     for (column, check), grp in cases[~echo].groupby(["column", "check"], sort=False, dropna=False):
         idx = [None if pd.isna(i) else int(i) for i in grp["index"].head(MAX_EXAMPLES)]
         vals = [None if pd.isna(v) else str(v) for v in grp["failure_case"].head(MAX_EXAMPLES)]
-        out.append({
-            "column": str(column),
-            "check": str(check),
-            "n_failures": int(len(grp)),
-            "example_rows": idx,
-            "example_values": vals,
-        })
+        out.append(
+            {
+                "column": str(column),
+                "check": str(check),
+                "n_failures": int(len(grp)),
+                "example_rows": idx,
+                "example_values": vals,
+            }
+        )
     return out
 
 
 def format_report(report: dict[str, Any]) -> str:
     """Human-readable summary of a failed report (one line per failed check)."""
-    lines = [f"dataset {report['dataset']!r} failed validation "
-             f"({len(report['failures'])} failed checks, {report['n_rows']} rows):"]
+    lines = [
+        f"dataset {report['dataset']!r} failed validation "
+        f"({len(report['failures'])} failed checks, {report['n_rows']} rows):"
+    ]
     for f in report["failures"]:
         if "message" in f:
             lines.append(f"  - {f['message']}")
@@ -170,8 +195,9 @@ def format_report(report: dict[str, Any]) -> str:
             continue
         rows = ", ".join("?" if r is None else str(r) for r in f["example_rows"])
         vals = ", ".join(repr(v) for v in f["example_values"])
-        lines.append(f"  - column {f['column']!r}: check {f['check']} failed {f['n_failures']}x "
-                     f"(rows {rows}; values {vals})")
+        lines.append(
+            f"  - column {f['column']!r}: check {f['check']} failed {f['n_failures']}x (rows {rows}; values {vals})"
+        )
     return "\n".join(lines)
 
 

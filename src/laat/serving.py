@@ -90,8 +90,9 @@ def output_columns(meta: DatasetMeta) -> list[str]:
     return [f"p_{c}" for c in meta.target.classes]
 
 
-def check_raw_rows(df: pd.DataFrame, meta: DatasetMeta,
-                   out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT) -> pd.DataFrame:
+def check_raw_rows(
+    df: pd.DataFrame, meta: DatasetMeta, out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT
+) -> pd.DataFrame:
     """The raw feature columns of ``df`` (target and extra columns dropped), or an InputError.
 
     Checked: every raw column present; categorical values among the metadata's categories
@@ -103,8 +104,9 @@ def check_raw_rows(df: pd.DataFrame, meta: DatasetMeta,
         raise InputError(f"expected a pandas DataFrame of raw rows, got {type(df).__name__}")
     missing = [c for c in meta.raw_columns if c not in df.columns]
     if missing:
-        raise InputError(f"dataset {meta.name!r}: input is missing raw columns {missing}; "
-                         f"expected all of {meta.raw_columns}")
+        raise InputError(
+            f"dataset {meta.name!r}: input is missing raw columns {missing}; expected all of {meta.raw_columns}"
+        )
     rows = df[meta.raw_columns]
     problems = []
     for f in meta.features:
@@ -131,8 +133,9 @@ def check_raw_rows(df: pd.DataFrame, meta: DatasetMeta,
     return rows
 
 
-def apply_range_policy(rows: pd.DataFrame, meta: DatasetMeta,
-                       out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT) -> tuple[pd.DataFrame, list[str]]:
+def apply_range_policy(
+    rows: pd.DataFrame, meta: DatasetMeta, out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT
+) -> tuple[pd.DataFrame, list[str]]:
     """Numbers the metadata does not allow, handled as ``out_of_range`` says.
 
     A value outside its feature's ``[min, max]`` or a non-whole value in an integer column is
@@ -215,7 +218,7 @@ class LAATPyfuncModel(PythonModel):
     def meta(self) -> DatasetMeta:
         return parse_metadata(self.metadata, origin="served model metadata")
 
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc API)
+    def predict(self, context, model_input, params=None):
         """``predict_raw`` with the request's ``params``; failures become a ServedError (400 or 500)."""
         out_of_range = (params or {}).get(OUT_OF_RANGE_PARAM, OUT_OF_RANGE_DEFAULT)
         try:
@@ -224,12 +227,15 @@ class LAATPyfuncModel(PythonModel):
             raise ServedError(str(err)) from None
         except Exception as err:
             _logger.exception("scoring failed")
-            raise ServedError(f"internal error while scoring ({type(err).__name__}); the traceback is in "
-                              "the server's log", error_code=INTERNAL_ERROR) from err
+            raise ServedError(
+                f"internal error while scoring ({type(err).__name__}); the traceback is in the server's log",
+                error_code=INTERNAL_ERROR,
+            ) from err
 
 
-def predict_raw(estimator: Any, meta: DatasetMeta, rows: pd.DataFrame,
-                out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT) -> pd.DataFrame:
+def predict_raw(
+    estimator: Any, meta: DatasetMeta, rows: pd.DataFrame, out_of_range: OutOfRange = OUT_OF_RANGE_DEFAULT
+) -> pd.DataFrame:
     """Validate raw rows, encode them like training did, return the `output_columns`.
 
     Zero rows in (an empty batch, still with the raw columns) give zero rows out. Gaps in
@@ -257,26 +263,34 @@ def _check_estimator(estimator: Any, meta: DatasetMeta) -> None:
     """Fail at logging time, not at the first request, if the estimator cannot serve ``meta``."""
     if meta.target.kind == "regression":
         if not hasattr(estimator, "predict") or hasattr(estimator, "classes_"):
-            raise TypeError(f"dataset {meta.name!r} has a numeric target; {type(estimator).__name__} is not a "
-                            f"fitted regressor (predict without classes_)")
+            raise TypeError(
+                f"dataset {meta.name!r} has a numeric target; {type(estimator).__name__} is not a "
+                f"fitted regressor (predict without classes_)"
+            )
     else:
         if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
             raise TypeError(f"{type(estimator).__name__} is not a fitted classifier with predict_proba/classes_")
         classes = sorted(int(c) for c in estimator.classes_)
         if classes != list(range(len(meta.target.classes))):
             codes = ", ".join(f"{i} = {c!r}" for i, c in enumerate(meta.target.classes))
-            raise ValueError(f"estimator classes_ are {list(estimator.classes_)}; expected "
-                             f"{list(range(len(meta.target.classes)))} ({codes})")
+            raise ValueError(
+                f"estimator classes_ are {list(estimator.classes_)}; expected "
+                f"{list(range(len(meta.target.classes)))} ({codes})"
+            )
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         missing = [c for c in meta.encoded_columns if c not in set(names)]
         unknown = [c for c in names if c not in set(meta.encoded_columns)]
         if missing or unknown:
-            raise ValueError(f"estimator was fit on other columns than dataset {meta.name!r}'s encoding: "
-                             f"missing {missing}, unknown {unknown}")
+            raise ValueError(
+                f"estimator was fit on other columns than dataset {meta.name!r}'s encoding: "
+                f"missing {missing}, unknown {unknown}"
+            )
     elif getattr(estimator, "n_features_in_", len(meta.encoded_columns)) != len(meta.encoded_columns):
-        raise ValueError(f"estimator expects {estimator.n_features_in_} features, dataset {meta.name!r} "
-                         f"encodes to {len(meta.encoded_columns)}")
+        raise ValueError(
+            f"estimator expects {estimator.n_features_in_} features, dataset {meta.name!r} "
+            f"encodes to {len(meta.encoded_columns)}"
+        )
 
 
 def _needs_torch(estimator: Any) -> bool:
@@ -300,9 +314,14 @@ def pip_requirements_for(estimator: Any) -> list[str]:
     return reqs
 
 
-def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_example: pd.DataFrame,
-              name: str = "model", registered_model_name: str | None = None,
-              pip_requirements: list[str] | None = None):
+def log_model(
+    estimator: Any,
+    metadata: dict[str, Any] | DatasetMeta,
+    input_example: pd.DataFrame,
+    name: str = "model",
+    registered_model_name: str | None = None,
+    pip_requirements: list[str] | None = None,
+):
     """Log (and optionally register) the raw-rows-in pyfunc model in the active MLflow run.
 
     ``input_example`` is raw rows as in the CSV (the target column, if present, is dropped;
@@ -318,8 +337,9 @@ def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_exam
     example = check_raw_rows(input_example.head(5), meta).reset_index(drop=True)
     output = model.predict(None, example)
     # infer from the output alone: inferring from the raw example too warns about int columns
-    signature = ModelSignature(inputs=input_schema(meta), outputs=infer_signature(output).inputs,
-                               params=params_schema())
+    signature = ModelSignature(
+        inputs=input_schema(meta), outputs=infer_signature(output).inputs, params=params_schema()
+    )
     with tempfile.TemporaryDirectory() as tmp:
         code = _copy_modules(served_modules(model), Path(tmp))
         return mlflow.pyfunc.log_model(
@@ -330,8 +350,13 @@ def log_model(estimator: Any, metadata: dict[str, Any] | DatasetMeta, input_exam
             pip_requirements=pip_requirements or pip_requirements_for(estimator),
             code_paths=[str(code)],
             registered_model_name=registered_model_name,
-            metadata={"dataset": meta.name, "task": meta.target.kind, "classes": meta.target.classes,
-                      "output_columns": output_columns(meta), "estimator": type(estimator).__name__},
+            metadata={
+                "dataset": meta.name,
+                "task": meta.target.kind,
+                "classes": meta.target.classes,
+                "output_columns": output_columns(meta),
+                "estimator": type(estimator).__name__,
+            },
         )
 
 
@@ -413,8 +438,15 @@ def _metric_of_version(client, mv, metric_name: str) -> float | None:
     return None
 
 
-def promote_if_better(client, model_name: str, new_version: int | str, metric_name: str, new_value: float,
-                      higher_is_better: bool = True, alias: str = CHAMPION) -> dict[str, Any]:
+def promote_if_better(
+    client,
+    model_name: str,
+    new_version: int | str,
+    metric_name: str,
+    new_value: float,
+    higher_is_better: bool = True,
+    alias: str = CHAMPION,
+) -> dict[str, Any]:
     """Move ``alias`` to ``new_version`` if it strictly beats the current holder on ``metric_name``.
 
     The new version is tagged ``eval.<metric>`` so later comparisons read the number from
@@ -442,8 +474,9 @@ def promote_if_better(client, model_name: str, new_version: int | str, metric_na
     return decision
 
 
-def _decide_and_move(client, model_name: str, new_version: str, metric_name: str, new_value: float,
-                     higher_is_better: bool, alias: str) -> dict[str, Any]:
+def _decide_and_move(
+    client, model_name: str, new_version: str, metric_name: str, new_value: float, higher_is_better: bool, alias: str
+) -> dict[str, Any]:
     """The comparison and alias move of ``promote_if_better``; call it under the store lock."""
     from mlflow.exceptions import MlflowException
 
@@ -451,36 +484,61 @@ def _decide_and_move(client, model_name: str, new_version: str, metric_name: str
         current = client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         current = None
-    decision: dict[str, Any] = {"promoted": False, "reason": "", "alias": alias, "metric": metric_name,
-                                "new_version": new_version, "new_value": new_value,
-                                "previous_version": None, "previous_value": None}
+    decision: dict[str, Any] = {
+        "promoted": False,
+        "reason": "",
+        "alias": alias,
+        "metric": metric_name,
+        "new_version": new_version,
+        "new_value": new_value,
+        "previous_version": None,
+        "previous_value": None,
+    }
     direction = "higher" if higher_is_better else "lower"
     if current is None:
         decision.update(promoted=True, reason=f"no version held alias {alias!r}")
     elif str(current.version) == new_version:
-        decision.update(previous_version=new_version, previous_value=new_value,
-                        reason=f"v{new_version} already holds alias {alias!r}")
+        decision.update(
+            previous_version=new_version,
+            previous_value=new_value,
+            reason=f"v{new_version} already holds alias {alias!r}",
+        )
     else:
         prev = _metric_of_version(client, current, metric_name)
         decision.update(previous_version=str(current.version), previous_value=prev)
         if prev is None:
-            decision["reason"] = (f"{alias} v{current.version} has no recorded {metric_name} "
-                                  f"(tag {EVAL_TAG.format(metric=metric_name)} or run metric); not comparable")
+            decision["reason"] = (
+                f"{alias} v{current.version} has no recorded {metric_name} "
+                f"(tag {EVAL_TAG.format(metric=metric_name)} or run metric); not comparable"
+            )
         else:
             better = new_value > prev if higher_is_better else new_value < prev
             verdict = "beats" if better else "does not beat"
-            decision.update(promoted=better, reason=f"{metric_name} {new_value:.6g} {verdict} {alias} "
-                                                    f"v{current.version}'s {prev:.6g} ({direction} is better)")
+            decision.update(
+                promoted=better,
+                reason=f"{metric_name} {new_value:.6g} {verdict} {alias} "
+                f"v{current.version}'s {prev:.6g} ({direction} is better)",
+            )
     if decision["promoted"]:
         client.set_registered_model_alias(model_name, alias, new_version)
         if decision["previous_version"] is not None:
-            client.set_model_version_tag(model_name, decision["previous_version"], "promotion.superseded_by",
-                                         new_version)
+            client.set_model_version_tag(
+                model_name, decision["previous_version"], "promotion.superseded_by", new_version
+            )
     return decision
 
 
-def describe_version(client, model_name: str, version: int | str, meta: DatasetMeta, prior_label: str,
-                     metric_name: str, value: float, estimator: Any, run_id: str) -> None:
+def describe_version(
+    client,
+    model_name: str,
+    version: int | str,
+    meta: DatasetMeta,
+    prior_label: str,
+    metric_name: str,
+    value: float,
+    estimator: Any,
+    run_id: str,
+) -> None:
     """Descriptions the registry shows: the model's (dataset, task, target) and this version's (prior, metric)."""
     final = estimator[-1] if hasattr(estimator, "steps") else estimator
     kind = type(final).__name__ + (f" ({final.model})" if isinstance(getattr(final, "model", None), str) else "")
@@ -488,8 +546,15 @@ def describe_version(client, model_name: str, version: int | str, meta: DatasetM
         what, target, out = "regressor", "numeric", f"a '{PREDICTION}' column out"
     else:
         what, target, out = f"{meta.target.kind} classifier", " / ".join(meta.target.classes), "p_<class> out"
-    client.update_registered_model(model_name, description=(
-        f"LAAT {what} for dataset '{meta.name}': {meta.task} Target '{meta.target.column}' ({target}); "
-        f"raw rows in, {out}. The '{CHAMPION}' alias holds the best version on {metric_name}."))
-    client.update_model_version(model_name, str(version), description=(
-        f"{kind}; prior: {prior_label}; {metric_name} = {value:.4f} on the held-out rows (run {run_id})."))
+    client.update_registered_model(
+        model_name,
+        description=(
+            f"LAAT {what} for dataset '{meta.name}': {meta.task} Target '{meta.target.column}' ({target}); "
+            f"raw rows in, {out}. The '{CHAMPION}' alias holds the best version on {metric_name}."
+        ),
+    )
+    client.update_model_version(
+        model_name,
+        str(version),
+        description=(f"{kind}; prior: {prior_label}; {metric_name} = {value:.4f} on the held-out rows (run {run_id})."),
+    )

@@ -2,8 +2,15 @@
 
 from kedro.config import OmegaConfigLoader
 
-from laat.hooks import (InferenceSettings, RowsToMlflow, RunIsolation, RunNames, TypedParamsToMlflow,
-                        current_run_id, inference_setting)
+from laat.hooks import (
+    InferenceSettings,
+    RowsToMlflow,
+    RunIsolation,
+    RunNames,
+    TypedParamsToMlflow,
+    current_run_id,
+    inference_setting,
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -62,8 +62,14 @@ def fraction_split(n: int, test_fraction: float, seed: int = 69, repetition: int
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def skewed_split(df: pd.DataFrame, condition: str, test_fraction: float = 0.2, seed: int = 69,
-                 repetition: int = 0, keep_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def skewed_split(
+    df: pd.DataFrame,
+    condition: str,
+    test_fraction: float = 0.2,
+    seed: int = 69,
+    repetition: int = 0,
+    keep_fraction: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Fraction split, then drop from *train only* the rows matching `condition`.
 
     `keep_fraction` (the paper's δ) keeps that share of the matching rows; the paper uses 0.
@@ -73,7 +79,9 @@ def skewed_split(df: pd.DataFrame, condition: str, test_fraction: float = 0.2, s
     try:
         matches = df.iloc[train_idx].eval(condition).to_numpy(dtype=bool)
     except Exception as exc:
-        raise ValueError(f"skew condition {condition!r} cannot be evaluated on columns {list(df.columns)}: {exc}") from exc
+        raise ValueError(
+            f"skew condition {condition!r} cannot be evaluated on columns {list(df.columns)}: {exc}"
+        ) from exc
     hit = train_idx[matches]
     keep = _rng(seed, repetition, 1).permutation(hit)[: int(round(len(hit) * keep_fraction))]
     return np.sort(np.concatenate([train_idx[~matches], keep])), test_idx

@@ -30,20 +30,28 @@ def log_elicitation_trace(record: dict[str, Any]) -> str | None:
     wall_s = usage.get("wall_s") or max(float(c.get("latency_s") or 0.0) for c in calls)
     start_ns = end_ns - int(wall_s * 1e9)
     root = mlflow.start_span_no_context(
-        f"elicit_prior {record.get('dataset')}", span_type="CHAIN", start_time_ns=start_ns,
-        inputs=redact({"dataset": record.get("dataset"), "strategy": record.get("strategy"),
-                       "settings": record.get("settings")}),
+        f"elicit_prior {record.get('dataset')}",
+        span_type="CHAIN",
+        start_time_ns=start_ns,
+        inputs=redact(
+            {"dataset": record.get("dataset"), "strategy": record.get("strategy"), "settings": record.get("settings")}
+        ),
         attributes={f"usage.{k}": v for k, v in usage.items()},
     )
     prompts = record.get("prompts") or {}
     for call in calls:
         tokens = call.get("usage") or {}
         span = mlflow.start_span_no_context(
-            f"llm {call.get('step')} sample {call.get('sample')}", span_type="LLM", parent_span=root,
-            start_time_ns=start_ns, inputs=redact({"prompt": prompts.get(call.get("prompt_sha256"), "")}),
-            attributes={**{k: call[k] for k in CALL_ATTRIBUTES if call.get(k) is not None},
-                        "tokens_in": int(tokens.get("prompt_tokens") or 0),
-                        "tokens_out": int(tokens.get("completion_tokens") or 0)},
+            f"llm {call.get('step')} sample {call.get('sample')}",
+            span_type="LLM",
+            parent_span=root,
+            start_time_ns=start_ns,
+            inputs=redact({"prompt": prompts.get(call.get("prompt_sha256"), "")}),
+            attributes={
+                **{k: call[k] for k in CALL_ATTRIBUTES if call.get(k) is not None},
+                "tokens_in": int(tokens.get("prompt_tokens") or 0),
+                "tokens_out": int(tokens.get("completion_tokens") or 0),
+            },
         )
         span.set_outputs(redact({"answer": call.get("response")}))
         span.end(end_time_ns=start_ns + int(float(call.get("latency_s") or 0.0) * 1e9))

@@ -112,7 +112,7 @@ def sign_flip_p_value(contributions: np.ndarray, n_draws: int = 20000, seed: int
         return 1.0, True
     tol = 1e-9 * max(1.0, float(mag.sum()))
     if mag.size <= EXACT_MAX_FEATURES:
-        codes = np.arange(2 ** mag.size)[:, None] >> np.arange(mag.size)[None, :]
+        codes = np.arange(2**mag.size)[:, None] >> np.arange(mag.size)[None, :]
         signs = 1.0 - 2.0 * (codes & 1)
         return float(np.mean(signs @ mag >= obs - tol)), True
     rng = np.random.default_rng(seed)
@@ -124,8 +124,17 @@ def sign_flip_p_value(contributions: np.ndarray, n_draws: int = 20000, seed: int
     return (hits + 1) / (n_draws + 1), False  # the observed pattern counts as one draw
 
 
-def agreement_test(X, y, scores, *, tau: float = DEFAULT_SETTINGS.test_tau, sample_weight=None,
-                   mask=None, n_draws: int = DEFAULT_SETTINGS.n_draws, seed: int = 0) -> Agreement:
+def agreement_test(
+    X,
+    y,
+    scores,
+    *,
+    tau: float = DEFAULT_SETTINGS.test_tau,
+    sample_weight=None,
+    mask=None,
+    n_draws: int = DEFAULT_SETTINGS.n_draws,
+    seed: int = 0,
+) -> Agreement:
     """How well the prior's signs (weighted by its target at ``tau``) match the class differences.
 
     ``X`` must be scaled as the model sees it (Min-Max on the training rows), so that the
@@ -140,9 +149,13 @@ def agreement_test(X, y, scores, *, tau: float = DEFAULT_SETTINGS.test_tau, samp
     c = t * delta
     p, exact = sign_flip_p_value(c, n_draws=n_draws, seed=seed)
     total = float(np.abs(c).sum())
-    return Agreement(statistic=float(c.sum()), p_value=p, n_features=int(np.sum(np.abs(c) > 0)),
-                     weighted_agreement=float(np.abs(c[c > 0]).sum() / total) if total > 0 else float("nan"),
-                     exact=exact)
+    return Agreement(
+        statistic=float(c.sum()),
+        p_value=p,
+        n_features=int(np.sum(np.abs(c) > 0)),
+        weighted_agreement=float(np.abs(c[c > 0]).sum() / total) if total > 0 else float("nan"),
+        exact=exact,
+    )
 
 
 # ---- the decision ------------------------------------------------------------------------------
@@ -199,29 +212,74 @@ def _pending(prob: TrustProblem, s: TrustSettings) -> tuple[TrustDecision | None
     n_min = int(min(np.sum((y == 1) & (w > 0)), np.sum((y == 0) & (w > 0))))
     one_shot = n_min <= 1
     alpha = s.alpha_one_shot if one_shot else s.alpha
-    agr = agreement_test(prob.X, y, prob.scores, tau=s.test_tau, sample_weight=w, mask=prob.mask,
-                         n_draws=s.n_draws)
+    agr = agreement_test(prob.X, y, prob.scores, tau=s.test_tau, sample_weight=w, mask=prob.mask, n_draws=s.n_draws)
     tau = s.tau_one_shot if one_shot else s.tau
     regime = "one_shot" if one_shot else ("few_shot" if n_min < s.cv_min_per_class else "cross_validated")
     common = dict(agreement=agr, alpha=alpha, n_smaller_class=n_min, regime=regime)
     if prob.gamma <= 0:
-        return TrustDecision(gamma=0.0, tau=tau, followed=False, reason="gamma = 0 was requested: the prior "
-                             "is not used, so there is nothing to trust", **common), agr, alpha, n_min
+        return (
+            TrustDecision(
+                gamma=0.0,
+                tau=tau,
+                followed=False,
+                reason="gamma = 0 was requested: the prior is not used, so there is nothing to trust",
+                **common,
+            ),
+            agr,
+            alpha,
+            n_min,
+        )
     if agr.n_features == 0:
-        return TrustDecision(gamma=0.0, tau=tau, followed=False, reason=(
-            "ignored the prior: no feature with a non-zero prior score differs between the classes in the "
-            "training rows, so nothing can confirm it; trained without it (gamma = 0)"), **common), agr, alpha, n_min
+        return (
+            TrustDecision(
+                gamma=0.0,
+                tau=tau,
+                followed=False,
+                reason=(
+                    "ignored the prior: no feature with a non-zero prior score differs between the classes in the "
+                    "training rows, so nothing can confirm it; trained without it (gamma = 0)"
+                ),
+                **common,
+            ),
+            agr,
+            alpha,
+            n_min,
+        )
     if agr.p_value >= alpha:
-        how = ("mostly contradict" if agr.weighted_agreement < 0.5 else "agree no better than chance with")
-        return TrustDecision(gamma=0.0, tau=tau, followed=False, reason=(
-            f"ignored the prior: its signs {how} the class differences of the {len(y)} training rows "
-            f"(sign-flip p = {agr.p_value:.3f} >= {alpha:g}; {100 * agr.weighted_agreement:.0f}% of the "
-            "weighted evidence agrees); trained without it (gamma = 0)"), **common), agr, alpha, n_min
+        how = "mostly contradict" if agr.weighted_agreement < 0.5 else "agree no better than chance with"
+        return (
+            TrustDecision(
+                gamma=0.0,
+                tau=tau,
+                followed=False,
+                reason=(
+                    f"ignored the prior: its signs {how} the class differences of the {len(y)} training rows "
+                    f"(sign-flip p = {agr.p_value:.3f} >= {alpha:g}; {100 * agr.weighted_agreement:.0f}% of the "
+                    "weighted evidence agrees); trained without it (gamma = 0)"
+                ),
+                **common,
+            ),
+            agr,
+            alpha,
+            n_min,
+        )
     if regime != "cross_validated":
         why = f"its signs agree with the class differences of the training rows (sign-flip p = {agr.p_value:.3f} < {alpha:g})"
-        return TrustDecision(gamma=float(prob.gamma), tau=tau, followed=True, reason=(
-            f"followed the prior: {why}; with {n_min} row(s) in the smaller class there is too little "
-            f"data to tune on, so gamma = {prob.gamma:g}, tau = {tau:g}"), **common), agr, alpha, n_min
+        return (
+            TrustDecision(
+                gamma=float(prob.gamma),
+                tau=tau,
+                followed=True,
+                reason=(
+                    f"followed the prior: {why}; with {n_min} row(s) in the smaller class there is too little "
+                    f"data to tune on, so gamma = {prob.gamma:g}, tau = {tau:g}"
+                ),
+                **common,
+            ),
+            agr,
+            alpha,
+            n_min,
+        )
     return None, agr, alpha, n_min
 
 
@@ -229,12 +287,15 @@ def _folds(y: np.ndarray, w: np.ndarray, n_folds: int, seed: int) -> list[tuple[
     from sklearn.model_selection import StratifiedKFold
 
     rows = np.flatnonzero(w > 0)
-    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed % (2 ** 32))
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed % (2**32))
     return [(rows[a], rows[b]) for a, b in skf.split(np.zeros(len(rows)), y[rows])]
 
 
-def decide_many(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] | None = None,
-                settings: TrustSettings = DEFAULT_SETTINGS) -> list[TrustDecision]:
+def decide_many(
+    problems: Sequence[TrustProblem],
+    train_kwargs: dict[str, Any] | None = None,
+    settings: TrustSettings = DEFAULT_SETTINGS,
+) -> list[TrustDecision]:
     """Trust decisions for many training sets; every cross-validation fit runs in one batch.
 
     ``train_kwargs`` are the `laat.engine.fit_many` settings of the final model (model kind,
@@ -267,15 +328,19 @@ def decide_many(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] |
             T.append(normalized_target(p.scores, j.tau, p.mask).numpy())
             G.append(j.gamma)
             S.append(p.seed)
-            W.append(np.ones(len(j.train), np.float32) if p.sample_weight is None
-                     else np.asarray(p.sample_weight, np.float32)[j.train])
+            W.append(
+                np.ones(len(j.train), np.float32)
+                if p.sample_weight is None
+                else np.asarray(p.sample_weight, np.float32)[j.train]
+            )
             d = np.asarray(p.X).shape[1]
             C.append(np.ones(d) if p.confidence is None else np.asarray(p.confidence, float))
             M.append(np.ones(d, bool) if p.mask is None else np.asarray(p.mask, bool))
         if all(problems[j.problem].confidence is None for j in jobs):
             C = None
-        model = fit_many(X, Y, T, gamma=G, seeds=S, sample_weight=W, confidence=C, feature_mask=M,
-                         **(train_kwargs or {}))
+        model = fit_many(
+            X, Y, T, gamma=G, seeds=S, sample_weight=W, confidence=C, feature_mask=M, **(train_kwargs or {})
+        )
         import torch
 
         from laat.engine import pad_stack
@@ -288,7 +353,7 @@ def decide_many(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] |
             key = (j.problem, j.gamma, j.tau)
             if key not in oof:
                 oof[key] = np.full(len(problems[j.problem].y), np.nan)
-            oof[key][j.valid] = all_logits[r, :len(j.valid)]
+            oof[key][j.valid] = all_logits[r, : len(j.valid)]
         for i, prob in enumerate(problems):
             if decisions[i] is not None:
                 continue
@@ -298,14 +363,16 @@ def decide_many(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] |
             cands = []
             for g, tau in _grid(prob.gamma, settings):
                 z = oof[(i, g, tau)][rows]
-                cands.append({"gamma": g, "tau": tau,
-                              "cv_score": float(roc_auc_score(y[rows], z, sample_weight=w[rows]))})
+                cands.append(
+                    {"gamma": g, "tau": tau, "cv_score": float(roc_auc_score(y[rows], z, sample_weight=w[rows]))}
+                )
             decisions[i] = _choose(cands, gates[i], settings)
     return decisions  # type: ignore[return-value]
 
 
-def decide(problem: TrustProblem, train_kwargs: dict[str, Any] | None = None,
-           settings: TrustSettings = DEFAULT_SETTINGS) -> TrustDecision:
+def decide(
+    problem: TrustProblem, train_kwargs: dict[str, Any] | None = None, settings: TrustSettings = DEFAULT_SETTINGS
+) -> TrustDecision:
     """The decision for one training set (see `decide_many`)."""
     return decide_many([problem], train_kwargs, settings)[0]
 
@@ -324,18 +391,32 @@ def _choose(cands: list[dict[str, float]], gate: tuple[Agreement, float, int], s
             best = c
     plain = cands[0]["cv_score"]
     followed = best["gamma"] > 0
-    head = (f"the prior's signs agree with the class differences of the training rows (sign-flip p = "
-            f"{agr.p_value:.3f} < {alpha:g}); {min(s.cv_folds, n_min)}-fold cross-validated ROC AUC over gamma x tau")
+    head = (
+        f"the prior's signs agree with the class differences of the training rows (sign-flip p = "
+        f"{agr.p_value:.3f} < {alpha:g}); {min(s.cv_folds, n_min)}-fold cross-validated ROC AUC over gamma x tau"
+    )
     if followed:
-        reason = (f"followed the prior: {head} chose gamma = {best['gamma']:g}, tau = {best['tau']:g} "
-                  f"({best['cv_score']:.3f} vs {plain:.3f} without the prior)")
+        reason = (
+            f"followed the prior: {head} chose gamma = {best['gamma']:g}, tau = {best['tau']:g} "
+            f"({best['cv_score']:.3f} vs {plain:.3f} without the prior)"
+        )
     else:
         top = max(c["cv_score"] for c in cands[1:])
-        reason = (f"ignored the prior: {head} found plain training at least as good ({plain:.3f} vs "
-                  f"{top:.3f} at best with the prior); trained without it (gamma = 0)")
-    return TrustDecision(gamma=float(best["gamma"]), tau=float(best["tau"]), followed=followed,
-                         regime="cross_validated", reason=reason, agreement=agr, alpha=alpha,
-                         n_smaller_class=n_min, candidates=cands)
+        reason = (
+            f"ignored the prior: {head} found plain training at least as good ({plain:.3f} vs "
+            f"{top:.3f} at best with the prior); trained without it (gamma = 0)"
+        )
+    return TrustDecision(
+        gamma=float(best["gamma"]),
+        tau=float(best["tau"]),
+        followed=followed,
+        regime="cross_validated",
+        reason=reason,
+        agreement=agr,
+        alpha=alpha,
+        n_smaller_class=n_min,
+        candidates=cands,
+    )
 
 
 @dataclass
@@ -347,8 +428,11 @@ class TrustedFit:
     models: list[Any]  # laat.engine.StackedModel holding one model each
 
 
-def fit_with_trust(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any] | None = None,
-                   settings: TrustSettings = DEFAULT_SETTINGS) -> TrustedFit:
+def fit_with_trust(
+    problems: Sequence[TrustProblem],
+    train_kwargs: dict[str, Any] | None = None,
+    settings: TrustSettings = DEFAULT_SETTINGS,
+) -> TrustedFit:
     """Decide trust for each training set (`decide_many`), then fit each final model.
 
     Ignored priors give plain models, fitted as one batch over all problems so that each
@@ -364,8 +448,9 @@ def fit_with_trust(problems: Sequence[TrustProblem], train_kwargs: dict[str, Any
     plain = _fit(problems, None, 0.0, kw) if len(followed) < len(problems) else None
     final = None
     if followed:
-        final = _fit([problems[i] for i in followed], [targets[i] for i in followed],
-                     [decisions[i].gamma for i in followed], kw)
+        final = _fit(
+            [problems[i] for i in followed], [targets[i] for i in followed], [decisions[i].gamma for i in followed], kw
+        )
     models = [final.select(followed.index(i)) if d.gamma > 0 else plain.select(i) for i, d in enumerate(decisions)]
     return TrustedFit(decisions=decisions, targets=targets, models=models)
 
@@ -380,16 +465,26 @@ def _fit(problems: Sequence[TrustProblem], targets, gamma, train_kwargs: dict[st
             return None
         return [default(p) if v is None else v for p, v in zip(problems, values)]
 
-    return fit_many([p.X for p in problems], [p.y for p in problems], targets, gamma=gamma,
-                    seeds=[p.seed for p in problems],
-                    sample_weight=per_problem("sample_weight", lambda p: np.ones(len(p.y), np.float32)),
-                    confidence=per_problem("confidence", lambda p: np.ones(np.shape(p.X)[1])),
-                    feature_mask=per_problem("mask", lambda p: np.ones(np.shape(p.X)[1], bool)),
-                    **train_kwargs)
+    return fit_many(
+        [p.X for p in problems],
+        [p.y for p in problems],
+        targets,
+        gamma=gamma,
+        seeds=[p.seed for p in problems],
+        sample_weight=per_problem("sample_weight", lambda p: np.ones(len(p.y), np.float32)),
+        confidence=per_problem("confidence", lambda p: np.ones(np.shape(p.X)[1])),
+        feature_mask=per_problem("mask", lambda p: np.ones(np.shape(p.X)[1], bool)),
+        **train_kwargs,
+    )
 
 
 def off_decision(gamma: float, tau: float) -> dict[str, Any]:
     """The ``trust_`` record of a fit with trust switched off (fixed gamma and tau)."""
-    return {"mode": "off", "gamma": float(gamma), "tau": float(tau), "followed": bool(gamma > 0),
-            "reason": f"trust='off': fixed gamma = {gamma:g}, tau = {tau:g} from the parameters, "
-                      "whatever the data says about the prior"}
+    return {
+        "mode": "off",
+        "gamma": float(gamma),
+        "tau": float(tau),
+        "followed": bool(gamma > 0),
+        "reason": f"trust='off': fixed gamma = {gamma:g}, tau = {tau:g} from the parameters, "
+        "whatever the data says about the prior",
+    }

@@ -103,8 +103,12 @@ def agreement_p_value(prob: MultiTrustProblem, settings: TrustSettings = DEFAULT
     return p, (float(np.abs(c[c > 0]).sum() / total) if total > 0 else float("nan"))
 
 
-def decide_many(problems: Sequence[MultiTrustProblem], train_kwargs: dict[str, Any] | None = None,
-                settings: TrustSettings = DEFAULT_SETTINGS, cv_min: int | None = None) -> list[dict[str, Any]]:
+def decide_many(
+    problems: Sequence[MultiTrustProblem],
+    train_kwargs: dict[str, Any] | None = None,
+    settings: TrustSettings = DEFAULT_SETTINGS,
+    cv_min: int | None = None,
+) -> list[dict[str, Any]]:
     """One decision per problem (a JSON-able dict: gamma, tau, followed, reason, p_value, ...).
 
     ``cv_min``: rows from which a prior that passed the gate is cross-validated (default
@@ -115,20 +119,49 @@ def decide_many(problems: Sequence[MultiTrustProblem], train_kwargs: dict[str, A
     for i, prob in enumerate(problems):
         p, agree = agreement_p_value(prob, settings)
         n = prob.n_rows()
-        base = {"mode": "auto", "tau": settings.tau, "p_value": p, "weighted_agreement": agree,
-                "alpha": settings.alpha, "n_rows": n, "prior_form": prob.prior_form}
+        base = {
+            "mode": "auto",
+            "tau": settings.tau,
+            "p_value": p,
+            "weighted_agreement": agree,
+            "alpha": settings.alpha,
+            "n_rows": n,
+            "prior_form": prob.prior_form,
+        }
         if prob.gamma <= 0:
-            decisions.append(base | {"gamma": 0.0, "followed": False, "reason": "gamma = 0 was requested: "
-                                     "the prior is not used, so there is nothing to trust"})
+            decisions.append(
+                base
+                | {
+                    "gamma": 0.0,
+                    "followed": False,
+                    "reason": "gamma = 0 was requested: the prior is not used, so there is nothing to trust",
+                }
+            )
         elif p >= settings.alpha:
-            decisions.append(base | {"gamma": 0.0, "followed": False, "reason": (
-                f"ignored the prior: it agrees no better than chance with the training rows ({_what(prob)}; "
-                f"p = {p:.3f} >= {settings.alpha:g}); trained without it (gamma = 0)")})
+            decisions.append(
+                base
+                | {
+                    "gamma": 0.0,
+                    "followed": False,
+                    "reason": (
+                        f"ignored the prior: it agrees no better than chance with the training rows ({_what(prob)}; "
+                        f"p = {p:.3f} >= {settings.alpha:g}); trained without it (gamma = 0)"
+                    ),
+                }
+            )
         elif n < (cv_min_rows(prob.task) if cv_min is None else cv_min):
-            decisions.append(base | {"gamma": float(prob.gamma), "followed": True, "reason": (
-                f"followed the prior: it agrees with the training rows ({_what(prob)}; p = {p:.3f} < "
-                f"{settings.alpha:g}); too few rows to cross-validate, so gamma = {prob.gamma:g}, "
-                f"tau = {settings.tau:g}")})
+            decisions.append(
+                base
+                | {
+                    "gamma": float(prob.gamma),
+                    "followed": True,
+                    "reason": (
+                        f"followed the prior: it agrees with the training rows ({_what(prob)}; p = {p:.3f} < "
+                        f"{settings.alpha:g}); too few rows to cross-validate, so gamma = {prob.gamma:g}, "
+                        f"tau = {settings.tau:g}"
+                    ),
+                }
+            )
         else:
             decisions.append(base | {"_pending": True})  # completed by _cross_validate
             for train, valid in _folds(prob, settings):
@@ -156,10 +189,10 @@ def _folds(prob: MultiTrustProblem, settings: TrustSettings):
 
     rows = np.flatnonzero(prob.weights() > 0)
     if prob.task == "regression":
-        split = KFold(n_splits=settings.cv_folds, shuffle=True, random_state=prob.seed % 2 ** 32)
+        split = KFold(n_splits=settings.cv_folds, shuffle=True, random_state=prob.seed % 2**32)
         return [(rows[a], rows[b]) for a, b in split.split(rows)]
     k = min(settings.cv_folds, prob.n_rows())
-    split = StratifiedKFold(n_splits=k, shuffle=True, random_state=prob.seed % 2 ** 32)
+    split = StratifiedKFold(n_splits=k, shuffle=True, random_state=prob.seed % 2**32)
     return [(rows[a], rows[b]) for a, b in split.split(rows, np.asarray(prob.y)[rows])]
 
 
@@ -170,8 +203,11 @@ def cv_score(task: str, y: np.ndarray, out: np.ndarray, w: np.ndarray) -> float:
 
     if task == "regression":
         return float(r2_score(y, out, sample_weight=w))
-    return float(roc_auc_score(y, softmax(out, axis=1), multi_class="ovr", average="macro",
-                               labels=np.arange(out.shape[1]), sample_weight=w))
+    return float(
+        roc_auc_score(
+            y, softmax(out, axis=1), multi_class="ovr", average="macro", labels=np.arange(out.shape[1]), sample_weight=w
+        )
+    )
 
 
 def _cross_validate(problems, decisions, jobs, train_kwargs, settings) -> None:
@@ -195,16 +231,27 @@ def _cross_validate(problems, decisions, jobs, train_kwargs, settings) -> None:
         for r, j in enumerate(idx):
             i, train, _valid, g = jobs[j]
             p = problems[i]
-            X[r, :len(train)] = np.asarray(p.X)[train]
-            Y[r, :len(train)] = np.asarray(p.y)[train]
-            W[r, :len(train)] = p.weights()[train]
+            X[r, : len(train)] = np.asarray(p.X)[train]
+            Y[r, : len(train)] = np.asarray(p.y)[train]
+            W[r, : len(train)] = p.weights()[train]
             mask = np.ones(d, bool) if p.mask is None else np.asarray(p.mask, bool)
             T.append(normalized_target(np.asarray(p.scores, float), settings.tau, mask).numpy())
             M.append(mask)
             G.append(g)
             S.append(p.seed)
-        model = fit_multi(X, Y, np.stack(T), task=task, n_outputs=k, gamma=G, seeds=S, sample_weight=W,
-                          feature_mask=np.stack(M), prior_form=form, **train_kwargs)
+        model = fit_multi(
+            X,
+            Y,
+            np.stack(T),
+            task=task,
+            n_outputs=k,
+            gamma=G,
+            seeds=S,
+            sample_weight=W,
+            feature_mask=np.stack(M),
+            prior_form=form,
+            **train_kwargs,
+        )
         with torch.no_grad():
             for r, j in enumerate(idx):
                 i, _train, valid, g = jobs[j]
@@ -222,13 +269,24 @@ def _cross_validate(problems, decisions, jobs, train_kwargs, settings) -> None:
         scores = {}
         for g in (0.0, float(prob.gamma)):
             out = oof[(i, g)][rows]
-            scores[g] = cv_score(prob.task, np.asarray(prob.y)[rows], out[:, 0] if prob.task == "regression"
-                                 else out, prob.weights()[rows])
+            scores[g] = cv_score(
+                prob.task,
+                np.asarray(prob.y)[rows],
+                out[:, 0] if prob.task == "regression" else out,
+                prob.weights()[rows],
+            )
         plain, follow = scores[0.0], scores[float(prob.gamma)]
         metric = "R^2" if prob.task == "regression" else "macro ROC AUC"
         followed = follow > plain
-        dec.update({"gamma": float(prob.gamma) if followed else 0.0, "followed": followed,
-                    "candidates": [{"gamma": 0.0, "cv_score": plain}, {"gamma": float(prob.gamma), "cv_score": follow}],
-                    "reason": (f"{'followed' if followed else 'ignored'} the prior: it agrees with the training rows "
-                               f"({_what(prob)}; p = {dec['p_value']:.3f} < {settings.alpha:g}) and cross-validated "
-                               f"{metric} is {follow:.3f} with it vs {plain:.3f} without")})
+        dec.update(
+            {
+                "gamma": float(prob.gamma) if followed else 0.0,
+                "followed": followed,
+                "candidates": [{"gamma": 0.0, "cv_score": plain}, {"gamma": float(prob.gamma), "cv_score": follow}],
+                "reason": (
+                    f"{'followed' if followed else 'ignored'} the prior: it agrees with the training rows "
+                    f"({_what(prob)}; p = {dec['p_value']:.3f} < {settings.alpha:g}) and cross-validated "
+                    f"{metric} is {follow:.3f} with it vs {plain:.3f} without"
+                ),
+            }
+        )

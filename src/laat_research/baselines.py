@@ -31,11 +31,19 @@ PAPER_GRIDS: dict[str, dict[str, list[Any]]] = {
     # l1_ratio 1 = penalty l1, 0 = l2 (scikit-learn >= 1.8 deprecates `penalty`)
     "lr": {"C": [100, 10, 1, 0.1, 0.01, 1e-3, 1e-4, 1e-5], "l1_ratio": [1.0, 0.0]},
     "mlp": {"alpha": [0.001, 0.01, 0.1, 1, 10], "learning_rate_init": [0.1, 0.01, 0.001, 0.0001]},
-    "xgb": {"max_depth": [2, 4, 6, 8, 10], "reg_alpha": [1e-4, 1e-3, 0.01, 0.1, 1, 10],
-            "reg_lambda": [1e-4, 1e-3, 0.01, 0.1, 1, 10], "learning_rate": [0.01, 0.03, 0.1, 0.3]},
+    "xgb": {
+        "max_depth": [2, 4, 6, 8, 10],
+        "reg_alpha": [1e-4, 1e-3, 0.01, 0.1, 1, 10],
+        "reg_lambda": [1e-4, 1e-3, 0.01, 0.1, 1, 10],
+        "learning_rate": [0.01, 0.03, 0.1, 0.3],
+    },
     "rf": {"bootstrap": [True, False], "max_depth": [2, 4, 6, 8, 10], "n_estimators": [2, 4, 8, 16, 32, 64]},
-    "hgb": {"learning_rate": [0.01, 0.03, 0.1, 0.3], "max_depth": [2, 4, None],
-            "min_samples_leaf": [1, 5, 20], "l2_regularization": [0.0, 1.0]},
+    "hgb": {
+        "learning_rate": [0.01, 0.03, 0.1, 0.3],
+        "max_depth": [2, 4, None],
+        "min_samples_leaf": [1, 5, 20],
+        "l2_regularization": [0.0, 1.0],
+    },
 }
 
 REDUCED_GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -115,12 +123,21 @@ def fit_baseline(name: str, X, y, *, k: int | None, settings, random_state: int)
         if all(len(v) == 1 for v in grid.values()):  # one candidate: nothing to choose, no CV needed
             fixed = {p: v[0] for p, v in grid.items()}
             est.set_params(**fixed).fit(X, y)
-            return est, {"tuned": False, "cv_folds": 0, "grid_size": 1,
-                         "best_params": json.dumps(fixed, sort_keys=True)}
-        search = GridSearchCV(est, grid, scoring="roc_auc", cv=StratifiedKFold(n_splits=folds),
-                              n_jobs=1, refit=True, error_score=np.nan)
+            return est, {
+                "tuned": False,
+                "cv_folds": 0,
+                "grid_size": 1,
+                "best_params": json.dumps(fixed, sort_keys=True),
+            }
+        search = GridSearchCV(
+            est, grid, scoring="roc_auc", cv=StratifiedKFold(n_splits=folds), n_jobs=1, refit=True, error_score=np.nan
+        )
         search.fit(X, y)
     size = int(np.prod([len(v) for v in grid.values()]))
     best = {p: (v.item() if isinstance(v, np.generic) else v) for p, v in search.best_params_.items()}
-    return search.best_estimator_, {"tuned": True, "cv_folds": folds, "grid_size": size,
-                                    "best_params": json.dumps(best, sort_keys=True)}
+    return search.best_estimator_, {
+        "tuned": True,
+        "cv_folds": folds,
+        "grid_size": size,
+        "best_params": json.dumps(best, sort_keys=True),
+    }

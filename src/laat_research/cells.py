@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from laat_research.baselines import fit_baseline, grid_for
-from laat_research.config import BenchmarkConfig, Method, PriorSpec
-from laat_research.noise import flip_signs, randomise_entries
 from laat.datasets import DatasetMeta, encode, labels, load_dataset, load_metadata
 from laat.metrics import classification_metrics, predict_labels
 from laat.priors import Prior, PriorError, oracle_prior, random_prior
+from laat_research.baselines import fit_baseline, grid_for
+from laat_research.config import BenchmarkConfig, Method, PriorSpec
+from laat_research.noise import flip_signs, randomise_entries
 
 # Bump when a change in this package changes the numbers a cell produces: it invalidates the cache.
 CODE_VERSION = "2026-11-29.2"
@@ -118,8 +118,9 @@ def prepare_dataset(name: str, cfg: BenchmarkConfig, llm_prior=None) -> DatasetC
     frame = validate(load_dataset(meta, cfg.data_root), meta).reset_index(drop=True)
     X_df = encode(frame, meta)
     y = labels(frame, meta)
-    ctx = DatasetContext(name=name, meta=meta, X=X_df.to_numpy(dtype=np.float32), y=y,
-                         frame=frame, fingerprint=_fingerprint(csv, meta))
+    ctx = DatasetContext(
+        name=name, meta=meta, X=X_df.to_numpy(dtype=np.float32), y=y, frame=frame, fingerprint=_fingerprint(csv, meta)
+    )
     if "skew" in cfg.protocols and meta.sensitive_features:
         ctx.fairness_bins = _numeric_bins(frame, meta.sensitive_features, cfg.skew.fairness_bins)
 
@@ -134,8 +135,10 @@ def prepare_dataset(name: str, cfg: BenchmarkConfig, llm_prior=None) -> DatasetC
         if path.exists():
             prior = Prior.load(path)
             if prior.source != "expert":
-                raise PriorError(f"{path}: the expert prior source resolved to {prior.source!r}; only an "
-                                 "expert prior may stand in the `expert` slot")
+                raise PriorError(
+                    f"{path}: the expert prior source resolved to {prior.source!r}; only an "
+                    "expert prior may stand in the `expert` slot"
+                )
             try:
                 ctx.priors["expert"] = prior.aligned(cols)
             except PriorError as exc:
@@ -180,7 +183,7 @@ def plan_cells(cfg: BenchmarkConfig, contexts: dict[str, DatasetContext]) -> tup
             if protocol == "skew" and ctx.meta.skew is None:
                 notes.append(f"{ds}: no skew condition in its metadata; skew protocol skipped")
                 continue
-            for k in (cfg.shots if protocol == "few_shot" else [0]):
+            for k in cfg.shots if protocol == "few_shot" else [0]:
                 for method in cfg.methods:
                     if method.uses_prior:
                         for spec in cfg.priors:
@@ -194,8 +197,12 @@ def plan_cells(cfg: BenchmarkConfig, contexts: dict[str, DatasetContext]) -> tup
 def cell_hash(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> str:
     """Hash of everything that determines the cell's rows (and nothing about how it runs)."""
     payload: dict[str, Any] = {
-        "code": CODE_VERSION, "cell": cell.key(), "seed": cfg.seed,
-        "repetitions": repetitions(cfg, cell.protocol), "data": ctx.fingerprint, "threshold": cfg.threshold,
+        "code": CODE_VERSION,
+        "cell": cell.key(),
+        "seed": cfg.seed,
+        "repetitions": repetitions(cfg, cell.protocol),
+        "data": ctx.fingerprint,
+        "threshold": cfg.threshold,
     }
     if cell.protocol == "skew":
         payload["skew"] = cfg.skew.model_dump(exclude={"repetitions"})
@@ -204,8 +211,12 @@ def cell_hash(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> str:
         payload["laat"] = cfg.laat.model_dump()
     else:
         b = cfg.baselines
-        payload["baseline"] = {"grid": grid_for(cell.method.model, b), "max_cv": b.max_cv,
-                               "min_k_for_search": b.min_k_for_search, "mlp_max_iter": b.mlp_max_iter}
+        payload["baseline"] = {
+            "grid": grid_for(cell.method.model, b),
+            "max_cv": b.max_cv,
+            "min_k_for_search": b.min_k_for_search,
+            "mlp_max_iter": b.mlp_max_iter,
+        }
     if cell.prior != NO_PRIOR:
         spec = PriorSpec.parse(cell.prior)
         if spec.base != "random":
@@ -232,8 +243,9 @@ def split(ctx: DatasetContext, protocol: str, k: int, rep: int, cfg: BenchmarkCo
 
     if protocol == "few_shot":
         return few_shot_split(ctx.y, k, cfg.seed, rep)
-    return skewed_split(ctx.frame, ctx.meta.skew.condition, cfg.skew.test_fraction, cfg.seed, rep,
-                        cfg.skew.keep_fraction)
+    return skewed_split(
+        ctx.frame, ctx.meta.skew.condition, cfg.skew.test_fraction, cfg.seed, rep, cfg.skew.keep_fraction
+    )
 
 
 def preprocess(X: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,16 +342,27 @@ def _train_kwargs(cell: Cell, cfg: BenchmarkConfig) -> dict[str, Any]:
     """`fit_many` settings of a cell's torch models (all but data, targets, gamma and seeds)."""
     s = cfg.laat
     few = cell.protocol == "few_shot"
-    return dict(model=cell.method.model, attribution=s.attribution, hidden=s.hidden, lr=s.lr,
-                epochs=s.few_shot_epochs if few else s.skew_epochs,
-                batch_size=s.few_shot_batch_size if few else s.skew_batch_size)
+    return dict(
+        model=cell.method.model,
+        attribution=s.attribution,
+        hidden=s.hidden,
+        lr=s.lr,
+        epochs=s.few_shot_epochs if few else s.skew_epochs,
+        batch_size=s.few_shot_batch_size if few else s.skew_batch_size,
+    )
 
 
 def _fit(reps: list[_Rep], ctx: DatasetContext, target, gamma, kw: dict[str, Any]):
     from laat.engine import fit_many
 
-    return fit_many([rp.Xtr for rp in reps], [rp.ytr(ctx).astype(np.float32) for rp in reps], target,
-                    gamma=gamma, seeds=[rp.seed for rp in reps], **kw)
+    return fit_many(
+        [rp.Xtr for rp in reps],
+        [rp.ytr(ctx).astype(np.float32) for rp in reps],
+        target,
+        gamma=gamma,
+        seeds=[rp.seed for rp in reps],
+        **kw,
+    )
 
 
 def _predict(one, rp: _Rep, ctx: DatasetContext, fit_seconds: float, target=None) -> dict[str, Any]:
@@ -349,10 +372,17 @@ def _predict(one, rp: _Rep, ctx: DatasetContext, fit_seconds: float, target=None
 
     with torch.no_grad():
         p = one.predict_proba(rp.Xte)[0].double().numpy()
-        out: dict[str, Any] = {"p": np.clip(p, 0.0, 1.0), "fit_seconds": fit_seconds, "fit_batched": True,
-                               "tuned": False, "cv_folds": 0, "grid_size": 1, "best_params": "{}"}
+        out: dict[str, Any] = {
+            "p": np.clip(p, 0.0, 1.0),
+            "fit_seconds": fit_seconds,
+            "fit_batched": True,
+            "tuned": False,
+            "cv_folds": 0,
+            "grid_size": 1,
+            "best_params": "{}",
+        }
         if target is not None:
-            g = one.mean_input_gradient(rp.Xtr)[0, :ctx.X.shape[1]].double()
+            g = one.mean_input_gradient(rp.Xtr)[0, : ctx.X.shape[1]].double()
             t = torch.as_tensor(target).double()
             denom = float(torch.linalg.vector_norm(g) * torch.linalg.vector_norm(t))
             out["prior_alignment"] = float(g @ t) / denom if denom > 0 else float("nan")
@@ -372,8 +402,9 @@ def _run_torch(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list
     t0 = time.perf_counter()
     model = _fit(reps, ctx, target, s.gamma if laat else 0.0, _train_kwargs(cell, cfg))
     fit_s = (time.perf_counter() - t0) / len(reps)
-    return [_predict(model.select(i), rp, ctx, fit_s, None if target is None else target[i])
-            for i, rp in enumerate(reps)]
+    return [
+        _predict(model.select(i), rp, ctx, fit_s, None if target is None else target[i]) for i, rp in enumerate(reps)
+    ]
 
 
 def _run_trust(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
@@ -382,43 +413,71 @@ def _run_trust(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list
     from laat.trust import TrustProblem, fit_with_trust
 
     spec = PriorSpec.parse(cell.prior)
-    problems = [TrustProblem(X=rp.Xtr, y=rp.ytr(ctx).astype(np.float32), scores=prior_scores(spec, ctx, rp.rep, cfg),
-                             gamma=float(cfg.laat.gamma), seed=rp.seed) for rp in reps]
+    problems = [
+        TrustProblem(
+            X=rp.Xtr,
+            y=rp.ytr(ctx).astype(np.float32),
+            scores=prior_scores(spec, ctx, rp.rep, cfg),
+            gamma=float(cfg.laat.gamma),
+            seed=rp.seed,
+        )
+        for rp in reps
+    ]
     t0 = time.perf_counter()
     fit = fit_with_trust(problems, _train_kwargs(cell, cfg), cfg.trust_settings)
     fit_s = (time.perf_counter() - t0) / len(reps)
-    return [{**_predict(one, rp, ctx, fit_s, target),
-             "trust_gamma": float(d.gamma), "trust_tau": float(d.tau), "trust_followed": bool(d.followed),
-             "trust_regime": d.regime, "trust_p_value": float(d.agreement.p_value)}
-            for rp, d, target, one in zip(reps, fit.decisions, fit.targets, fit.models)]
+    return [
+        {
+            **_predict(one, rp, ctx, fit_s, target),
+            "trust_gamma": float(d.gamma),
+            "trust_tau": float(d.tau),
+            "trust_followed": bool(d.followed),
+            "trust_regime": d.regime,
+            "trust_p_value": float(d.agreement.p_value),
+        }
+        for rp, d, target, one in zip(reps, fit.decisions, fit.targets, fit.models)
+    ]
 
 
 def _run_baseline(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, reps: list[_Rep]) -> list[dict]:
     out = []
     for rp in reps:
         t0 = time.perf_counter()
-        est, info = fit_baseline(cell.method.model, rp.Xtr, rp.ytr(ctx), k=cell.k if cell.protocol == "few_shot" else None,
-                                 settings=cfg.baselines, random_state=rp.seed)
+        est, info = fit_baseline(
+            cell.method.model,
+            rp.Xtr,
+            rp.ytr(ctx),
+            k=cell.k if cell.protocol == "few_shot" else None,
+            settings=cfg.baselines,
+            random_state=rp.seed,
+        )
         fit_s = time.perf_counter() - t0
         p = est.predict_proba(rp.Xte)[:, list(est.classes_).index(1)].astype(np.float64)
         out.append({"p": p, "fit_seconds": fit_s, "fit_batched": False, **info})
     return out
 
 
-def _row(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, rp: _Rep, p: np.ndarray,
-         **extra: Any) -> dict[str, Any]:
+def _row(
+    cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, rp: _Rep, p: np.ndarray, **extra: Any
+) -> dict[str, Any]:
     spec = PriorSpec.parse(cell.prior) if cell.prior != NO_PRIOR else None
     yte = rp.yte(ctx)
     row: dict[str, Any] = {
-        "dataset": cell.dataset, "protocol": cell.protocol, "k": cell.k, "repetition": rp.rep,
+        "dataset": cell.dataset,
+        "protocol": cell.protocol,
+        "k": cell.k,
+        "repetition": rp.rep,
         "method": cell.method.name,
         "prior_source": cell.prior,
         "prior_kind": spec.kind if spec else NO_PRIOR,
         "noise": spec.noise if spec else 0.0,
         "prior_flipped": spec.flip if spec else False,
-        "n_train": int(rp.train.size), "n_test": int(rp.test.size), "n_features": int(ctx.X.shape[1]),
+        "n_train": int(rp.train.size),
+        "n_test": int(rp.test.size),
+        "n_features": int(ctx.X.shape[1]),
         "train_positives": int(rp.ytr(ctx).sum()),
-        "train_index_hash": _index_hash(rp.train), "seed": rp.seed,
+        "train_index_hash": _index_hash(rp.train),
+        "seed": rp.seed,
     }
     row.update(classification_metrics(yte, p, cfg.threshold))
     if cell.protocol == "skew":
@@ -428,8 +487,9 @@ def _row(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig, rp: _Rep, p: np.
     return row
 
 
-def _skew_metrics(ctx: DatasetContext, rp: _Rep, yte: np.ndarray, p: np.ndarray,
-                  cfg: BenchmarkConfig) -> dict[str, Any]:
+def _skew_metrics(
+    ctx: DatasetContext, rp: _Rep, yte: np.ndarray, p: np.ndarray, cfg: BenchmarkConfig
+) -> dict[str, Any]:
     """How the model treats the kind of rows removed from training, and group fairness gaps.
 
     The skew condition of every shipped dataset selects positives of one group, so the share
@@ -450,7 +510,8 @@ def _skew_metrics(ctx: DatasetContext, rp: _Rep, yte: np.ndarray, p: np.ndarray,
     }
     sensitive = ctx.meta.sensitive_features
     if sensitive:
-        summary, _ = fairness_report(yte, p, test_frame[sensitive], threshold=cfg.threshold,
-                                     bins=ctx.fairness_bins or None)
+        summary, _ = fairness_report(
+            yte, p, test_frame[sensitive], threshold=cfg.threshold, bins=ctx.fairness_bins or None
+        )
         out.update(summary)
     return out

@@ -17,8 +17,15 @@ from laat import hyperparams as hp
 from laat.priors import NON_LLM_SOURCES, NonLLMSource
 from laat.trust import DEFAULT_SETTINGS
 
-REFERENCE_DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver",
-                      "myocardial", "bodyfat", "electricity"]
+REFERENCE_DATASETS = [
+    "diabetes",
+    "breast_ljubljana",
+    "contraceptive",
+    "indian_liver",
+    "myocardial",
+    "bodyfat",
+    "electricity",
+]
 
 MODEL_KINDS = ("lr", "mlp")  # the torch models of LAAT and its plain twin
 BASELINE_MODELS = ("lr", "mlp", "rf", "hgb", "xgb")  # scikit-learn / XGBoost (laat_research.baselines)
@@ -64,8 +71,12 @@ class Method:
         return Method("baseline", self.model)
 
 
-METHODS = (*(Method("laat", m) for m in MODEL_KINDS), *(Method("laat", m, trust=True) for m in MODEL_KINDS),
-           *(Method("plain", m) for m in MODEL_KINDS), *(Method("baseline", m) for m in BASELINE_MODELS))
+METHODS = (
+    *(Method("laat", m) for m in MODEL_KINDS),
+    *(Method("laat", m, trust=True) for m in MODEL_KINDS),
+    *(Method("plain", m) for m in MODEL_KINDS),
+    *(Method("baseline", m) for m in BASELINE_MODELS),
+)
 _BY_NAME = {m.name: m for m in METHODS}
 PRIOR_BASES = ("llm_local", *NON_LLM_SOURCES)  # llm_local: the LLM source, local backend
 PROTOCOLS = ("few_shot", "skew")
@@ -89,9 +100,11 @@ class PriorSpec(BaseModel):
     def parse(cls, text: str) -> PriorSpec:
         m = _SPEC.match(str(text).strip())
         if not m:
-            raise ValueError(f"prior source {text!r} is not understood: use one of {list(PRIOR_BASES)}, "
-                             "optionally followed by '_noise:<ratio in [0, 1]>' and/or '_flip' "
-                             "(e.g. 'oracle_noise:0.25', 'llm_local_flip')")
+            raise ValueError(
+                f"prior source {text!r} is not understood: use one of {list(PRIOR_BASES)}, "
+                "optionally followed by '_noise:<ratio in [0, 1]>' and/or '_flip' "
+                "(e.g. 'oracle_noise:0.25', 'llm_local_flip')"
+            )
         noise = float(m["noise"]) if m["noise"] else 0.0
         if not 0.0 <= noise <= 1.0:
             raise ValueError(f"prior source {text!r}: noise ratio {noise} is outside [0, 1]")
@@ -177,16 +190,28 @@ class BenchmarkConfig(BaseModel):
     seed: int = 69
     protocols: list[Literal["few_shot", "skew"]] = Field(default_factory=lambda: ["few_shot", "skew"], min_length=1)
     methods: list[Method] = Field(default_factory=lambda: list(METHODS), min_length=1)
-    prior_sources: list[str] = Field(default_factory=lambda: [
-        "llm_local", "oracle", "oracle_noise:0.25", "oracle_noise:0.5", "oracle_noise:0.75",
-        "oracle_flip", "random", "expert"], min_length=1)
+    prior_sources: list[str] = Field(
+        default_factory=lambda: [
+            "llm_local",
+            "oracle",
+            "oracle_noise:0.25",
+            "oracle_noise:0.5",
+            "oracle_noise:0.75",
+            "oracle_flip",
+            "random",
+            "expert",
+        ],
+        min_length=1,
+    )
     laat: LAATSettings = LAATSettings()
     baselines: BaselineSettings = BaselineSettings()
     skew: SkewSettings = SkewSettings()
-    llm: dict[str, Any] = Field(default_factory=dict,
-                                description="laat.elicit.ElicitationSettings overrides for `llm_local`")
-    trust: dict[str, Any] = Field(default_factory=dict,
-                                  description="laat.trust.TrustSettings overrides for the trust methods")
+    llm: dict[str, Any] = Field(
+        default_factory=dict, description="laat.elicit.ElicitationSettings overrides for `llm_local`"
+    )
+    trust: dict[str, Any] = Field(
+        default_factory=dict, description="laat.trust.TrustSettings overrides for the trust methods"
+    )
     threshold: float = Field(0.5, gt=0, lt=1)
 
     # where things are: given by the caller (the project's conf/base/parameters_benchmark.yml,

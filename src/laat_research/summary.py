@@ -71,8 +71,11 @@ def aggregate(results: pd.DataFrame, metric: str = "roc_auc") -> pd.DataFrame:
     if metric not in results.columns:
         raise ValueError(f"results have no column {metric!r}")
     df = with_labels(results)
-    return (df.groupby(["protocol", "dataset", "k", "method", "prior_source", "label"], sort=False)[metric]
-            .agg(["mean", "std", "count"]).reset_index())
+    return (
+        df.groupby(["protocol", "dataset", "k", "method", "prior_source", "label"], sort=False)[metric]
+        .agg(["mean", "std", "count"])
+        .reset_index()
+    )
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -86,13 +89,19 @@ def markdown_table(df: pd.DataFrame) -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join("" if pd.isna(v) and not isinstance(v, str) else str(v)
-                                       for v in row.tolist()) + " |")
+        lines.append(
+            "| " + " | ".join("" if pd.isna(v) and not isinstance(v, str) else str(v) for v in row.tolist()) + " |"
+        )
     return "\n".join(lines)
 
 
-def paper_table(results: pd.DataFrame, protocol: str = "few_shot", metric: str = "roc_auc",
-                labels: Sequence[str] | None = None, bold_best: bool = True) -> pd.DataFrame:
+def paper_table(
+    results: pd.DataFrame,
+    protocol: str = "few_shot",
+    metric: str = "roc_auc",
+    labels: Sequence[str] | None = None,
+    bold_best: bool = True,
+) -> pd.DataFrame:
     """Rows dataset × k, a column per method: ``mean ± std`` ×100. The best non-oracle mean
     of a row is in bold."""
     sub = results[results["protocol"] == protocol]
@@ -103,8 +112,9 @@ def paper_table(results: pd.DataFrame, protocol: str = "few_shot", metric: str =
     rows = []
     for (ds, k), g in agg.groupby(["dataset", "k"], sort=False):
         stats = {r.label: (r.mean, r.std) for r in g.itertuples()}
-        candidates = {lab: m for lab, (m, _) in stats.items() if lab in order and ORACLE_MARK not in lab
-                      and not np.isnan(m)}
+        candidates = {
+            lab: m for lab, (m, _) in stats.items() if lab in order and ORACLE_MARK not in lab and not np.isnan(m)
+        }
         best = max(candidates.values()) if candidates else None
         row: dict[str, Any] = {"dataset": ds, "k": k}
         for lab in order:
@@ -112,8 +122,11 @@ def paper_table(results: pd.DataFrame, protocol: str = "few_shot", metric: str =
                 row[lab] = "–"
                 continue
             text = _fmt(*stats[lab])
-            row[lab] = f"**{text}**" if bold_best and best is not None and stats[lab][0] == best \
-                and ORACLE_MARK not in lab else text
+            row[lab] = (
+                f"**{text}**"
+                if bold_best and best is not None and stats[lab][0] == best and ORACLE_MARK not in lab
+                else text
+            )
         rows.append(row)
     out = pd.DataFrame(rows)
     if protocol == "skew":
@@ -139,16 +152,30 @@ def comparison(results: pd.DataFrame, protocol: str = "few_shot", metric: str = 
         base_means = base.groupby("method")[metric].mean()
         best_m = base_means.idxmax()
         for (m, p), lg in g[_uses_prior(g["method"])].groupby(["method", "prior_source"], sort=False):
-            row = {"dataset": ds, "k": k, "method": method_label(m, p), "model": m, "prior_source": p,
-                   "laat": lg[metric].mean(), "best_baseline": DISPLAY[best_m],
-                   "best_baseline_mean": base_means[best_m], "delta_vs_best": lg[metric].mean() - base_means[best_m]}
+            row = {
+                "dataset": ds,
+                "k": k,
+                "method": method_label(m, p),
+                "model": m,
+                "prior_source": p,
+                "laat": lg[metric].mean(),
+                "best_baseline": DISPLAY[best_m],
+                "best_baseline_mean": base_means[best_m],
+                "delta_vs_best": lg[metric].mean() - base_means[best_m],
+            }
             fam = Method.parse(m).family_baseline.name
             fg = g[g["method"] == fam]
             if not fg.empty:
                 paired = lg.set_index("repetition")[metric].sub(fg.set_index("repetition")[metric]).dropna()
-                row.update({"family_baseline": DISPLAY[fam], "family_mean": fg[metric].mean(),
-                            "paired_delta": paired.mean(), "reps_won": int((paired > 0).sum()),
-                            "reps": int(paired.size)})
+                row.update(
+                    {
+                        "family_baseline": DISPLAY[fam],
+                        "family_mean": fg[metric].mean(),
+                        "paired_delta": paired.mean(),
+                        "reps_won": int((paired > 0).sum()),
+                        "reps": int(paired.size),
+                    }
+                )
                 nz = paired[paired != 0]
                 row["wilcoxon_p"] = float(wilcoxon(nz).pvalue) if nz.size >= 5 else float("nan")
             out.append(row)
@@ -170,17 +197,21 @@ def wins_and_losses(comp: pd.DataFrame, protocol: str = "few_shot") -> str:
         d = 100 * g["delta_vs_best"]
         wins = int((d > 0).sum())
         top, low = g.loc[d.idxmax()], g.loc[d.idxmin()]
-        text = (f"- **{label}** vs the best baseline of each {'dataset × k' if few else 'dataset'}: higher in "
-                f"{wins}/{len(g)} (mean gap {d.mean():+.1f} points; best {100 * top.delta_vs_best:+.1f} on "
-                f"{where(top)} vs {top.best_baseline}; worst {100 * low.delta_vs_best:+.1f} on {where(low)} "
-                f"vs {low.best_baseline}).")
+        text = (
+            f"- **{label}** vs the best baseline of each {'dataset × k' if few else 'dataset'}: higher in "
+            f"{wins}/{len(g)} (mean gap {d.mean():+.1f} points; best {100 * top.delta_vs_best:+.1f} on "
+            f"{where(top)} vs {top.best_baseline}; worst {100 * low.delta_vs_best:+.1f} on {where(low)} "
+            f"vs {low.best_baseline})."
+        )
         if "paired_delta" in g:
             pd_ = 100 * g["paired_delta"]
             sig_w = int(((g["wilcoxon_p"] < 0.05) & (g["paired_delta"] > 0)).sum())
             sig_l = int(((g["wilcoxon_p"] < 0.05) & (g["paired_delta"] < 0)).sum())
-            text += (f" Paired vs {g['family_baseline'].iloc[0]} (same splits): higher in "
-                     f"{int((pd_ > 0).sum())}/{len(g)}, mean {pd_.mean():+.1f} points; significant "
-                     f"(Wilcoxon p<0.05) wins {sig_w}, losses {sig_l}.")
+            text += (
+                f" Paired vs {g['family_baseline'].iloc[0]} (same splits): higher in "
+                f"{int((pd_ > 0).sum())}/{len(g)}, mean {pd_.mean():+.1f} points; significant "
+                f"(Wilcoxon p<0.05) wins {sig_w}, losses {sig_l}."
+            )
         if ORACLE_MARK in label:
             text += " (Oracle: an upper bound that has seen the test labels, not a real prior.)"
         lines.append(text)
@@ -188,29 +219,44 @@ def wins_and_losses(comp: pd.DataFrame, protocol: str = "few_shot") -> str:
 
 
 def _comparison_table(comp: pd.DataFrame) -> pd.DataFrame:
-    cols = {"dataset": comp["dataset"], "k": comp["k"], "LAAT variant": comp["method"],
-            "LAAT": (100 * comp["laat"]).round(1),
-            "best baseline": comp["best_baseline"] + " " + (100 * comp["best_baseline_mean"]).round(1).astype(str),
-            "Δ vs best": (100 * comp["delta_vs_best"]).round(1)}
+    cols = {
+        "dataset": comp["dataset"],
+        "k": comp["k"],
+        "LAAT variant": comp["method"],
+        "LAAT": (100 * comp["laat"]).round(1),
+        "best baseline": comp["best_baseline"] + " " + (100 * comp["best_baseline_mean"]).round(1).astype(str),
+        "Δ vs best": (100 * comp["delta_vs_best"]).round(1),
+    }
     if "paired_delta" in comp:
-        cols.update({"paired Δ vs family": (100 * comp["paired_delta"]).round(1),
-                     "reps won": comp["reps_won"].astype("Int64").astype(str) + "/" + comp["reps"].astype("Int64").astype(str),
-                     "Wilcoxon p": comp["wilcoxon_p"].map(lambda v: "–" if np.isnan(v) else f"{v:.3g}")})
+        cols.update(
+            {
+                "paired Δ vs family": (100 * comp["paired_delta"]).round(1),
+                "reps won": comp["reps_won"].astype("Int64").astype(str)
+                + "/"
+                + comp["reps"].astype("Int64").astype(str),
+                "Wilcoxon p": comp["wilcoxon_p"].map(lambda v: "–" if np.isnan(v) else f"{v:.3g}"),
+            }
+        )
     return pd.DataFrame(cols)
 
 
 # ---- trust mode (issue 7) ------------------------------------------------------------------------
 
+
 def _trust_modes(model: str) -> dict[str, str]:
     """Method names of the three ways a torch model treats a prior: ignore, follow at the
     configured gamma and tau, or let the training rows decide."""
-    return {"plain": Method("plain", model).name, "fixed": Method("laat", model).name,
-            "trust": Method("laat", model, trust=True).name}
+    return {
+        "plain": Method("plain", model).name,
+        "fixed": Method("laat", model).name,
+        "trust": Method("laat", model, trust=True).name,
+    }
 
 
 def _trust_columns(results: pd.DataFrame) -> list[tuple[str, int]]:
-    return sorted({(p, int(k)) for p, k in zip(results["protocol"], results["k"])},
-                  key=lambda c: (c[0] != "few_shot", c[1]))
+    return sorted(
+        {(p, int(k)) for p, k in zip(results["protocol"], results["k"])}, key=lambda c: (c[0] != "few_shot", c[1])
+    )
 
 
 def _column_name(protocol: str, k: int) -> str:
@@ -232,18 +278,26 @@ def trust_means(results: pd.DataFrame, model: str = "lr") -> pd.DataFrame:
         tp = trust[trust["prior_source"] == p]
         for (protocol, k), tg in tp.groupby(["protocol", "k"], sort=False):
             groups = set(tg["dataset"])
-            here = results[(results["protocol"] == protocol) & (results["k"] == k)
-                           & results["dataset"].isin(groups)]
+            here = results[(results["protocol"] == protocol) & (results["k"] == k) & results["dataset"].isin(groups)]
             for mode, name in modes.items():
                 m = here[here["method"] == name]
                 if mode != "plain":
                     m = m[m["prior_source"] == p]
                 if m.empty:
                     continue
-                out.append({"prior_source": p, "mode": mode, "protocol": protocol, "k": int(k),
-                            "auc": 100 * m["roc_auc"].mean(), "datasets": len(set(m["dataset"])),
-                            "followed": float(m["trust_followed"].astype(float).mean())
-                            if mode == "trust" and "trust_followed" in m else np.nan})
+                out.append(
+                    {
+                        "prior_source": p,
+                        "mode": mode,
+                        "protocol": protocol,
+                        "k": int(k),
+                        "auc": 100 * m["roc_auc"].mean(),
+                        "datasets": len(set(m["dataset"])),
+                        "followed": float(m["trust_followed"].astype(float).mean())
+                        if mode == "trust" and "trust_followed" in m
+                        else np.nan,
+                    }
+                )
     return pd.DataFrame(out, columns=["prior_source", "mode", "protocol", "k", "auc", "datasets", "followed"])
 
 
@@ -283,16 +337,25 @@ def trust_section(results: pd.DataFrame, config: dict[str, Any]) -> list[str]:
         if table.empty:
             continue
         fam = model.upper()
-        parts += [f"### LAAT-{fam}: plain vs fixed vs trust, mean ROC AUC ×100", "",
-                  f"Over datasets and repetitions (`datasets`: how many datasets each row averages; every "
-                  f"mode of a prior averages the same ones). plain = {fam} (torch, γ=0); fixed = "
-                  f"γ={laat['gamma']:g}, τ={laat['tau']:g} whatever the prior; trust = `laat.trust` picks γ "
-                  f"(0 to {laat['gamma']:g}) and τ from the training rows ({settings}).", "",
-                  markdown_table(table), ""]
+        parts += [
+            f"### LAAT-{fam}: plain vs fixed vs trust, mean ROC AUC ×100",
+            "",
+            f"Over datasets and repetitions (`datasets`: how many datasets each row averages; every "
+            f"mode of a prior averages the same ones). plain = {fam} (torch, γ=0); fixed = "
+            f"γ={laat['gamma']:g}, τ={laat['tau']:g} whatever the prior; trust = `laat.trust` picks γ "
+            f"(0 to {laat['gamma']:g}) and τ from the training rows ({settings}).",
+            "",
+            markdown_table(table),
+            "",
+        ]
     if parts:
-        parts = ["## Trust mode: plain vs fixed vs trust", "",
-                 f"The oracle prior{ORACLE_MARK} has seen the test labels: it shows whether trust follows a "
-                 "prior that is right, nothing more.", ""] + parts
+        parts = [
+            "## Trust mode: plain vs fixed vs trust",
+            "",
+            f"The oracle prior{ORACLE_MARK} has seen the test labels: it shows whether trust follows a "
+            "prior that is right, nothing more.",
+            "",
+        ] + parts
     return parts
 
 
@@ -310,18 +373,26 @@ def skew_table(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (ds, lab), g in df.groupby(["dataset", "label"], sort=False):
         row = {"dataset": ds, "method": lab}
-        for col, name in (("roc_auc", "ROC AUC"), ("f1", "F1"), ("skew_group_recall", "removed-group recall"),
-                          ("recall_outside_skew", "other positives' recall")):
+        for col, name in (
+            ("roc_auc", "ROC AUC"),
+            ("f1", "F1"),
+            ("skew_group_recall", "removed-group recall"),
+            ("recall_outside_skew", "other positives' recall"),
+        ):
             row[name] = _fmt(g[col].mean(), g[col].std()) if col in g else "–"
         for gap, short in (("equalized_odds_difference", "EO gap"), ("demographic_parity_difference", "DP gap")):
-            parts = [f"{c.split('.')[1]} {100 * g[c].mean():.1f}" for c in fair_cols
-                     if c.endswith(gap) and g[c].notna().any()]
+            parts = [
+                f"{c.split('.')[1]} {100 * g[c].mean():.1f}"
+                for c in fair_cols
+                if c.endswith(gap) and g[c].notna().any()
+            ]
             row[short] = ", ".join(parts) if parts else "–"
         rows.append(row)
     out = pd.DataFrame(rows)
     order = {lab: i for i, lab in enumerate(_label_order(sub))}
-    return out.sort_values(["dataset", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
-                           kind="stable").reset_index(drop=True)
+    return out.sort_values(
+        ["dataset", "method"], key=lambda s: s.map(order) if s.name == "method" else s, kind="stable"
+    ).reset_index(drop=True)
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -332,46 +403,69 @@ def summary_markdown(results: pd.DataFrame, info: dict[str, Any] | None, config:
     (``model_dump(mode="json")``), so the report quotes the settings the rows were computed with."""
     info = info or {}
     laat = config["laat"]
-    parts = ["# LAAT benchmark", "",
-             f"Datasets: {', '.join(config['datasets'])}. Shots k: {config['shots']}; "
-             f"{config['repetitions']} repetitions (seed {config['seed']}); protocols: "
-             f"{', '.join(config['protocols'])}. LAAT: γ={laat['gamma']:g}, τ={laat['tau']:g}, "
-             f"attribution {laat['attribution']}. Baseline grids: {config['baselines']['grid']}."]
+    parts = [
+        "# LAAT benchmark",
+        "",
+        f"Datasets: {', '.join(config['datasets'])}. Shots k: {config['shots']}; "
+        f"{config['repetitions']} repetitions (seed {config['seed']}); protocols: "
+        f"{', '.join(config['protocols'])}. LAAT: γ={laat['gamma']:g}, τ={laat['tau']:g}, "
+        f"attribution {laat['attribution']}. Baseline grids: {config['baselines']['grid']}.",
+    ]
     if info:
-        parts.append(f"Cells: {info.get('cells_total')} ({info.get('cells_computed')} computed, "
-                     f"{info.get('cells_cached')} from cache); wall time {info.get('wall_seconds')} s "
-                     f"on {info.get('backend')}.")
-    parts += ["", "Values are mean ± std over repetitions, ×100. Bold: the best mean of the row among "
-              f"non-oracle methods. {ORACLE_MARK}: oracle prior = logistic-regression coefficients fit on the "
-              "FULL labelled dataset (test rows included): an upper bound, never a real prior. "
-              "`k`: training rows per class; the test set is every other row. "
-              "`(torch, γ=0)`: the LAAT training loop without the attribution term.", ""]
+        parts.append(
+            f"Cells: {info.get('cells_total')} ({info.get('cells_computed')} computed, "
+            f"{info.get('cells_cached')} from cache); wall time {info.get('wall_seconds')} s "
+            f"on {info.get('backend')}."
+        )
+    parts += [
+        "",
+        "Values are mean ± std over repetitions, ×100. Bold: the best mean of the row among "
+        f"non-oracle methods. {ORACLE_MARK}: oracle prior = logistic-regression coefficients fit on the "
+        "FULL labelled dataset (test rows included): an upper bound, never a real prior. "
+        "`k`: training rows per class; the test set is every other row. "
+        "`(torch, γ=0)`: the LAAT training loop without the attribution term.",
+        "",
+    ]
     notes = _prior_notes(info)
     if notes or info.get("notes"):
         parts += ["## Priors and skipped cells", ""] + [f"- {n}" for n in notes + list(info.get("notes", []))] + [""]
 
     few = results[results["protocol"] == "few_shot"]
     if not few.empty:
-        main_labels = [lab for lab in _label_order(few)
-                       if not any(t in lab for t in ("_noise:", "_flip"))]
+        main_labels = [lab for lab in _label_order(few) if not any(t in lab for t in ("_noise:", "_flip"))]
         parts += ["## Few-shot ROC AUC", "", markdown_table(paper_table(results, "few_shot", labels=main_labels)), ""]
         robust = _label_order(few[_uses_prior(few["method"])])
         if any(t in lab for lab in robust for t in ("_noise:", "_flip")):
-            parts += ["## Few-shot ROC AUC by prior source (noise = share of entries re-drawn at random)", "",
-                      markdown_table(paper_table(results, "few_shot", labels=robust, bold_best=False)), ""]
+            parts += [
+                "## Few-shot ROC AUC by prior source (noise = share of entries re-drawn at random)",
+                "",
+                markdown_table(paper_table(results, "few_shot", labels=robust, bold_best=False)),
+                "",
+            ]
         parts += trust_section(results, config)
         comp = comparison(results, "few_shot")
         if not comp.empty:
-            parts += ["## Where LAAT wins and loses (few-shot ROC AUC, points ×100)", "", wins_and_losses(comp), "",
-                      markdown_table(_comparison_table(comp)), ""]
+            parts += [
+                "## Where LAAT wins and loses (few-shot ROC AUC, points ×100)",
+                "",
+                wins_and_losses(comp),
+                "",
+                markdown_table(_comparison_table(comp)),
+                "",
+            ]
         parts += ["## Few-shot F1", "", markdown_table(paper_table(results, "few_shot", "f1", labels=main_labels)), ""]
     skew = results[results["protocol"] == "skew"]
     if not skew.empty:
-        parts += ["## Skew protocol (80/20 split; training rows matching the dataset's skew condition removed)", "",
-                  "removed-group recall: share of test rows matching the skew condition (all positives of the "
-                  "group removed from training) predicted positive; EO/DP gap: largest equalized-odds / "
-                  "demographic-parity difference between groups of each sensitive feature (fixed bins), ×100.",
-                  "", markdown_table(skew_table(results)), ""]
+        parts += [
+            "## Skew protocol (80/20 split; training rows matching the dataset's skew condition removed)",
+            "",
+            "removed-group recall: share of test rows matching the skew condition (all positives of the "
+            "group removed from training) predicted positive; EO/DP gap: largest equalized-odds / "
+            "demographic-parity difference between groups of each sensitive feature (fixed bins), ×100.",
+            "",
+            markdown_table(skew_table(results)),
+            "",
+        ]
         comp = comparison(results, "skew")
         if not comp.empty:
             parts += ["### Where LAAT wins and loses (skew ROC AUC)", "", wins_and_losses(comp, "skew"), ""]
@@ -412,6 +506,7 @@ def auc_vs_k_figures(results: pd.DataFrame) -> dict[str, Any]:
     # <= 10 lines per panel: the plot cycles through 10 colours
     headline = few["prior_source"].isin(["llm_local", "oracle"])
     shown = few["prior_source"].isin(TRUST_PLOT_PRIORS)
+
     def named(*methods: Method) -> pd.Series:
         return few["method"].isin([m.name for m in methods])
 

@@ -19,10 +19,18 @@ from typing import Any
 
 import pandas as pd
 
-from laat_research.cells import (CODE_VERSION, Cell, DatasetContext, cell_hash, plan_cells,
-                                  prepare_dataset, run_cell, trust_rule_fingerprint)
-from laat_research.config import BenchmarkConfig, Method
 from laat.jsonable import json_default
+from laat_research.cells import (
+    CODE_VERSION,
+    Cell,
+    DatasetContext,
+    cell_hash,
+    plan_cells,
+    prepare_dataset,
+    run_cell,
+    trust_rule_fingerprint,
+)
+from laat_research.config import BenchmarkConfig, Method
 
 
 @dataclass
@@ -47,8 +55,12 @@ def store(path: Path, cell: Cell, digest: str, rows: list[dict[str, Any]]) -> No
     """Atomic write: a sweep killed mid-write leaves no half file that would pass as done."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"cell": cell.key(), "hash": digest, "code_version": CODE_VERSION,
-                               "rows": rows}, default=json_default), encoding="utf-8")
+    tmp.write_text(
+        json.dumps(
+            {"cell": cell.key(), "hash": digest, "code_version": CODE_VERSION, "rows": rows}, default=json_default
+        ),
+        encoding="utf-8",
+    )
     os.replace(tmp, path)
 
 
@@ -61,8 +73,7 @@ def _run_one(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> tuple[Cel
     return cell, rows, time.perf_counter() - t0
 
 
-def _execute(todo: list[tuple[Cell, str]], contexts: dict[str, DatasetContext], cfg: BenchmarkConfig,
-             client=None):
+def _execute(todo: list[tuple[Cell, str]], contexts: dict[str, DatasetContext], cfg: BenchmarkConfig, client=None):
     """Yield (cell, rows, seconds) as cells finish, on joblib (local) or Dask."""
     from joblib import Parallel, delayed, parallel_config
 
@@ -88,8 +99,9 @@ def _execute(todo: list[tuple[Cell, str]], contexts: dict[str, DatasetContext], 
     yield from Parallel(n_jobs=cfg.n_jobs, return_as="generator_unordered")(tasks)
 
 
-def run_sweep(cfg: BenchmarkConfig, *, llm_prior=None, client=None,
-              contexts: dict[str, DatasetContext] | None = None) -> SweepResult:
+def run_sweep(
+    cfg: BenchmarkConfig, *, llm_prior=None, client=None, contexts: dict[str, DatasetContext] | None = None
+) -> SweepResult:
     """Plan, reuse cached cells, compute the rest; returns the long results table and run info.
 
     ``client``: an existing `distributed.Client` (e.g. on a LocalCluster) instead of
@@ -133,37 +145,63 @@ def run_sweep(cfg: BenchmarkConfig, *, llm_prior=None, client=None,
     if "trust_followed" in table:  # only trust rows have it: nullable, so it survives a parquet round trip
         table["trust_followed"] = table["trust_followed"].astype("boolean")
     if not table.empty:
-        table = table.sort_values(["dataset", "protocol", "k", "method", "prior_source", "repetition"],
-                                  kind="stable").reset_index(drop=True)
+        table = table.sort_values(
+            ["dataset", "protocol", "k", "method", "prior_source", "repetition"], kind="stable"
+        ).reset_index(drop=True)
     wall = time.perf_counter() - t_start
     info = {
         "code_version": CODE_VERSION,
-        "cells_total": len(cells), "cells_cached": n_cached, "cells_computed": len(todo),
+        "cells_total": len(cells),
+        "cells_cached": n_cached,
+        "cells_computed": len(todo),
         "rows": int(len(table)),
-        "wall_seconds": round(wall, 3), "prepare_seconds": round(t_prepared - t_start, 3),
+        "wall_seconds": round(wall, 3),
+        "prepare_seconds": round(t_prepared - t_start, 3),
         "compute_seconds_sum": round(sum(cell_seconds.values()), 3),
         # which trust rule the trust rows came from (a hash of laat/trust.py; part of their cache key)
         "trust_rule": trust_rule_fingerprint() if any(c.method.trust for c in cells) else None,
-        "backend": "dask" if (client is not None or cfg.dask_scheduler) else
-                   ("sequential" if cfg.n_jobs == 1 else f"joblib(n_jobs={cfg.n_jobs})"),
+        "backend": "dask"
+        if (client is not None or cfg.dask_scheduler)
+        else ("sequential" if cfg.n_jobs == 1 else f"joblib(n_jobs={cfg.n_jobs})"),
         "notes": notes,
-        "priors": {ds: {base: _prior_info(p) for base, p in ctx.priors.items()} for ds, ctx in contexts.items()
-                   if ds in cfg.datasets},
+        "priors": {
+            ds: {base: _prior_info(p) for base, p in ctx.priors.items()}
+            for ds, ctx in contexts.items()
+            if ds in cfg.datasets
+        },
         "slowest_cells": dict(sorted(cell_seconds.items(), key=lambda kv: -kv[1])[:10]),
     }
     return SweepResult(table, info)
 
 
 def _prior_info(prior) -> dict[str, Any]:
-    keep = ("source_kind", "model", "strategy", "n_samples", "prompt_hash", "calls", "fresh_calls",
-            "cached_calls", "quality_note", "note", "path", "edited")
+    keep = (
+        "source_kind",
+        "model",
+        "strategy",
+        "n_samples",
+        "prompt_hash",
+        "calls",
+        "fresh_calls",
+        "cached_calls",
+        "quality_note",
+        "note",
+        "path",
+        "edited",
+    )
     return {"source": prior.source, **{k: prior.provenance[k] for k in keep if k in prior.provenance}}
 
 
 def _cost_rank(cell: Cell, contexts: dict[str, DatasetContext]) -> tuple:
     # trust cells cross-validate (55 fits per repetition from 10 rows per class on)
-    heavy = {Method("baseline", "mlp"): 0, Method("laat", "mlp", trust=True): 0, Method("baseline", "hgb"): 1,
-             Method("laat", "lr", trust=True): 1, Method("baseline", "rf"): 2, Method("baseline", "xgb"): 3}
+    heavy = {
+        Method("baseline", "mlp"): 0,
+        Method("laat", "mlp", trust=True): 0,
+        Method("baseline", "hgb"): 1,
+        Method("laat", "lr", trust=True): 1,
+        Method("baseline", "rf"): 2,
+        Method("baseline", "xgb"): 3,
+    }
     n = len(contexts[cell.dataset].y)
     rows = n * 0.8 if cell.protocol == "skew" else cell.k
     return (heavy.get(cell.method, 9), -rows, cell)

@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make fake_llm importable
 
-from fake_llm import FakeLLM  # noqa: E402
+from fake_llm import FakeLLM
 
-from laat.datasets import load_metadata, parse_metadata  # noqa: E402
+from laat.datasets import load_metadata, parse_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,16 +24,24 @@ def diabetes_meta():
 @pytest.fixture(scope="session")
 def toy_meta():
     """Two numeric features and one categorical: exercises the one-hot ordering."""
-    return parse_metadata({
-        "name": "toy", "csv": "unused.csv", "task": "Will the loan be repaid?",
-        "target": {"column": "Repaid", "classes": ["no", "yes"]},
-        "features": [
-            {"name": "Income", "type": "numeric", "description": "Yearly income in EUR"},
-            {"name": "Housing", "type": "categorical", "description": "Housing situation",
-             "categories": {"rent": "Rents a home", "own": "Owns a home"}},
-            {"name": "Debt", "type": "numeric", "description": "Outstanding debt in EUR"},
-        ],
-    })
+    return parse_metadata(
+        {
+            "name": "toy",
+            "csv": "unused.csv",
+            "task": "Will the loan be repaid?",
+            "target": {"column": "Repaid", "classes": ["no", "yes"]},
+            "features": [
+                {"name": "Income", "type": "numeric", "description": "Yearly income in EUR"},
+                {
+                    "name": "Housing",
+                    "type": "categorical",
+                    "description": "Housing situation",
+                    "categories": {"rent": "Rents a home", "own": "Owns a home"},
+                },
+                {"name": "Debt", "type": "numeric", "description": "Outstanding debt in EUR"},
+            ],
+        }
+    )
 
 
 @pytest.fixture
@@ -48,9 +56,19 @@ def fake_settings(tmp_path):
     from laat.elicit import ElicitationSettings
 
     def make(base_url: str, **kw):
-        base = dict(source="openai", model="fake-model", base_url=base_url, cache_dir=str(tmp_path / "cache"),
-                    n_samples=2, timeout_s=5, wait_initial_s=0.01, wait_max_s=0.05, max_attempts=4,
-                    max_invalid=2, strategy="direct")
+        base = dict(
+            source="openai",
+            model="fake-model",
+            base_url=base_url,
+            cache_dir=str(tmp_path / "cache"),
+            n_samples=2,
+            timeout_s=5,
+            wait_initial_s=0.01,
+            wait_max_s=0.05,
+            max_attempts=4,
+            max_invalid=2,
+            strategy="direct",
+        )
         base.update(kw)
         return ElicitationSettings(**base)
 

@@ -20,8 +20,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 # truncated_body: Content-Length promises more than is sent (the connection drops);
 # cut_json: a 200 whose complete body is JSON cut short; html: a 200 text/html page (a proxy's);
 # truncated_json: a well-formed completion whose *answer* is cut off (finish_reason "length").
-FAULTS = {"ok", "429", "500", "503", "400", "timeout", "truncated_body", "cut_json", "html", "truncated_json",
-          "missing", "extra", "renamed", "out_of_range", "duplicate", "not_integer", "no_logprobs", "no_choices"}
+FAULTS = {
+    "ok",
+    "429",
+    "500",
+    "503",
+    "400",
+    "timeout",
+    "truncated_body",
+    "cut_json",
+    "html",
+    "truncated_json",
+    "missing",
+    "extra",
+    "renamed",
+    "out_of_range",
+    "duplicate",
+    "not_integer",
+    "no_logprobs",
+    "no_choices",
+}
 
 
 def _h(text: str) -> int:
@@ -44,9 +62,15 @@ def answer_for_schema(schema: dict, salt: int = 0) -> dict:
 
 
 class FakeLLM:
-    def __init__(self, script: list[str] | None = None, hang_s: float = 3.0, vary: bool = False,
-                 p_yes: Callable[[str], float] | None = None, retry_after: Callable[[], str] | None = None,
-                 latency_s: float = 0.0):
+    def __init__(
+        self,
+        script: list[str] | None = None,
+        hang_s: float = 3.0,
+        vary: bool = False,
+        p_yes: Callable[[str], float] | None = None,
+        retry_after: Callable[[], str] | None = None,
+        latency_s: float = 0.0,
+    ):
         """``vary``: every request gets a different answer (like sampling at T > 0).
         ``p_yes``: P(Yes) of a log-prob request as a function of its prompt (default: a hash);
         the mass is then spread over token variants as a real tokenizer does ("Yes", " yes", ...).
@@ -115,8 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(obj).encode()
         self._send_bytes(status, data, "application/json", truncate, headers)
 
-    def _send_bytes(self, status: int, data: bytes, content_type: str, truncate: bool = False,
-                    headers: dict | None = None) -> None:
+    def _send_bytes(
+        self, status: int, data: bytes, content_type: str, truncate: bool = False, headers: dict | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for k, v in (headers or {}).items():
@@ -158,10 +183,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, body: dict) -> None:
         fault, index = self.fake._next(body)
         if fault in {"429", "500", "503", "400"}:
-            headers = ({"Retry-After": self.fake.retry_after()}
-                       if self.fake.retry_after and fault in {"429", "503"} else None)
-            self._send(int(fault), {"error": {"message": f"injected {fault}", "type": "injected", "code": fault}},
-                       headers=headers)
+            headers = (
+                {"Retry-After": self.fake.retry_after()} if self.fake.retry_after and fault in {"429", "503"} else None
+            )
+            self._send(
+                int(fault),
+                {"error": {"message": f"injected {fault}", "type": "injected", "code": fault}},
+                headers=headers,
+            )
             return
         if fault == "html":
             self._send_bytes(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html; charset=utf-8")
@@ -203,18 +232,31 @@ class _Handler(BaseHTTPRequestHandler):
             content = "Yes" if p_yes >= 0.5 else "No"
             # 80% of the mass on yes/no variants (split unevenly, so dropping a variant changes
             # the ratio), the rest on tokens that are neither.
-            top = [{"token": t, "logprob": math.log(w)} for t, w in [
-                ("Yes", 0.2 * p_yes), (" yes", 0.5 * p_yes), ("YES", 0.1 * p_yes),
-                ("No", 0.6 * (1 - p_yes)), (" no", 0.1 * (1 - p_yes)), ("NO", 0.1 * (1 - p_yes)),
-                ("Not", 0.08), ("Y", 0.06), ("The", 0.06)] if w > 0]
+            top = [
+                {"token": t, "logprob": math.log(w)}
+                for t, w in [
+                    ("Yes", 0.2 * p_yes),
+                    (" yes", 0.5 * p_yes),
+                    ("YES", 0.1 * p_yes),
+                    ("No", 0.6 * (1 - p_yes)),
+                    (" no", 0.1 * (1 - p_yes)),
+                    ("NO", 0.1 * (1 - p_yes)),
+                    ("Not", 0.08),
+                    ("Y", 0.06),
+                    ("The", 0.06),
+                ]
+                if w > 0
+            ]
             top.sort(key=lambda t: -t["logprob"])
             logprobs = {"content": [{"token": content, "logprob": top[0]["logprob"], "top_logprobs": top}]}
         elif body.get("logprobs"):
             p_yes = 0.05 + 0.9 * (_h(prompt) % 1000) / 1000
             content = "Yes" if p_yes >= 0.5 else "No"
-            top = [{"token": "Yes", "logprob": math.log(p_yes * 0.9)},
-                   {"token": "No", "logprob": math.log((1 - p_yes) * 0.9)},
-                   {"token": "The", "logprob": math.log(0.1)}]
+            top = [
+                {"token": "Yes", "logprob": math.log(p_yes * 0.9)},
+                {"token": "No", "logprob": math.log((1 - p_yes) * 0.9)},
+                {"token": "The", "logprob": math.log(0.1)},
+            ]
             top.sort(key=lambda t: -t["logprob"])
             if fault != "no_logprobs":
                 logprobs = {"content": [{"token": content, "logprob": top[0]["logprob"], "top_logprobs": top}]}
@@ -223,7 +265,15 @@ class _Handler(BaseHTTPRequestHandler):
         choice = {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
         if logprobs:
             choice["logprobs"] = logprobs
-        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body.get("model", "fake"),
-                "choices": [] if fault == "no_choices" else [choice],
-                "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(content.split()),
-                          "total_tokens": len(prompt.split()) + len(content.split())}}
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": [] if fault == "no_choices" else [choice],
+            "usage": {
+                "prompt_tokens": len(prompt.split()),
+                "completion_tokens": len(content.split()),
+                "total_tokens": len(prompt.split()) + len(content.split()),
+            },
+        }

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,9 @@ def test_refresh_forces_new_calls(fake_llm, fake_settings, diabetes_meta):
         assert srv.n_chat == 4
 
 
-@pytest.mark.parametrize("change", [{"temperature": 0.3}, {"seed": 1}, {"model": "other-model"},
-                                    {"strategy": "reason_then_parse"}])
+@pytest.mark.parametrize(
+    "change", [{"temperature": 0.3}, {"seed": 1}, {"model": "other-model"}, {"strategy": "reason_then_parse"}]
+)
 def test_changed_inputs_are_cache_misses(fake_llm, fake_settings, diabetes_meta, change):
     with fake_llm() as srv:
         s = fake_settings(srv.base_url, n_samples=1)
@@ -127,8 +129,18 @@ def test_killed_run_keeps_the_samples_already_paid_for(fake_llm, fake_settings, 
     # Requests 1-2 answer at once, request 3 hangs: kill the process while it waits.
     with fake_llm(["ok", "ok", "timeout"], hang_s=30) as srv:
         env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
-        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(ROOT / "conf/base/datasets/diabetes.yml"),
-                                 srv.base_url, str(cache_dir)], env=env, cwd=ROOT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                KILL_SCRIPT,
+                str(ROOT / "conf/base/datasets/diabetes.yml"),
+                srv.base_url,
+                str(cache_dir),
+            ],
+            env=env,
+            cwd=ROOT,
+        )
         deadline = time.monotonic() + 60
         while srv.n_chat < 3 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
@@ -140,8 +152,9 @@ def test_killed_run_keeps_the_samples_already_paid_for(fake_llm, fake_settings, 
         for f in entries:
             json.loads(f.read_text())
         # The rerun only pays for the two samples that were never answered.
-        e = run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=4, concurrency=1,
-                                                         cache_dir=str(cache_dir)))
+        e = run_elicitation(
+            diabetes_meta, fake_settings(srv.base_url, n_samples=4, concurrency=1, cache_dir=str(cache_dir))
+        )
         assert srv.n_chat == 5
     assert e.prior.provenance["cached_calls"] == 2 and e.prior.provenance["fresh_calls"] == 2
 
@@ -173,8 +186,15 @@ print(json.dumps(got))
 
 def test_two_processes_writing_the_same_keys_agree_on_the_first_answer(tmp_path):
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(tmp_path / "cache"), w, str(go)],
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT) for w in ("A", "B")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER_SCRIPT, str(tmp_path / "cache"), w, str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for w in ("A", "B")
+    ]
     time.sleep(0.5)  # both are importing / waiting at the start line
     go.touch()
     outs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
@@ -268,11 +288,11 @@ def test_a_changed_feature_description_changes_the_prompt_and_the_cache_key(fake
 
 def test_values_json_cannot_hold_are_stored_as_their_text(tmp_path):
     # The answer digest reads such values as text; the stored entry must hold the same text.
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     cache = ResponseCache(tmp_path)
     key = cache_key({"k": "when"})
-    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     cache.put(key, {"response": {"at": when}, "path": tmp_path})
     got = cache.get(key)
     assert got["response"] == {"at": "2026-01-02 03:04:05+00:00"} and got["path"] == str(tmp_path)
@@ -281,6 +301,7 @@ def test_values_json_cannot_hold_are_stored_as_their_text(tmp_path):
 @pytest.fixture
 def no_hard_links(monkeypatch):
     """A file system without hard links (some network and FAT mounts): os.link fails."""
+
     def refuse(src, dst, *a, **kw):
         raise PermissionError(1, "Operation not permitted", str(dst))
 

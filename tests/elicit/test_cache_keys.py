@@ -18,9 +18,21 @@ from laat.elicit.client import RetryPolicy
 from laat.elicit.run import OpenAIEndpoint
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
-schema = st.builds(lambda name, hi: {"type": "json_schema", "json_schema": {"name": "s", "schema": {
-    "type": "object", "properties": {name: {"type": "integer", "minimum": -hi, "maximum": hi}},
-    "required": [name]}}}, st.sampled_from(["Age", "Glucose", "BMI"]), st.integers(1, 10))
+schema = st.builds(
+    lambda name, hi: {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "s",
+            "schema": {
+                "type": "object",
+                "properties": {name: {"type": "integer", "minimum": -hi, "maximum": hi}},
+                "required": [name],
+            },
+        },
+    },
+    st.sampled_from(["Age", "Glucose", "BMI"]),
+    st.integers(1, 10),
+)
 
 # Every argument of CallContext.chat (and the context's strategy and endpoint) with its values.
 INPUTS = {
@@ -52,10 +64,12 @@ def _key_of(servers, root, args: dict) -> tuple[str, bool]:
 
     a = dict(args)
     base_url = servers[a.pop("endpoint")].base_url
-    endpoint = OpenAIEndpoint(ElicitationSettings(source="openai", model="fake-model", base_url=base_url,
-                                                  cache_dir=str(root), timeout_s=5))
-    ctx = CallContext(endpoint=endpoint, cache=ResponseCache(root), strategy=a.pop("strategy"),
-                      policy=RetryPolicy(2, 0.01, 0.05))
+    endpoint = OpenAIEndpoint(
+        ElicitationSettings(source="openai", model="fake-model", base_url=base_url, cache_dir=str(root), timeout_s=5)
+    )
+    ctx = CallContext(
+        endpoint=endpoint, cache=ResponseCache(root), strategy=a.pop("strategy"), policy=RetryPolicy(2, 0.01, 0.05)
+    )
     try:
         ctx.chat(a.pop("prompt"), **a)
     finally:
@@ -80,8 +94,18 @@ def test_any_changed_input_changes_the_key_and_nothing_else_does(servers, tmp_pa
 
 def test_the_number_of_top_logprobs_is_in_the_key(servers, tmp_path):
     # The property above mostly switches log-probs on or off; here only their count changes.
-    base = {"prompt": "Yes or no?", "step": "yes_no:Age", "sample": 0, "attempt": 0, "temperature": 0.0,
-            "max_tokens": 1, "seed": 1, "response_format": None, "model": "fake-model",
-            "strategy": "yes_no", "endpoint": 0}
+    base = {
+        "prompt": "Yes or no?",
+        "step": "yes_no:Age",
+        "sample": 0,
+        "attempt": 0,
+        "temperature": 0.0,
+        "max_tokens": 1,
+        "seed": 1,
+        "response_format": None,
+        "model": "fake-model",
+        "strategy": "yes_no",
+        "endpoint": 0,
+    }
     keys = {_key_of(servers, tmp_path, {**base, "top_logprobs": n})[0] for n in (5, 20)}
     assert len(keys) == 2

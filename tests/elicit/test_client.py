@@ -39,8 +39,9 @@ def test_endpoint_label_drops_secrets_from_urls():
 def test_key_never_reaches_provenance_record_or_cache(fake_llm, fake_settings, diabetes_meta, tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_KEY_VAR", "sk-very-secret-123")
     with fake_llm() as srv:
-        e = run_elicitation(diabetes_meta, fake_settings(srv.base_url, api_key_env="SECRET_KEY_VAR",
-                                                         strategy="reason_then_parse"))
+        e = run_elicitation(
+            diabetes_meta, fake_settings(srv.base_url, api_key_env="SECRET_KEY_VAR", strategy="reason_then_parse")
+        )
     blob = json.dumps(e.prior.to_dict()) + json.dumps(e.record, default=str)
     blob += "".join(p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
     assert "sk-very-secret-123" not in blob
@@ -52,7 +53,9 @@ def test_retry_then_success_counts_requests(fake_llm):
         client = make_client(srv.base_url, "sk-x", timeout=5)
         resp = call_with_retries(
             lambda: client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]),
-            policy=RetryPolicy(max_attempts=5, wait_initial=0.01, wait_max=0.02), what="test call")
+            policy=RetryPolicy(max_attempts=5, wait_initial=0.01, wait_max=0.02),
+            what="test call",
+        )
         assert resp.choices[0].message.content
         assert srv.n_chat == 3
 
@@ -61,13 +64,19 @@ def test_non_retryable_status_is_wrapped_with_context(fake_llm):
     with fake_llm(["400"]) as srv:
         client = make_client(srv.base_url, "sk-x", timeout=5)
         with pytest.raises(LLMCallError, match="my call was rejected with HTTP 400") as info:
-            call_with_retries(lambda: client.chat.completions.create(model="m", messages=[]),
-                              policy=RetryPolicy(3, 0.01, 0.02), what="my call")
+            call_with_retries(
+                lambda: client.chat.completions.create(model="m", messages=[]),
+                policy=RetryPolicy(3, 0.01, 0.02),
+                what="my call",
+            )
         assert isinstance(info.value.__cause__, openai.BadRequestError)
 
 
 def test_connection_refused_is_retried_then_reported():
     client = make_client("http://127.0.0.1:9/v1", "sk-x", timeout=2)  # port 9: nothing listens
     with pytest.raises(LLMCallError, match=r"failed after 2 attempts \(2x APIConnectionError\)"):
-        call_with_retries(lambda: client.chat.completions.create(model="m", messages=[]),
-                          policy=RetryPolicy(2, 0.01, 0.02), what="call")
+        call_with_retries(
+            lambda: client.chat.completions.create(model="m", messages=[]),
+            policy=RetryPolicy(2, 0.01, 0.02),
+            what="call",
+        )

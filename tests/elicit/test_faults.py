@@ -6,7 +6,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,7 @@ def assert_cache_sound(cache_dir: Path) -> int:
 
 def expected_scores(fake_answer, features):
     from fake_llm import answer_for_schema
+
     from laat.elicit.prompts import scores_schema
 
     return [float(v) for v in answer_for_schema(scores_schema(features)["json_schema"]["schema"]).values()]
@@ -55,17 +56,20 @@ def test_well_formed_answers_give_the_prior_by_name(fake_llm, fake_settings, dia
     assert assert_cache_sound(tmp_path / "cache") == 2
 
 
-@pytest.mark.parametrize("faults, http_calls", [
-    (["429", "ok"], 2),
-    (["429", "429", "ok"], 3),
-    (["500", "ok"], 2),
-    (["503", "ok"], 2),
-    (["timeout", "ok"], 2),
-    (["truncated_body", "ok"], 2),
-    (["cut_json", "ok"], 2),
-    (["html", "ok"], 2),
-    (["html", "cut_json", "429", "ok"], 4),
-])
+@pytest.mark.parametrize(
+    "faults, http_calls",
+    [
+        (["429", "ok"], 2),
+        (["429", "429", "ok"], 3),
+        (["500", "ok"], 2),
+        (["503", "ok"], 2),
+        (["timeout", "ok"], 2),
+        (["truncated_body", "ok"], 2),
+        (["cut_json", "ok"], 2),
+        (["html", "ok"], 2),
+        (["html", "cut_json", "429", "ok"], 4),
+    ],
+)
 def test_transient_http_faults_are_retried(fake_llm, fake_settings, diabetes_meta, tmp_path, faults, http_calls):
     with fake_llm(faults, hang_s=3.0) as srv:
         e = run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, timeout_s=1.0))
@@ -76,9 +80,8 @@ def test_transient_http_faults_are_retried(fake_llm, fake_settings, diabetes_met
 
 
 def test_persistent_5xx_fails_with_one_clear_error(fake_llm, fake_settings, diabetes_meta, tmp_path):
-    with fake_llm(["500"] * 10) as srv:
-        with pytest.raises(LLMCallError) as info:
-            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_attempts=3))
+    with fake_llm(["500"] * 10) as srv, pytest.raises(LLMCallError) as info:
+        run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_attempts=3))
     msg = str(info.value)
     assert "failed after 3 attempts" in msg and "3x HTTP 500 InternalServerError" in msg
     assert "fake-model" in msg and "127.0.0.1" in msg
@@ -106,7 +109,7 @@ def test_cut_json_body_is_a_typed_error_saying_where_it_stopped(fake_llm, fake_s
 
 
 def _http_date(seconds_from_now: float) -> str:
-    return email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now), usegmt=True)
+    return email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
 
 
 @pytest.mark.parametrize("retry_after", [lambda: "1", lambda: _http_date(2)], ids=["seconds", "http-date"])
@@ -133,20 +136,23 @@ def test_retry_after_is_capped_by_the_longest_wait_and_reported(fake_llm, fake_s
 
 def test_mixed_faults_are_counted_in_the_error(fake_llm, fake_settings, diabetes_meta):
     with fake_llm(["429", "timeout", "500", "ok"], hang_s=2.0) as srv:
-        with pytest.raises(LLMCallError, match=r"after 3 attempts \(1x HTTP 429 RateLimitError, "
-                                               r"1x APITimeoutError, 1x HTTP 500 InternalServerError\)"):
+        with pytest.raises(
+            LLMCallError,
+            match=r"after 3 attempts \(1x HTTP 429 RateLimitError, "
+            r"1x APITimeoutError, 1x HTTP 500 InternalServerError\)",
+        ):
             run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_attempts=3, timeout_s=0.5))
 
 
 def test_client_errors_are_not_retried(fake_llm, fake_settings, diabetes_meta):
-    with fake_llm(["400", "ok"]) as srv:
-        with pytest.raises(LLMCallError, match="rejected with HTTP 400"):
-            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1))
+    with fake_llm(["400", "ok"]) as srv, pytest.raises(LLMCallError, match="rejected with HTTP 400"):
+        run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1))
     assert srv.n_chat == 1
 
 
-@pytest.mark.parametrize("fault", ["truncated_json", "missing", "extra", "renamed", "out_of_range",
-                                   "duplicate", "not_integer", "no_choices"])
+@pytest.mark.parametrize(
+    "fault", ["truncated_json", "missing", "extra", "renamed", "out_of_range", "duplicate", "not_integer", "no_choices"]
+)
 def test_invalid_answer_is_reasked_then_correct(fake_llm, fake_settings, diabetes_meta, tmp_path, fault):
     with fake_llm([fault, "ok"]) as srv:
         e = run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1))
@@ -158,18 +164,20 @@ def test_invalid_answer_is_reasked_then_correct(fake_llm, fake_settings, diabete
     assert attempts == [0, 1]
 
 
-@pytest.mark.parametrize("fault, reason", [
-    ("truncated_json", "not valid JSON"),
-    ("missing", "missing features ['Pregnancies']"),
-    ("extra", "unknown features ['NotAFeature']"),
-    ("renamed", "missing features ['Pregnancies']; unknown features ['pregnancies_renamed']"),
-    ("out_of_range", "score of 'Pregnancies' is 42, outside [-10, 10]"),
-    ("duplicate", "features given more than once: ['Pregnancies']"),
-])
+@pytest.mark.parametrize(
+    "fault, reason",
+    [
+        ("truncated_json", "not valid JSON"),
+        ("missing", "missing features ['Pregnancies']"),
+        ("extra", "unknown features ['NotAFeature']"),
+        ("renamed", "missing features ['Pregnancies']; unknown features ['pregnancies_renamed']"),
+        ("out_of_range", "score of 'Pregnancies' is 42, outside [-10, 10]"),
+        ("duplicate", "features given more than once: ['Pregnancies']"),
+    ],
+)
 def test_persistently_invalid_answers_fail_clearly(fake_llm, fake_settings, diabetes_meta, tmp_path, fault, reason):
-    with fake_llm([fault] * 10) as srv:
-        with pytest.raises(InvalidAnswerError) as info:
-            run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_invalid=2))
+    with fake_llm([fault] * 10) as srv, pytest.raises(InvalidAnswerError) as info:
+        run_elicitation(diabetes_meta, fake_settings(srv.base_url, n_samples=1, max_invalid=2))
     msg = str(info.value)
     assert "3 invalid answers" in msg and "'diabetes', sample 0" in msg
     assert reason in msg

@@ -15,8 +15,7 @@ import pytest
 
 from laat.elicit import ElicitationSettings, LocalServerError, run_elicitation
 from laat.elicit.client import make_client
-from laat.elicit.local_server import (BUNDLED_SHA256, LocalLLMServer, bundled_gguf, resolve_gguf,
-                                      spawn_local_server)
+from laat.elicit.local_server import BUNDLED_SHA256, LocalLLMServer, bundled_gguf, resolve_gguf, spawn_local_server
 
 pytestmark = pytest.mark.llm
 
@@ -48,15 +47,23 @@ def test_in_process_server_answers_and_stops():
 def test_cli_server_for_ci(tmp_path):
     with spawn_local_server(log_path=tmp_path / "llm.log", extra_args=["--ctx", "1024", "--threads", "1"]) as base_url:
         client = make_client(base_url, "sk-local", timeout=300)
-        resp = client.chat.completions.create(model="anything", max_tokens=2, temperature=0,
-                                              messages=[{"role": "user", "content": "Say OK."}])
+        resp = client.chat.completions.create(
+            model="anything", max_tokens=2, temperature=0, messages=[{"role": "user", "content": "Say OK."}]
+        )
         assert resp.model == "local-default" and resp.usage.completion_tokens >= 1
         client.close()
 
 
 def test_local_source_elicits_a_prior_end_to_end_and_reruns_for_free(diabetes_meta, tmp_path):
-    settings = ElicitationSettings(source="local", strategy="direct", n_samples=2, n_ctx=2048, n_threads=1,
-                                   gguf_path=str(bundled_gguf()), cache_dir=str(tmp_path / "cache"))
+    settings = ElicitationSettings(
+        source="local",
+        strategy="direct",
+        n_samples=2,
+        n_ctx=2048,
+        n_threads=1,
+        gguf_path=str(bundled_gguf()),
+        cache_dir=str(tmp_path / "cache"),
+    )
     e = run_elicitation(diabetes_meta, settings)
     p = e.prior
     assert p.source == "llm" and p.features == diabetes_meta.encoded_columns
@@ -71,16 +78,26 @@ def test_local_source_elicits_a_prior_end_to_end_and_reruns_for_free(diabetes_me
     assert again.prior.provenance["fresh_calls"] == 0 and again.prior.mean == p.mean
 
 
-@pytest.mark.parametrize("strategy, extra", [
-    ("reason_then_parse", {"reasoning_max_tokens": 48}),
-    ("per_feature", {}),
-    ("elimination", {"max_rank_steps": 2}),
-])
+@pytest.mark.parametrize(
+    "strategy, extra",
+    [
+        ("reason_then_parse", {"reasoning_max_tokens": 48}),
+        ("per_feature", {}),
+        ("elimination", {"max_rank_steps": 2}),
+    ],
+)
 def test_each_strategy_works_against_the_real_model(local_llm, diabetes_meta, tmp_path, strategy, extra):
     # The same server through source "openai": any OpenAI-compatible endpoint takes this path.
-    settings = ElicitationSettings(source="openai", model="local-default", base_url=local_llm.base_url,
-                                   api_key_env="LAAT_TEST_KEY", strategy=strategy, n_samples=1,
-                                   cache_dir=str(tmp_path / "cache"), **extra)
+    settings = ElicitationSettings(
+        source="openai",
+        model="local-default",
+        base_url=local_llm.base_url,
+        api_key_env="LAAT_TEST_KEY",
+        strategy=strategy,
+        n_samples=1,
+        cache_dir=str(tmp_path / "cache"),
+        **extra,
+    )
     p = run_elicitation(diabetes_meta, settings).prior
     assert p.features == diabetes_meta.encoded_columns and all(-10 <= m <= 10 for m in p.mean)
     assert p.provenance["strategy"] == strategy and p.provenance["fresh_calls"] >= 1
@@ -108,11 +125,15 @@ def test_killed_then_resumed_elicitation_gives_the_uninterrupted_prior_paying_no
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    settings = ElicitationSettings(source="local", strategy="direct", n_samples=2, n_ctx=2048, n_threads=1,
-                                   progress=False)
+    settings = ElicitationSettings(
+        source="local", strategy="direct", n_samples=2, n_ctx=2048, n_threads=1, progress=False
+    )
     resumed_cache = tmp_path / "resumed"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_LOCAL_SCRIPT, str(root / "conf/base/datasets/diabetes.yml"),
-                             str(resumed_cache)], cwd=root, env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_LOCAL_SCRIPT, str(root / "conf/base/datasets/diabetes.yml"), str(resumed_cache)],
+        cwd=root,
+        env=dict(os.environ),
+    )
     deadline = time.monotonic() + 300
     while not _live_entries(resumed_cache) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -136,9 +157,15 @@ def test_the_real_model_gives_a_per_class_and_a_regression_prior(local_llm, tmp_
     from laat.datasets import load_metadata
 
     meta = load_metadata(dataset, "conf/base/datasets")
-    settings = ElicitationSettings(source="openai", model="local-default", base_url=local_llm.base_url,
-                                   api_key_env="LAAT_TEST_KEY", strategy="direct", n_samples=1,
-                                   cache_dir=str(tmp_path / "cache"))
+    settings = ElicitationSettings(
+        source="openai",
+        model="local-default",
+        base_url=local_llm.base_url,
+        api_key_env="LAAT_TEST_KEY",
+        strategy="direct",
+        n_samples=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
     e = run_elicitation(meta, settings)
     p = e.prior
     assert p.source == "llm" and p.features == meta.encoded_columns and p.provenance["fresh_calls"] == calls

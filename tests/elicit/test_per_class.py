@@ -12,13 +12,23 @@ from laat.elicit import run_elicitation
 
 
 def _meta(target: dict):
-    return parse_metadata({
-        "name": "toy", "csv": "unused.csv", "task": "Which penguin species is this?",
-        "target": target,
-        "features": [{"name": "bill", "type": "numeric", "description": "Bill length in mm"},
-                     {"name": "island", "type": "categorical", "description": "Island",
-                      "categories": {"Biscoe": "Found on Biscoe", "Dream": "Found on Dream"}}],
-    })
+    return parse_metadata(
+        {
+            "name": "toy",
+            "csv": "unused.csv",
+            "task": "Which penguin species is this?",
+            "target": target,
+            "features": [
+                {"name": "bill", "type": "numeric", "description": "Bill length in mm"},
+                {
+                    "name": "island",
+                    "type": "categorical",
+                    "description": "Island",
+                    "categories": {"Biscoe": "Found on Biscoe", "Dream": "Found on Dream"},
+                },
+            ],
+        }
+    )
 
 
 MULTI = {"column": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"]}
@@ -37,10 +47,17 @@ def test_a_class_is_asked_about_as_the_positive_class_of_a_one_vs_rest_view():
         P.one_vs_rest(meta, "Emperor")
 
 
-@pytest.mark.parametrize("builder", [P.laat_prompt, P.direct_prompt, lambda m: P.per_feature_prompt(m, "bill"),
-                                     lambda m: P.yes_no_prompt(m, "bill", 1),
-                                     lambda m: P.yes_no_prompt(m, "bill", 2, mirror=True),
-                                     lambda m: P.elimination_prompt(m, m.encoded_columns, [])])
+@pytest.mark.parametrize(
+    "builder",
+    [
+        P.laat_prompt,
+        P.direct_prompt,
+        lambda m: P.per_feature_prompt(m, "bill"),
+        lambda m: P.yes_no_prompt(m, "bill", 1),
+        lambda m: P.yes_no_prompt(m, "bill", 2, mirror=True),
+        lambda m: P.elimination_prompt(m, m.encoded_columns, []),
+    ],
+)
 def test_a_regression_prompt_asks_about_the_target_value_not_a_class(builder):
     text = builder(_meta(NUMERIC))
     assert '"mass"' in text
@@ -67,7 +84,9 @@ def test_a_multiclass_llm_prior_is_one_elicitation_per_class_stacked_in_class_or
     for cls in MULTI["classes"]:  # two samples asked about each class, each in its own words
         assert sum(f'for the class "{cls}"' in t for t in prompts[:6]) == 2
         assert f'for the class "{cls}"' in p.provenance["per_class"][cls]["prompt"]
-    assert p.provenance["calls"] == e.record["usage"]["calls"] == 6 and set(e.record["per_class"]) == set(MULTI["classes"])
+    assert p.provenance["calls"] == e.record["usage"]["calls"] == 6 and set(e.record["per_class"]) == set(
+        MULTI["classes"]
+    )
     # the same cache: a rerun pays nothing and gives the same prior
     assert again.prior.provenance["fresh_calls"] == 0 and again.prior.mean == p.mean and srv.n_chat == 6
 
@@ -110,6 +129,8 @@ def test_a_per_class_expert_prior_for_a_regression_target_is_refused(tmp_path):
     meta = load_metadata("diabetes_progression", "conf/base/datasets")
     path = tmp_path / "expert.yml"
     path.write_text(random_prior(meta.encoded_columns, classes=["low", "high"]).to_yaml())
-    with pytest.raises(PriorError, match="expert.yml: scores per class are for a multiclass target; "
-                                         "'diabetes_progression' is a regression task"):
+    with pytest.raises(
+        PriorError,
+        match="expert.yml: scores per class are for a multiclass target; 'diabetes_progression' is a regression task",
+    ):
         build_prior(meta, ElicitationSettings(source="expert", expert_prior_path=str(path)))

@@ -56,9 +56,16 @@ def test_openai_source_needs_a_model():
         ElicitationSettings(source="openai")
 
 
-@pytest.mark.parametrize("strategy, calls_per_sample", [
-    ("direct", 1), ("reason_then_parse", 2), ("per_feature", 4), ("yes_no", 2 * 4), ("elimination", 3 + 2 * 4),
-])
+@pytest.mark.parametrize(
+    "strategy, calls_per_sample",
+    [
+        ("direct", 1),
+        ("reason_then_parse", 2),
+        ("per_feature", 4),
+        ("yes_no", 2 * 4),
+        ("elimination", 3 + 2 * 4),
+    ],
+)
 def test_every_strategy_gives_a_valid_prior(fake_llm, fake_settings, toy_meta, strategy, calls_per_sample):
     with fake_llm() as srv:
         e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy=strategy, n_samples=2))
@@ -68,8 +75,12 @@ def test_every_strategy_gives_a_valid_prior(fake_llm, fake_settings, toy_meta, s
     assert len(p.samples) == 2 and np.allclose(np.mean(p.samples, axis=0), p.mean)
     assert srv.n_chat == 2 * calls_per_sample == p.provenance["calls"]
     # the progress bar's total is the real number of calls
-    assert STRATEGIES[strategy].expected_calls(len(toy_meta.encoded_columns), ElicitationSettings(
-        strategy=strategy, n_samples=2)) == srv.n_chat
+    assert (
+        STRATEGIES[strategy].expected_calls(
+            len(toy_meta.encoded_columns), ElicitationSettings(strategy=strategy, n_samples=2)
+        )
+        == srv.n_chat
+    )
     assert p.provenance["strategy"] == strategy and len(p.provenance["prompt_hash"]) == 64
     assert set(e.record["prompts"]) == {c["prompt_sha256"] for c in e.record["calls"]}
     for req in srv.requests:
@@ -87,8 +98,9 @@ def test_samples_use_distinct_seeds_and_sampling_temperature(fake_llm, fake_sett
 
 def test_reason_then_parse_parses_at_temperature_zero(fake_llm, fake_settings, toy_meta):
     with fake_llm() as srv:
-        run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="reason_then_parse", n_samples=1,
-                                                parse_model="parser-model"))
+        run_elicitation(
+            toy_meta, fake_settings(srv.base_url, strategy="reason_then_parse", n_samples=1, parse_model="parser-model")
+        )
     reason, parse = sorted(srv.requests, key=lambda r: "response_format" in r)
     assert "response_format" not in reason and reason["temperature"] == 0.7
     assert parse["temperature"] == 0.0 and parse["model"] == "parser-model"
@@ -131,8 +143,7 @@ def _model(bias: float = 0.0):
 @pytest.mark.parametrize("mirror", [True, False])
 def test_yes_no_scores_have_the_sign_and_size_of_known_logprobs(fake_llm, fake_settings, toy_meta, mirror):
     with fake_llm(p_yes=_model()) as srv:
-        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=3,
-                                                    yes_no_mirror=mirror))
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=3, yes_no_mirror=mirror))
     assert e.prior.scores() == pytest.approx(EXPECTED, abs=1e-3)
     assert all(f'"{toy_meta.positive_class}"' in r["messages"][0]["content"] for r in srv.requests)
     n_mirrored = sum(any(w in r["messages"][0]["content"] for w in MIRROR_WORDS) for r in srv.requests)
@@ -143,8 +154,9 @@ def test_mirrored_question_cancels_an_overall_no_bias(fake_llm, fake_settings, t
     # A model that leans "No" to every question (log-odds -3), as SmolLM2-135M does.
     with fake_llm(p_yes=_model(bias=-3.0)) as srv:
         mirrored = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=1))
-        plain = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=1,
-                                                        yes_no_mirror=False))
+        plain = run_elicitation(
+            toy_meta, fake_settings(srv.base_url, strategy="yes_no", n_samples=1, yes_no_mirror=False)
+        )
     assert mirrored.prior.scores() == pytest.approx(EXPECTED, abs=1e-3)
     assert all(v < 0 for v in plain.prior.mean)  # without the mirror every sign is "negative"
 
@@ -158,8 +170,9 @@ def test_elimination_signs_follow_known_logprobs(fake_llm, fake_settings, toy_me
 
 def test_elimination_ranks_every_feature_once(fake_llm, fake_settings, toy_meta):
     with fake_llm() as srv:
-        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="elimination", n_samples=2,
-                                                    elimination_signs=False))
+        e = run_elicitation(
+            toy_meta, fake_settings(srv.base_url, strategy="elimination", n_samples=2, elimination_signs=False)
+        )
     for s in e.record["samples"]:
         assert sorted(s["ranking"]) == sorted(toy_meta.encoded_columns)
         mags = {f: abs(v) for f, v in zip(toy_meta.encoded_columns, s["scores"])}
@@ -171,8 +184,10 @@ def test_elimination_ranks_every_feature_once(fake_llm, fake_settings, toy_meta)
 
 def test_elimination_top_k_stops_early(fake_llm, fake_settings, toy_meta):
     with fake_llm() as srv:
-        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="elimination", n_samples=1,
-                                                    elimination_signs=False, max_rank_steps=1))
+        e = run_elicitation(
+            toy_meta,
+            fake_settings(srv.base_url, strategy="elimination", n_samples=1, elimination_signs=False, max_rank_steps=1),
+        )
     assert srv.n_chat == 1
     ranked = e.record["samples"][0]["ranking"]
     assert len(ranked) == 1
@@ -183,8 +198,7 @@ def test_elimination_top_k_stops_early(fake_llm, fake_settings, toy_meta):
 def test_a_samples_questions_go_out_together_up_to_the_concurrency(fake_llm, fake_settings, toy_meta):
     # 4 per-feature questions, 0.3 s each, at most 3 in flight: some overlap, never more than 3.
     with fake_llm(latency_s=0.3) as srv:
-        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=1,
-                                                    concurrency=3))
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=1, concurrency=3))
     assert srv.n_chat == 4 and len(e.prior.mean) == 4
     assert 2 <= srv.max_in_flight <= 3
 
@@ -193,4 +207,4 @@ def test_per_feature_prompts_differ_only_after_the_shared_context(toy_meta):
     # The prompt cache reuses the longest common prefix: the feature must come last.
     a, b = (P.per_feature_prompt(toy_meta, f) for f in ("Income", "Debt"))
     common = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
-    assert a[:common].endswith('Feature: "') and 'Feature: "Income"' in a[common - 10:]
+    assert a[:common].endswith('Feature: "') and 'Feature: "Income"' in a[common - 10 :]

@@ -14,16 +14,21 @@ from laat.elicit.redact import redact
 SECRET = "sk-secret-in-url-123"
 
 
-@pytest.mark.parametrize("url, expected", [
-    (f"http://user:{SECRET}@api.example.com/v1", "http://***@api.example.com/v1"),
-    (f"https://{SECRET}@api.example.com:8443/v1", "https://***@api.example.com:8443/v1"),
-    (f"https://api.example.com/v1?api_key={SECRET}", "https://api.example.com/v1?api_key=***"),
-    (f"https://h/v1?api-version=2024-02-01&access_token={SECRET}&x=1",
-     "https://h/v1?api-version=2024-02-01&access_token=***&x=1"),
-    (f"https://h/v1?sig={SECRET}", "https://h/v1?sig=***"),
-    ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
-    ("user@example.com wrote: no URL here", "user@example.com wrote: no URL here"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (f"http://user:{SECRET}@api.example.com/v1", "http://***@api.example.com/v1"),
+        (f"https://{SECRET}@api.example.com:8443/v1", "https://***@api.example.com:8443/v1"),
+        (f"https://api.example.com/v1?api_key={SECRET}", "https://api.example.com/v1?api_key=***"),
+        (
+            f"https://h/v1?api-version=2024-02-01&access_token={SECRET}&x=1",
+            "https://h/v1?api-version=2024-02-01&access_token=***&x=1",
+        ),
+        (f"https://h/v1?sig={SECRET}", "https://h/v1?sig=***"),
+        ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
+        ("user@example.com wrote: no URL here", "user@example.com wrote: no URL here"),
+    ],
+)
 def test_redact_masks_userinfo_and_secret_query_values(url, expected):
     assert redact(url) == expected
 
@@ -56,8 +61,9 @@ def test_http_request_logs_and_errors_mask_the_key(fake_llm, caplog):
         client = make_client(url, "sk-x", timeout=5)
         request = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         with pytest.raises(LLMCallError) as info:
-            call_with_retries(lambda: chat_completion(client, request), policy=RetryPolicy(2, 0.01, 0.02),
-                              what=f"call to {url}")
+            call_with_retries(
+                lambda: chat_completion(client, request), policy=RetryPolicy(2, 0.01, 0.02), what=f"call to {url}"
+            )
         assert chat_completion(client, request)["choices"]  # masking never touches the URL used
     assert "HTTP Request: POST http://***@127.0.0.1" in caplog.text  # the log line exists, masked
     assert SECRET not in caplog.text and SECRET not in str(info.value)

@@ -19,5 +19,13 @@ def attribution_term(kind, attribution, t_hat, gamma, confidence=None):
     R, d = t_hat.shape
     gam = torch.as_tensor(gamma, dtype=t_hat.dtype).expand(R).clone()
     n_feat = torch.full((R,), float(d), dtype=t_hat.dtype)
-    return AttributionTerm(kind=kind, attribution=attribution, t_hat=t_hat, gamma=gam, n_feat=n_feat,
-                            scale=2 * gam / n_feat, confidence=confidence, active=bool((gam > 0).any()))
+    return AttributionTerm(
+        kind=kind,
+        attribution=attribution,
+        t_hat=t_hat,
+        gamma=gam,
+        n_feat=n_feat,
+        scale=2 * gam / n_feat,
+        confidence=confidence,
+        active=bool((gam > 0).any()),
+    )

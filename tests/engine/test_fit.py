@@ -53,8 +53,9 @@ def test_batched_fit_equals_single_fits_with_ragged_rows_and_widths(kind):
         one = fit_many([X[r]], [Y[r]], [T[r]], seeds=[seeds[r]], **{**kw, "gamma": kw["gamma"][r]})
         torch.testing.assert_close(many.select(r).logits(X[r])[0], one.logits(X[r])[0], rtol=1e-4, atol=1e-5)
         for k, v in one.params.items():
-            torch.testing.assert_close(many.params[k][r][tuple(slice(0, s) for s in v[0].shape)], v[0],
-                                       rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(
+                many.params[k][r][tuple(slice(0, s) for s in v[0].shape)], v[0], rtol=1e-4, atol=1e-5
+            )
 
 
 def test_mini_batches_batched_equals_single_and_groups_by_row_count():
@@ -77,8 +78,15 @@ def test_mini_batches_batched_equals_single_and_groups_by_row_count():
 def test_autograd_and_closed_form_training_agree(kind, attribution):
     x, y = data(R=2, n=8, d=4, seed=6, dtype=torch.float32)
     t = normalized_target([4, -6, 1, 0])
-    kw = dict(model=kind, attribution=attribution, gamma=100.0, hidden=6, epochs=40, seeds=[1, 2],
-              confidence=[1.0, 0.5, 2.0, 1.0])
+    kw = dict(
+        model=kind,
+        attribution=attribution,
+        gamma=100.0,
+        hidden=6,
+        epochs=40,
+        seeds=[1, 2],
+        confidence=[1.0, 0.5, 2.0, 1.0],
+    )
     fast = fit_many(x, y, t, grad_impl="analytic", **kw)
     slow = fit_many(x, y, t, grad_impl="autograd", **kw)
     torch.testing.assert_close(fast.logits(x), slow.logits(x), rtol=1e-3, atol=1e-4)
@@ -90,7 +98,10 @@ def test_strong_prior_on_uninformative_data_sets_the_weight_direction():
     x = torch.rand(R, n, d, generator=g)
     y = (torch.rand(R, n, generator=g) > 0.5).float()  # labels unrelated to x
     t = normalized_target([6, -5, 4, 0, 0, 3], tau=3.0)
-    cos = lambda fit: torch.nn.functional.cosine_similarity(fit.params["W"][..., 0], t.float().expand(R, d), dim=1)
+
+    def cos(fit):
+        return torch.nn.functional.cosine_similarity(fit.params["W"][..., 0], t.float().expand(R, d), dim=1)
+
     strong = fit_many(x, y, t, gamma=100.0, seeds=0)
     plain = fit_many(x, y, t, gamma=0.0, seeds=0)
     assert bool((cos(strong) > 0.999).all()), cos(strong)
@@ -103,8 +114,7 @@ def test_suppressed_features_get_exactly_zero_weight_and_attribution(kind):
     y = (x[..., 1] > 0.5).float()  # feature 1 is the perfect predictor...
     t = normalized_target([0, 9, 2, 1, -3])
     mask = [True, False, True, True, True]  # ...and it is suppressed
-    fit = fit_many(x, y, t, model=kind, gamma=100.0, hidden=6, feature_mask=mask, seeds=0,
-                     weight_decay=0.01)
+    fit = fit_many(x, y, t, model=kind, gamma=100.0, hidden=6, feature_mask=mask, seeds=0, weight_decay=0.01)
     W = fit.params["W" if kind == "lr" else "W1"]
     assert torch.count_nonzero(W[:, 1]) == 0
     assert torch.count_nonzero(fit.input_gradients(x)[..., 1]) == 0
@@ -120,17 +130,20 @@ def test_history_records_the_attribution_loss_falling():
     assert bool((fit.history[-1, :, 1] < 0.2 * fit.history[0, :, 1]).all())
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(model="svm"), "fit_many: invalid hyper-parameter model='svm'"),
-    (dict(attribution="ig"), "invalid hyper-parameter attribution='ig'"),
-    (dict(gamma=-1.0), "gamma must be finite and >= 0"),
-    (dict(epochs=0), "invalid hyper-parameter epochs=0"),
-    (dict(lr=0.0), "invalid hyper-parameter lr=0.0"),
-    (dict(seeds=[1, 2]), "got 2 seeds for 3 models"),
-    (dict(feature_mask=[False] * 4), r"models \[0, 1, 2\] have every feature masked"),
-    (dict(target=[1.0, 2.0]), "target for model 0 has"),
-    (dict(target=None), "target is None but gamma > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(model="svm"), "fit_many: invalid hyper-parameter model='svm'"),
+        (dict(attribution="ig"), "invalid hyper-parameter attribution='ig'"),
+        (dict(gamma=-1.0), "gamma must be finite and >= 0"),
+        (dict(epochs=0), "invalid hyper-parameter epochs=0"),
+        (dict(lr=0.0), "invalid hyper-parameter lr=0.0"),
+        (dict(seeds=[1, 2]), "got 2 seeds for 3 models"),
+        (dict(feature_mask=[False] * 4), r"models \[0, 1, 2\] have every feature masked"),
+        (dict(target=[1.0, 2.0]), "target for model 0 has"),
+        (dict(target=None), "target is None but gamma > 0"),
+    ],
+)
 def test_bad_arguments_fail_with_a_clear_message(kwargs, match):
     x, y = data(R=3, n=6, d=4, dtype=torch.float32)
     args = dict(target=normalized_target([1, 2, 3, 4]))

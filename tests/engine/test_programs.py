@@ -38,8 +38,10 @@ def test_closed_form_gradients_equal_double_backprop(kind, attribution, with_con
         torch.testing.assert_close(mine[k], ref[k], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("n,d,hidden", [(9, 5, 7), (12, 8, 20), (1, 5, 7), (2, 6, 30), (2, 45, 7), (3, 50, 40),
-                                        (12, 8, 40), (20, 6, 30), (9, 45, 50)])
+@pytest.mark.parametrize(
+    "n,d,hidden",
+    [(9, 5, 7), (12, 8, 20), (1, 5, 7), (2, 6, 30), (2, 45, 7), (3, 50, 40), (12, 8, 40), (20, 6, 30), (9, 45, 50)],
+)
 @pytest.mark.parametrize("with_conf", [False, True])
 def test_mlp_grad_attribution_layouts_equal_double_backprop(n, d, hidden, with_conf):
     """Every layout of the MLP's 'grad' step (chosen by shape): h and its mask side by side

@@ -8,9 +8,13 @@ from laat_research.cells import prepare_dataset
 from laat_research.config import BenchmarkConfig
 
 # One candidate per searched model (LR keeps both penalties), so tuned cells stay fast.
-FAST_GRIDS = {"lr": {"C": [1.0], "l1_ratio": [1.0, 0.0]}, "mlp": {"alpha": [1.0]},
-              "rf": {"max_depth": [2], "n_estimators": [8]}, "hgb": {"min_samples_leaf": [5]},
-              "xgb": {"max_depth": [2]}}
+FAST_GRIDS = {
+    "lr": {"C": [1.0], "l1_ratio": [1.0, 0.0]},
+    "mlp": {"alpha": [1.0]},
+    "rf": {"max_depth": [2], "n_estimators": [8]},
+    "hgb": {"min_samples_leaf": [5]},
+    "xgb": {"max_depth": [2]},
+}
 
 
 # Where this project keeps things (the caller's side, as conf/base/parameters_benchmark.yml says).
@@ -18,12 +22,20 @@ PROJECT_PATHS = dict(metadata_dir="conf/base/datasets", data_root=".", expert_pr
 
 
 def tiny_config(cache_dir, **overrides) -> BenchmarkConfig:
-    base = dict(**PROJECT_PATHS,datasets=["diabetes", "bodyfat"], shots=[1], repetitions=2, protocols=["few_shot", "skew"],
-                methods=["laat_lr", "laat_mlp", "plain_lr", "lr", "mlp", "rf", "hgb", "xgb"],
-                prior_sources=["oracle", "oracle_noise:0.5", "random", "expert"],
-                baselines={"grids": FAST_GRIDS, "mlp_max_iter": 100}, n_jobs=1, progress=False,
-                skew={"test_fraction": 0.6, "repetitions": 1},  # quicker tuned skew cells
-                cache_dir=str(cache_dir))
+    base = dict(
+        **PROJECT_PATHS,
+        datasets=["diabetes", "bodyfat"],
+        shots=[1],
+        repetitions=2,
+        protocols=["few_shot", "skew"],
+        methods=["laat_lr", "laat_mlp", "plain_lr", "lr", "mlp", "rf", "hgb", "xgb"],
+        prior_sources=["oracle", "oracle_noise:0.5", "random", "expert"],
+        baselines={"grids": FAST_GRIDS, "mlp_max_iter": 100},
+        n_jobs=1,
+        progress=False,
+        skew={"test_fraction": 0.6, "repetitions": 1},  # quicker tuned skew cells
+        cache_dir=str(cache_dir),
+    )
     base.update(overrides)
     return BenchmarkConfig(**base)
 

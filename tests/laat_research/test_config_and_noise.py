@@ -8,8 +8,12 @@ from pydantic import ValidationError
 from laat_research.config import METHODS, BenchmarkConfig, Method, PriorSpec
 from laat_research.noise import flip_signs, randomise_entries
 
-PATHS = dict(metadata_dir="conf/base/datasets", data_root=".", expert_priors_dir="conf/base/priors",
-             cache_dir="data/07_model_output/benchmark/cells")
+PATHS = dict(
+    metadata_dir="conf/base/datasets",
+    data_root=".",
+    expert_priors_dir="conf/base/priors",
+    cache_dir="data/07_model_output/benchmark/cells",
+)
 
 
 def test_prior_spec_round_trip():
@@ -80,9 +84,9 @@ def test_prior_source_names_come_from_one_vocabulary():
     every benchmark prior base maps onto a `Prior.source`."""
     from typing import get_args
 
-    from laat_research.config import PRIOR_BASES, PriorSpec
     from laat.elicit.settings import Source
     from laat.priors import LLM_BACKENDS, NON_LLM_SOURCES, SOURCES
+    from laat_research.config import PRIOR_BASES, PriorSpec
 
     assert set(get_args(Source)) == set(LLM_BACKENDS) | set(NON_LLM_SOURCES)
     assert sorted(PriorSpec.parse(base).kind for base in PRIOR_BASES) == sorted(SOURCES)

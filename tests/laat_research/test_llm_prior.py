@@ -10,8 +10,14 @@ from .conftest import tiny_config
 @pytest.mark.llm
 def test_llm_local_prior_is_labelled_and_a_rerun_makes_no_calls(tmp_path):
     llm = {"strategy": "direct", "n_samples": 1, "n_threads": 1, "cache_dir": str(tmp_path / "llm_cache")}
-    cfg = tiny_config(tmp_path / "cells", datasets=["diabetes"], protocols=["few_shot"], methods=["laat_lr"],
-                      prior_sources=["llm_local", "llm_local_flip"], llm=llm)
+    cfg = tiny_config(
+        tmp_path / "cells",
+        datasets=["diabetes"],
+        protocols=["few_shot"],
+        methods=["laat_lr"],
+        prior_sources=["llm_local", "llm_local_flip"],
+        llm=llm,
+    )
     first = run_sweep(cfg)
     res = first.results
     assert set(res["prior_source"]) == {"llm_local", "llm_local_flip"}

@@ -1,13 +1,12 @@
 """The sweep end to end on a tiny configuration: rows, labels, pairing, resume, reports."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from laat.priors import PriorError, oracle_prior
 from laat_research.cells import plan_cells, prepare_dataset
 from laat_research.summary import auc_vs_k_figures, key_metrics, summary_markdown
 from laat_research.sweep import run_sweep
-from laat.priors import PriorError, oracle_prior
 
 from .conftest import tiny_config
 
@@ -83,8 +82,9 @@ def test_resume_computes_nothing_and_gives_the_same_table(swept, contexts):
 
 def test_a_changed_setting_recomputes_only_its_cells(swept, contexts):
     cfg, first = swept
-    changed = cfg.model_copy(update={"laat": cfg.laat.model_copy(update={"gamma": 10.0}),
-                                     "datasets": ["bodyfat"], "protocols": ["few_shot"]})
+    changed = cfg.model_copy(
+        update={"laat": cfg.laat.model_copy(update={"gamma": 10.0}), "datasets": ["bodyfat"], "protocols": ["few_shot"]}
+    )
     out = run_sweep(changed, contexts=contexts)
     torch_cells = out.results[out.results["method"].isin(["laat_lr", "laat_mlp", "plain_lr"])]
     assert out.info["cells_computed"] == torch_cells[["method", "prior_source"]].drop_duplicates().shape[0]

@@ -78,12 +78,16 @@ class ResponseCache:
             log.warning("ignoring LLM cache entry %s: key mismatch", p)
             return None
         if entry.get("response_sha256") != answer_digest(entry.get("response")):
-            why = ("records no answer digest" if "response_sha256" not in entry
-                   else "no longer matches the answer digest recorded when it was paid for")
+            why = (
+                "records no answer digest"
+                if "response_sha256" not in entry
+                else "no longer matches the answer digest recorded when it was paid for"
+            )
             raise CacheEntryEditedError(
                 f"LLM cache entry {p} {why}: it was edited or written by another tool, and would pass "
                 "for the model's own answer. Delete the file, or set `refresh: true`, to ask the model "
-                f"again. To change a prior by hand, {HOW_TO_EDIT.format(dataset='<dataset>')}.")
+                f"again. To change a prior by hand, {HOW_TO_EDIT.format(dataset='<dataset>')}."
+            )
         return entry
 
     def put(self, key: str, entry: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Executor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from laat.elicit.cache import ResponseCache, cache_key
@@ -26,13 +26,13 @@ from laat.elicit.prompts import text_hash
 
 
 class Endpoint(Protocol):
-    kind: str          # "local" or "openai"
-    label: str         # safe to log: no secrets
-    model: str         # name sent in requests
+    kind: str  # "local" or "openai"
+    label: str  # safe to log: no secrets
+    model: str  # name sent in requests
     extra_body: dict | None  # sent with every request, not part of the cache key
 
-    def model_id(self, model: str) -> str: ...   # identity used in cache keys
-    def client(self): ...                         # an openai.OpenAI; may start a server
+    def model_id(self, model: str) -> str: ...  # identity used in cache keys
+    def client(self): ...  # an openai.OpenAI; may start a server
     def close(self) -> None: ...
 
 
@@ -104,9 +104,20 @@ class CallContext:
             f.cancel()
         return [f.result() for f in futures]
 
-    def chat(self, prompt: str, *, step: str, sample: int, attempt: int, temperature: float,
-             max_tokens: int, seed: int, response_format: dict | None = None,
-             top_logprobs: int | None = None, model: str | None = None) -> Reply:
+    def chat(
+        self,
+        prompt: str,
+        *,
+        step: str,
+        sample: int,
+        attempt: int,
+        temperature: float,
+        max_tokens: int,
+        seed: int,
+        response_format: dict | None = None,
+        top_logprobs: int | None = None,
+        model: str | None = None,
+    ) -> Reply:
         model = model or self.endpoint.model
         request: dict[str, Any] = {
             "model": model,
@@ -120,24 +131,34 @@ class CallContext:
         if top_logprobs:
             request["logprobs"] = True
             request["top_logprobs"] = top_logprobs
-        payload = {"model_id": self.endpoint.model_id(model), "endpoint_kind": self.endpoint.kind,
-                   "strategy": self.strategy, "step": step, "sample": sample, "attempt": attempt,
-                   "request": {k: v for k, v in request.items() if k != "model"}}
+        payload = {
+            "model_id": self.endpoint.model_id(model),
+            "endpoint_kind": self.endpoint.kind,
+            "strategy": self.strategy,
+            "step": step,
+            "sample": sample,
+            "attempt": attempt,
+            "request": {k: v for k, v in request.items() if k != "model"},
+        }
         key = cache_key(payload)
         entry = None if self.refresh else self.cache.get(key)
         cached = entry is not None
         if entry is None:
             client = self.endpoint.client()
-            what = (f"{self.endpoint.label} model {model!r}: {self.strategy}/{step} "
-                    f"sample {sample} attempt {attempt}")
+            what = f"{self.endpoint.label} model {model!r}: {self.strategy}/{step} sample {sample} attempt {attempt}"
             with self._in_flight:
                 t0 = time.perf_counter()
-                raw = call_with_retries(lambda: chat_completion(client, request, self.endpoint.extra_body),
-                                        policy=self.policy, what=what)
+                raw = call_with_retries(
+                    lambda: chat_completion(client, request, self.endpoint.extra_body), policy=self.policy, what=what
+                )
                 latency = time.perf_counter() - t0
-            entry = {"key_payload": payload, "response": raw, "usage": raw.get("usage") or {},
-                     "latency_s": latency,
-                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            entry = {
+                "key_payload": payload,
+                "response": raw,
+                "usage": raw.get("usage") or {},
+                "latency_s": latency,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
             # Another run may have stored this key meanwhile: use the answer that was kept,
             # so this run, the other and every rerun agree (we still paid for ours: not cached).
             entry = self.cache.put(key, entry, replace=self.refresh)
@@ -146,8 +167,14 @@ class CallContext:
             reply = _reply(entry, cached)
         except AnswerInvalid:
             # Paid for even though unusable: count it before the strategy re-asks.
-            self._account(Reply("", None, None, dict(entry.get("usage") or {}),
-                                float(entry.get("latency_s") or 0.0), cached, {}), key, prompt, step, sample, attempt)
+            self._account(
+                Reply("", None, None, dict(entry.get("usage") or {}), float(entry.get("latency_s") or 0.0), cached, {}),
+                key,
+                prompt,
+                step,
+                sample,
+                attempt,
+            )
             raise
         self._account(reply, key, prompt, step, sample, attempt)
         return reply
@@ -185,10 +212,20 @@ class CallContext:
                 t.fresh_tokens_out += pout
                 t.fresh_latency_s += reply.latency_s
             self.prompts.setdefault(phash, prompt)
-            self.calls.append({"step": step, "sample": sample, "attempt": attempt, "cache_key": key,
-                               "cached": reply.cached, "prompt_sha256": phash, "response": reply.content,
-                               "finish_reason": reply.finish_reason, "usage": reply.usage,
-                               "latency_s": round(reply.latency_s, 4)})
+            self.calls.append(
+                {
+                    "step": step,
+                    "sample": sample,
+                    "attempt": attempt,
+                    "cache_key": key,
+                    "cached": reply.cached,
+                    "prompt_sha256": phash,
+                    "response": reply.content,
+                    "finish_reason": reply.finish_reason,
+                    "usage": reply.usage,
+                    "latency_s": round(reply.latency_s, 4),
+                }
+            )
             if self.progress is not None:
                 self.progress.update(1)
 
@@ -200,6 +237,12 @@ def _reply(entry: dict[str, Any], cached: bool) -> Reply:
         raise AnswerInvalid("the response has no choices")
     choice = choices[0]
     message = choice.get("message") or {}
-    return Reply(content=message.get("content") or "", finish_reason=choice.get("finish_reason"),
-                 logprobs=choice.get("logprobs"), usage=dict(entry.get("usage") or {}),
-                 latency_s=float(entry.get("latency_s") or 0.0), cached=cached, raw=raw)
+    return Reply(
+        content=message.get("content") or "",
+        finish_reason=choice.get("finish_reason"),
+        logprobs=choice.get("logprobs"),
+        usage=dict(entry.get("usage") or {}),
+        latency_s=float(entry.get("latency_s") or 0.0),
+        cached=cached,
+        raw=raw,
+    )

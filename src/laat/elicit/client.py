@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -53,8 +53,7 @@ def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.Op
     return client
 
 
-def resolve_api_key(api_key_env: str, credentials_path: str | Path | None,
-                    credentials_key: str = "openai") -> str:
+def resolve_api_key(api_key_env: str, credentials_path: str | Path | None, credentials_key: str = "openai") -> str:
     """Key from the environment, else from the caller's Kedro credentials file (``<key>: {api_key: ...}``;
     None: the environment only).
 
@@ -73,8 +72,11 @@ def resolve_api_key(api_key_env: str, credentials_path: str | Path | None,
         key = entry.get("api_key") if isinstance(entry, dict) else None
         if key:
             return str(key)
-    where = (f"add `{credentials_key}: {{api_key: ...}}` to {credentials_path}" if credentials_path else
-             f"set credentials_path to a credentials file holding `{credentials_key}: {{api_key: ...}}`")
+    where = (
+        f"add `{credentials_key}: {{api_key: ...}}` to {credentials_path}"
+        if credentials_path
+        else f"set credentials_path to a credentials file holding `{credentials_key}: {{api_key: ...}}`"
+    )
     raise LLMCallError(f"no API key: set the environment variable {api_key_env} or {where}")
 
 
@@ -100,13 +102,16 @@ def chat_completion(client: openai.OpenAI, request: dict[str, Any], extra_body: 
     ctype = http.headers.get("content-type", "")
     text = http.text
     if "json" not in ctype.split(";")[0]:
-        raise MalformedResponseError(f"HTTP {http.status_code} with Content-Type {ctype or '(none)'} "
-                                     f"instead of JSON: {_snippet(text)}")
+        raise MalformedResponseError(
+            f"HTTP {http.status_code} with Content-Type {ctype or '(none)'} instead of JSON: {_snippet(text)}"
+        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MalformedResponseError(f"HTTP {http.status_code} with a JSON body cut short or malformed "
-                                     f"({exc.msg} at char {exc.pos} of {len(text)}): {_snippet(text)}") from None
+        raise MalformedResponseError(
+            f"HTTP {http.status_code} with a JSON body cut short or malformed "
+            f"({exc.msg} at char {exc.pos} of {len(text)}): {_snippet(text)}"
+        ) from None
     if not isinstance(data, dict):
         raise MalformedResponseError(f"HTTP {http.status_code} with JSON {type(data).__name__}, not an object")
     return data
@@ -127,8 +132,8 @@ def retry_after_s(exc: BaseException) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _describe(exc: BaseException) -> str:
@@ -167,11 +172,17 @@ def call_with_retries(fn: Callable[[], T], *, policy: RetryPolicy, what: str) ->
         counts = Counter(_describe(e) for e in seen)
         summary = ", ".join(f"{n}x {k}" for k, n in counts.items())
         asked = retry_after_s(exc)
-        waited = ("" if asked is None else f"; the server asked to wait {asked:.3g} s (Retry-After), "
-                  f"waits are capped at {policy.wait_max:g} s (wait_max_s)")
-        raise LLMCallError(redact(f"{what} failed after {len(seen)} attempts ({summary}); "
-                                  f"last error: {exc}{waited}")) from exc
+        waited = (
+            ""
+            if asked is None
+            else f"; the server asked to wait {asked:.3g} s (Retry-After), "
+            f"waits are capped at {policy.wait_max:g} s (wait_max_s)"
+        )
+        raise LLMCallError(
+            redact(f"{what} failed after {len(seen)} attempts ({summary}); last error: {exc}{waited}")
+        ) from exc
     except openai.APIStatusError as exc:
-        raise LLMCallError(redact(f"{what} was rejected with HTTP {exc.status_code} (not retried): "
-                                  f"{exc.message}")) from exc
+        raise LLMCallError(
+            redact(f"{what} was rejected with HTTP {exc.status_code} (not retried): {exc.message}")
+        ) from exc
     raise AssertionError("unreachable")  # pragma: no cover

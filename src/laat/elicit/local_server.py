@@ -20,10 +20,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 
 from laat.elicit.errors import LocalServerError
 
@@ -168,8 +168,12 @@ class LocalLLMServer:
 
 
 @contextmanager
-def spawn_local_server(port: int | None = None, log_path: str | Path | None = None,
-                       startup_timeout: float = 60.0, extra_args: list[str] | None = None) -> Iterator[str]:
+def spawn_local_server(
+    port: int | None = None,
+    log_path: str | Path | None = None,
+    startup_timeout: float = 60.0,
+    extra_args: list[str] | None = None,
+) -> Iterator[str]:
     """Run ``python -m laat.elicit.local_server`` as a child; yield its ``/v1`` base URL."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "laat.elicit.local_server", "--port", str(port), *(extra_args or [])]
@@ -195,9 +199,11 @@ def spawn_local_server(port: int | None = None, log_path: str | Path | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m laat.elicit.local_server",
-                                 description="Serve a GGUF model (default: bundled SmolLM2-135M) on 127.0.0.1 "
-                                             "with an OpenAI-compatible API until SIGTERM/SIGINT.")
+    ap = argparse.ArgumentParser(
+        prog="python -m laat.elicit.local_server",
+        description="Serve a GGUF model (default: bundled SmolLM2-135M) on 127.0.0.1 "
+        "with an OpenAI-compatible API until SIGTERM/SIGINT.",
+    )
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
     ap.add_argument("--gguf", default=None, help="path of your own GGUF file (default: bundled SmolLM2)")
     ap.add_argument("--sha256", default=None, help="expected sha256 of --gguf")
@@ -209,11 +215,27 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    opts = ServerOptions(gguf_path=args.gguf, gguf_sha256=args.sha256, n_ctx=args.ctx * args.parallel,
-                         n_threads=args.threads, n_parallel=args.parallel, port=args.port, quiet=not args.verbose)
+    opts = ServerOptions(
+        gguf_path=args.gguf,
+        gguf_sha256=args.sha256,
+        n_ctx=args.ctx * args.parallel,
+        n_threads=args.threads,
+        n_parallel=args.parallel,
+        port=args.port,
+        quiet=not args.verbose,
+    )
     with LocalLLMServer(opts) as server:
-        print(json.dumps({"base_url": server.base_url, "model": MODEL_ALIAS,
-                          "gguf": str(server.model_path), "sha256": server.model_sha256}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "base_url": server.base_url,
+                    "model": MODEL_ALIAS,
+                    "gguf": str(server.model_path),
+                    "sha256": server.model_sha256,
+                }
+            ),
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     return 0

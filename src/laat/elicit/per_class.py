@@ -14,8 +14,19 @@ from laat.elicit.prompts import one_vs_rest
 from laat.priors import Prior
 
 # Usage counters summed over the classes' elicitations.
-_SUMMED = ("calls", "fresh_calls", "cached_calls", "tokens_in", "tokens_out", "fresh_tokens_in",
-           "fresh_tokens_out", "latency_s", "wall_s", "cost_usd", "fresh_cost_usd")
+_SUMMED = (
+    "calls",
+    "fresh_calls",
+    "cached_calls",
+    "tokens_in",
+    "tokens_out",
+    "fresh_tokens_in",
+    "fresh_tokens_out",
+    "latency_s",
+    "wall_s",
+    "cost_usd",
+    "fresh_cost_usd",
+)
 
 
 def elicit_per_class(meta, settings, elicit) -> tuple[Prior, dict[str, Any]]:
@@ -26,15 +37,29 @@ def elicit_per_class(meta, settings, elicit) -> tuple[Prior, dict[str, Any]]:
     first = priors[0].provenance
     provenance = {k: v for k, v in first.items() if k not in ("target_class", "prompt", "prompt_hash")}
     provenance.update({k: _total(p.provenance.get(k) for p in priors) for k in _SUMMED if k in first})
-    provenance["per_class"] = {c: {"prompt_hash": p.provenance["prompt_hash"], "prompt": p.provenance["prompt"]}
-                               for c, p in zip(runs, priors)}
+    provenance["per_class"] = {
+        c: {"prompt_hash": p.provenance["prompt_hash"], "prompt": p.provenance["prompt"]} for c, p in zip(runs, priors)
+    }
     samples = [[p.samples[i] for p in priors] for i in range(len(priors[0].samples))]
-    prior = Prior(features=list(meta.encoded_columns), mean=[p.mean for p in priors],
-                  spread=[p.spread for p in priors], source="llm", provenance=provenance, samples=samples,
-                  classes=list(meta.target.classes))
-    usage = {k: _total(r.record["usage"].get(k) for r in runs.values()) for k in runs[meta.target.classes[0]].record["usage"]}
-    record = {"dataset": meta.name, "strategy": first["strategy"], "settings": runs[meta.target.classes[0]].record["settings"],
-              "usage": usage, "per_class": {c: r.record for c, r in runs.items()}}
+    prior = Prior(
+        features=list(meta.encoded_columns),
+        mean=[p.mean for p in priors],
+        spread=[p.spread for p in priors],
+        source="llm",
+        provenance=provenance,
+        samples=samples,
+        classes=list(meta.target.classes),
+    )
+    usage = {
+        k: _total(r.record["usage"].get(k) for r in runs.values()) for k in runs[meta.target.classes[0]].record["usage"]
+    }
+    record = {
+        "dataset": meta.name,
+        "strategy": first["strategy"],
+        "settings": runs[meta.target.classes[0]].record["settings"],
+        "usage": usage,
+        "per_class": {c: r.record for c, r in runs.items()},
+    }
     return prior, record
 
 

@@ -86,8 +86,8 @@ def laat_prompt(meta) -> str:
         f"{_rules(meta)}\n\n"
         f"Task: {meta.task}\n\n"
         f"Features:\n{_feature_lines(meta.encoded_descriptions())}\n\n"
-        + _ask_for(meta) +
-        "Reason step by step about each feature first, then give the score of every feature, "
+        + _ask_for(meta)
+        + "Reason step by step about each feature first, then give the score of every feature, "
         "in the order listed."
     )
 
@@ -99,8 +99,8 @@ def direct_prompt(meta) -> str:
         f"{_rules(meta)}\n\n"
         f"Task: {meta.task}\n\n"
         f"Features:\n{_feature_lines(meta.encoded_descriptions())}\n\n"
-        + _ask_for(meta) +
-        "Answer with a JSON object mapping each feature name to its integer score."
+        + _ask_for(meta)
+        + "Answer with a JSON object mapping each feature name to its integer score."
     )
 
 
@@ -117,18 +117,18 @@ def parse_prompt(features: Sequence[str], reasoning: str) -> str:
 
 def context_block(meta, order: Sequence[str] | None = None) -> str:
     """Task and feature list shared by the per-feature strategies (a cacheable prefix)."""
-    return (f"Task: {meta.task}\n\n"
-            f"Features:\n{_feature_lines(meta.encoded_descriptions(), order)}\n\n")
+    return f"Task: {meta.task}\n\nFeatures:\n{_feature_lines(meta.encoded_descriptions(), order)}\n\n"
 
 
 def per_feature_prompt(meta, feature: str) -> str:
     """Everything but the feature first, the feature last: a run's prompts then share all but
     their last line, which llama.cpp's prompt cache evaluates once per run instead of per call."""
     if _regression(meta):
-        effect = (f'positive if increasing it raises "{meta.target.column}", negative if it lowers it')
+        effect = f'positive if increasing it raises "{meta.target.column}", negative if it lowers it'
     else:
-        effect = (f'positive if increasing it makes the class "{meta.positive_class}" more likely, '
-                  "negative if less likely")
+        effect = (
+            f'positive if increasing it makes the class "{meta.positive_class}" more likely, negative if less likely'
+        )
     return (
         f"You are an expert who judges how single features affect a {_kind(meta)}.\n\n"
         + context_block(meta)
@@ -142,8 +142,7 @@ def per_feature_prompt(meta, feature: str) -> str:
 # average over wording instead of repeating one deterministic answer.
 YES_NO_VARIANTS = (
     'Does a higher value of "{name}" ({desc}) make the answer "{cls}" more likely? Answer Yes or No.',
-    'Would an increase in "{name}" ({desc}) raise the probability that the answer is "{cls}"? '
-    "Answer Yes or No.",
+    'Would an increase in "{name}" ({desc}) raise the probability that the answer is "{cls}"? Answer Yes or No.',
     'Answer Yes or No: is "{name}" ({desc}) positively associated with the answer "{cls}"?',
 )
 
@@ -153,8 +152,7 @@ YES_NO_VARIANTS = (
 # answers' log-odds cancels that bias and keeps what depends on the direction.
 YES_NO_MIRROR_VARIANTS = (
     'Does a higher value of "{name}" ({desc}) make the answer "{cls}" less likely? Answer Yes or No.',
-    'Would an increase in "{name}" ({desc}) lower the probability that the answer is "{cls}"? '
-    "Answer Yes or No.",
+    'Would an increase in "{name}" ({desc}) lower the probability that the answer is "{cls}"? Answer Yes or No.',
     'Answer Yes or No: is "{name}" ({desc}) negatively associated with the answer "{cls}"?',
 )
 
@@ -182,8 +180,7 @@ def yes_no_prompt(meta, feature: str, variant: int = 0, mirror: bool = False) ->
         variants = YES_NO_MIRROR_VARIANTS if mirror else YES_NO_VARIANTS
         what = {"cls": meta.positive_class}
     q = variants[variant % len(variants)]
-    return (f"Task: {meta.task}\n\n"
-            + q.format(name=feature, desc=meta.encoded_descriptions()[feature], **what))
+    return f"Task: {meta.task}\n\n" + q.format(name=feature, desc=meta.encoded_descriptions()[feature], **what)
 
 
 def elimination_prompt(meta, order: Sequence[str], chosen: Sequence[str]) -> str:
@@ -202,8 +199,8 @@ def _predicted(meta) -> str:
     return f'"{meta.target.column}"' if _regression(meta) else f'the answer "{meta.positive_class}"'
 
 
-
 # ---- schemas --------------------------------------------------------------------------------
+
 
 def _schema(name: str, schema: dict) -> dict:
     return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
@@ -211,27 +208,36 @@ def _schema(name: str, schema: dict) -> dict:
 
 def scores_schema(features: Sequence[str]) -> dict:
     """Every feature required exactly once, integer within bounds, nothing else allowed."""
-    return _schema("feature_scores", {
-        "type": "object",
-        "properties": {f: {"type": "integer", "minimum": SCORE_LO, "maximum": SCORE_HI} for f in features},
-        "required": list(features),
-        "additionalProperties": False,
-    })
+    return _schema(
+        "feature_scores",
+        {
+            "type": "object",
+            "properties": {f: {"type": "integer", "minimum": SCORE_LO, "maximum": SCORE_HI} for f in features},
+            "required": list(features),
+            "additionalProperties": False,
+        },
+    )
 
 
 def single_score_schema() -> dict:
-    return _schema("feature_score", {
-        "type": "object",
-        "properties": {"score": {"type": "integer", "minimum": SCORE_LO, "maximum": SCORE_HI}},
-        "required": ["score"],
-        "additionalProperties": False,
-    })
+    return _schema(
+        "feature_score",
+        {
+            "type": "object",
+            "properties": {"score": {"type": "integer", "minimum": SCORE_LO, "maximum": SCORE_HI}},
+            "required": ["score"],
+            "additionalProperties": False,
+        },
+    )
 
 
 def choice_schema(options: Sequence[str]) -> dict:
-    return _schema("feature_choice", {
-        "type": "object",
-        "properties": {"feature": {"type": "string", "enum": list(options)}},
-        "required": ["feature"],
-        "additionalProperties": False,
-    })
+    return _schema(
+        "feature_choice",
+        {
+            "type": "object",
+            "properties": {"feature": {"type": "string", "enum": list(options)}},
+            "required": ["feature"],
+            "additionalProperties": False,
+        },
+    )

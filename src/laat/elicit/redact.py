@@ -16,7 +16,9 @@ _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@\s'\"]+@"
 # Query or fragment parameters whose name says they hold a secret (api_key, token, sig, ...).
 _SECRET_PARAM = re.compile(
     r"(?P<name>[?&;#](?:[\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|sig|signature|credential)[\w.-]*)=)"
-    r"[^&;#\s'\"]*", re.IGNORECASE)
+    r"[^&;#\s'\"]*",
+    re.IGNORECASE,
+)
 
 
 def redact(value: Any) -> Any:

@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,15 @@ from laat.elicit.settings import ElicitationSettings
 from laat.elicit.strategies import STRATEGIES, SampleResult, Strategy
 from laat.priors import LLM_BACKENDS, Prior, PriorError, oracle_prior_from_frame, random_prior
 
-SMALL_MODEL_NOTE = ("small local model prior ({model}): produced by a tiny offline model; it proves the "
-                    "plumbing, not domain knowledge. Do not present it as an LLM-quality prior.")
+SMALL_MODEL_NOTE = (
+    "small local model prior ({model}): produced by a tiny offline model; it proves the "
+    "plumbing, not domain knowledge. Do not present it as an LLM-quality prior."
+)
 LOCAL_MODEL_NOTE = "local model prior ({model}, user-supplied GGUF): quality depends on that model."
 
 
 # ---- endpoints -----------------------------------------------------------------------------
+
 
 class OpenAIEndpoint:
     """Any OpenAI-compatible endpoint; the key is resolved only when a call is actually made."""
@@ -103,9 +106,15 @@ class LocalEndpoint:
         with self._lock:
             if self._client is None:
                 s = self.settings
-                self._server = LocalLLMServer(ServerOptions(
-                    gguf_path=str(self.path), gguf_sha256=self.sha256, n_ctx=s.n_ctx * self.max_concurrency,
-                    n_threads=s.n_threads, n_parallel=self.max_concurrency)).start()
+                self._server = LocalLLMServer(
+                    ServerOptions(
+                        gguf_path=str(self.path),
+                        gguf_sha256=self.sha256,
+                        n_ctx=s.n_ctx * self.max_concurrency,
+                        n_threads=s.n_threads,
+                        n_parallel=self.max_concurrency,
+                    )
+                ).start()
                 self.server_starts += 1
                 self._client = make_client(self._server.base_url, "sk-local", s.resolved_timeout())
             return self._client
@@ -130,6 +139,7 @@ def make_endpoint(settings: ElicitationSettings):
 
 # ---- elicitation ----------------------------------------------------------------------------
 
+
 @dataclass
 class Elicitation:
     prior: Prior
@@ -137,7 +147,7 @@ class Elicitation:
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _cost(tokens_in: int, tokens_out: int, s: ElicitationSettings) -> float | None:
@@ -151,13 +161,19 @@ def _progress_bar(meta, settings: ElicitationSettings, strategy: Strategy):
 
     ``disable=None`` shows it on a terminal only, so Kedro and CI logs stay clean.
     """
-    return tqdm(total=strategy.expected_calls(len(meta.encoded_columns), settings),
-                desc=f"{meta.name} prior ({strategy.name})", unit="call", dynamic_ncols=True, leave=False,
-                disable=None if settings.progress else True)
+    return tqdm(
+        total=strategy.expected_calls(len(meta.encoded_columns), settings),
+        desc=f"{meta.name} prior ({strategy.name})",
+        unit="call",
+        dynamic_ncols=True,
+        leave=False,
+        disable=None if settings.progress else True,
+    )
 
 
-def _llm_provenance(meta, settings: ElicitationSettings, strategy: str, endpoint, ctx: CallContext,
-                    wall: float) -> dict[str, Any]:
+def _llm_provenance(
+    meta, settings: ElicitationSettings, strategy: str, endpoint, ctx: CallContext, wall: float
+) -> dict[str, Any]:
     """What an LLM prior records about its making: model, endpoint, prompt, calls, tokens, cost."""
     prompt = STRATEGIES[strategy].prompt(meta)
     t = ctx.tally
@@ -214,15 +230,23 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     # Samples run on their own threads and hand their independent questions to one bounded
     # call pool (`CallContext.map`); at most `in_flight` requests are open at once.
     in_flight = max(1, min(settings.concurrency, endpoint.max_concurrency))
-    ctx = CallContext(endpoint=endpoint, cache=ResponseCache(settings.cache_dir), strategy=strategy,
-                      policy=RetryPolicy(settings.max_attempts, settings.wait_initial_s, settings.wait_max_s),
-                      refresh=settings.refresh, concurrency=in_flight)
+    ctx = CallContext(
+        endpoint=endpoint,
+        cache=ResponseCache(settings.cache_dir),
+        strategy=strategy,
+        policy=RetryPolicy(settings.max_attempts, settings.wait_initial_s, settings.wait_max_s),
+        refresh=settings.refresh,
+        concurrency=in_flight,
+    )
     t0 = time.perf_counter()
     try:
-        with (_progress_bar(meta, settings, spec) as ctx.progress,
-              ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="elicit-call") as ctx.pool,
-              ThreadPoolExecutor(max_workers=min(settings.n_samples, in_flight),
-                                 thread_name_prefix="elicit-sample") as samples_pool):
+        with (
+            _progress_bar(meta, settings, spec) as ctx.progress,
+            ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="elicit-call") as ctx.pool,
+            ThreadPoolExecutor(
+                max_workers=min(settings.n_samples, in_flight), thread_name_prefix="elicit-sample"
+            ) as samples_pool,
+        ):
             futures = [samples_pool.submit(spec.run, ctx, meta, settings, i) for i in range(settings.n_samples)]
             results: list[SampleResult] = [f.result() for f in futures]
     finally:
@@ -233,15 +257,34 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     mean = samples.mean(axis=0)
     spread = samples.std(axis=0, ddof=1) if len(samples) > 1 else np.zeros(samples.shape[1])
     prov = _llm_provenance(meta, settings, strategy, endpoint, ctx, wall)
-    prior = Prior(features=list(meta.encoded_columns), mean=mean.tolist(), spread=spread.tolist(),
-                  source="llm", provenance=prov, samples=samples.tolist())
+    prior = Prior(
+        features=list(meta.encoded_columns),
+        mean=mean.tolist(),
+        spread=spread.tolist(),
+        source="llm",
+        provenance=prov,
+        samples=samples.tolist(),
+    )
     record = {
         "dataset": meta.name,
         "strategy": strategy,
         "settings": settings.public_dump(),
-        "usage": {k: prov[k] for k in ("calls", "fresh_calls", "cached_calls", "tokens_in", "tokens_out",
-                                       "fresh_tokens_in", "fresh_tokens_out", "latency_s", "wall_s",
-                                       "cost_usd", "fresh_cost_usd")},
+        "usage": {
+            k: prov[k]
+            for k in (
+                "calls",
+                "fresh_calls",
+                "cached_calls",
+                "tokens_in",
+                "tokens_out",
+                "fresh_tokens_in",
+                "fresh_tokens_out",
+                "latency_s",
+                "wall_s",
+                "cost_usd",
+                "fresh_cost_usd",
+            )
+        },
         "prompts": dict(ctx.prompts),
         "calls": sorted(ctx.calls, key=lambda c: (c["sample"], c["step"], c["attempt"])),
         "samples": [{"sample": i, "scores": r.scores, **r.details} for i, r in enumerate(results)],
@@ -275,13 +318,17 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
         prior = oracle_prior_from_frame(data, meta, C=settings.oracle_C, task=kind, classes=per_class)
     elif src == "expert":
         if not settings.expert_prior_path:
-            raise PriorError("source 'expert' needs expert_prior_path, the expert's prior file "
-                             "(\"{dataset}\" in it stands for the dataset's name)")
+            raise PriorError(
+                "source 'expert' needs expert_prior_path, the expert's prior file "
+                '("{dataset}" in it stands for the dataset\'s name)'
+            )
         path = Path(settings.expert_prior_path.replace("{dataset}", meta.name))
         prior = Prior.load(path)
         if prior.per_class and per_class is None:
-            raise PriorError(f"{path}: scores per class are for a multiclass target; {meta.name!r} is a {kind} "
-                             f"task: give one signed score per feature")
+            raise PriorError(
+                f"{path}: scores per class are for a multiclass target; {meta.name!r} is a {kind} "
+                f"task: give one signed score per feature"
+            )
         try:  # a multiclass expert may also give one shared score per feature
             prior = prior.aligned(meta.encoded_columns, classes=per_class if prior.per_class else None)
         except PriorError as exc:
@@ -290,6 +337,12 @@ def build_prior(meta, settings: ElicitationSettings | None = None, data=None, **
     else:  # pragma: no cover - pydantic already restricts the values
         raise ValueError(f"unknown prior source {src!r}")
     prior.provenance.setdefault("dataset", meta.name)
-    record = {"dataset": meta.name, "source": prior.source, "settings": settings.public_dump(),
-              "calls": [], "prompts": {}, "usage": {"calls": 0, "tokens_in": 0, "tokens_out": 0}}
+    record = {
+        "dataset": meta.name,
+        "source": prior.source,
+        "settings": settings.public_dump(),
+        "calls": [],
+        "prompts": {},
+        "usage": {"calls": 0, "tokens_in": 0, "tokens_out": 0},
+    }
     return Elicitation(prior, record)

@@ -36,12 +36,12 @@ class ElicitationSettings(BaseModel):
     seed: int = 0
 
     # endpoint
-    model: str | None = None                 # openai: required; local: defaults to the GGUF name
-    parse_model: str | None = None           # reason_then_parse's parser (default: same model)
-    base_url: str | None = None              # openai: None -> OPENAI_BASE_URL or api.openai.com
+    model: str | None = None  # openai: required; local: defaults to the GGUF name
+    parse_model: str | None = None  # reason_then_parse's parser (default: same model)
+    base_url: str | None = None  # openai: None -> OPENAI_BASE_URL or api.openai.com
     api_key_env: str = "OPENAI_API_KEY"
-    credentials_path: str | None = None      # a Kedro credentials file (the project's conf sets it); None: env only
-    gguf_path: str | None = None             # local: your own GGUF (default: bundled SmolLM2)
+    credentials_path: str | None = None  # a Kedro credentials file (the project's conf sets it); None: env only
+    gguf_path: str | None = None  # local: your own GGUF (default: bundled SmolLM2)
     gguf_sha256: str | None = None
     n_ctx: int = Field(8192, ge=512)
     # One llama.cpp thread: on a 2-core machine shared with anything else, two threads
@@ -54,17 +54,17 @@ class ElicitationSettings(BaseModel):
     # None: 300 s for hosted endpoints; 3600 s locally, where a long answer on a busy CPU can
     # take many minutes and a timeout would only make the retry queue behind the abandoned one.
     timeout_s: float | None = Field(None, gt=0)
-    max_attempts: int = Field(5, ge=1, le=20)     # per HTTP call (429/5xx/timeouts)
+    max_attempts: int = Field(5, ge=1, le=20)  # per HTTP call (429/5xx/timeouts)
     wait_initial_s: float = Field(1.0, ge=0)
     wait_max_s: float = Field(30.0, ge=0)
-    max_invalid: int = Field(3, ge=0, le=20)      # re-asks after an invalid answer
-    concurrency: int = Field(5, ge=1, le=64)      # requests in flight at once (locally: llama.cpp slots)
+    max_invalid: int = Field(3, ge=0, le=20)  # re-asks after an invalid answer
+    concurrency: int = Field(5, ge=1, le=64)  # requests in flight at once (locally: llama.cpp slots)
 
     # strategy knobs
-    max_tokens: int | None = Field(None, ge=1)    # cap for score answers (default: from d)
+    max_tokens: int | None = Field(None, ge=1)  # cap for score answers (default: from d)
     reasoning_max_tokens: int = Field(1024, ge=16)
     max_rank_steps: int | None = Field(None, ge=1)  # elimination: rank only the top k
-    elimination_signs: bool = True               # elimination: sign from yes/no log-probs
+    elimination_signs: bool = True  # elimination: sign from yes/no log-probs
     # yes_no (and elimination signs): also ask the reversed question and score the difference
     # of log-odds, which cancels a model's overall Yes/No bias (2x the 1-token calls).
     yes_no_mirror: bool = True

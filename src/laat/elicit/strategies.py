@@ -43,6 +43,7 @@ class SampleResult:
 
 # ---- validation --------------------------------------------------------------------------
 
+
 def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
@@ -106,11 +107,12 @@ def reask(ctx: CallContext, fn: Callable[[int], Any], max_invalid: int, what: st
     origin = f"{replayed} of them replayed from the LLM cache, " if replayed else ""
     raise InvalidAnswerError(
         f"{what}: {len(reasons)} invalid answers, giving up ({origin}all moved out of the cache to {where}, "
-        "so the next run asks the model again; setting `refresh: true` re-asks every answer). "
-        + " | ".join(reasons))
+        "so the next run asks the model again; setting `refresh: true` re-asks every answer). " + " | ".join(reasons)
+    )
 
 
 # ---- helpers -----------------------------------------------------------------------------
+
 
 def _seed(settings, sample: int, attempt: int, offset: int = 0) -> int:
     return int(settings.seed) + 1009 * sample + 7919 * attempt + offset
@@ -129,14 +131,22 @@ def _what(ctx: CallContext, meta, sample: int, extra: str = "") -> str:
 
 # ---- strategies ----------------------------------------------------------------------------
 
+
 def direct(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
     features = meta.encoded_columns
     prompt = P.direct_prompt(meta)
 
     def attempt(a: int) -> list[float]:
-        r = ctx.chat(prompt, step="scores", sample=sample, attempt=a, temperature=settings.temperature,
-                     max_tokens=_scores_budget(settings, features, a), seed=_seed(settings, sample, a),
-                     response_format=P.scores_schema(features))
+        r = ctx.chat(
+            prompt,
+            step="scores",
+            sample=sample,
+            attempt=a,
+            temperature=settings.temperature,
+            max_tokens=_scores_budget(settings, features, a),
+            seed=_seed(settings, sample, a),
+            response_format=P.scores_schema(features),
+        )
         return parse_scores(r.content, features)
 
     return SampleResult(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample)))
@@ -147,15 +157,29 @@ def reason_then_parse(ctx: CallContext, meta, settings, sample: int) -> SampleRe
     prompt = P.laat_prompt(meta)
 
     def attempt(a: int) -> list[float]:
-        r1 = ctx.chat(prompt, step="reason", sample=sample, attempt=a, temperature=settings.temperature,
-                      max_tokens=settings.reasoning_max_tokens, seed=_seed(settings, sample, a))
+        r1 = ctx.chat(
+            prompt,
+            step="reason",
+            sample=sample,
+            attempt=a,
+            temperature=settings.temperature,
+            max_tokens=settings.reasoning_max_tokens,
+            seed=_seed(settings, sample, a),
+        )
         text = r1.content.strip()
         if not text:
             raise AnswerInvalid("empty reasoning")
-        r2 = ctx.chat(P.parse_prompt(features, text), step="parse", sample=sample, attempt=a,
-                      temperature=0.0, max_tokens=_scores_budget(settings, features, a),
-                      seed=_seed(settings, sample, a), response_format=P.scores_schema(features),
-                      model=settings.parse_model)
+        r2 = ctx.chat(
+            P.parse_prompt(features, text),
+            step="parse",
+            sample=sample,
+            attempt=a,
+            temperature=0.0,
+            max_tokens=_scores_budget(settings, features, a),
+            seed=_seed(settings, sample, a),
+            response_format=P.scores_schema(features),
+            model=settings.parse_model,
+        )
         return parse_scores(r2.content, features)
 
     return SampleResult(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample)))
@@ -167,9 +191,16 @@ def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
         prompt = P.per_feature_prompt(meta, f)
 
         def attempt(a: int) -> float:
-            r = ctx.chat(prompt, step=f"feature:{f}", sample=sample, attempt=a,
-                         temperature=settings.temperature, max_tokens=40,
-                         seed=_seed(settings, sample, a, j), response_format=P.single_score_schema())
+            r = ctx.chat(
+                prompt,
+                step=f"feature:{f}",
+                sample=sample,
+                attempt=a,
+                temperature=settings.temperature,
+                max_tokens=40,
+                seed=_seed(settings, sample, a, j),
+                response_format=P.single_score_schema(),
+            )
             obj = _load_json_object(r.content)
             if set(obj) != {"score"}:
                 raise AnswerInvalid(f"expected exactly the key 'score', got {sorted(obj)}")
@@ -188,10 +219,18 @@ def _yes_probability(reply) -> tuple[float, float]:
     """Total probability of Yes-like and No-like first tokens among the top log-probs."""
     content = (reply.logprobs or {}).get("content") or []
     if not content or not content[0].get("top_logprobs"):
-        cached = (" This answer came from the LLM cache: after switching to an endpoint that returns "
-                  "log-probabilities, set `refresh: true`.") if reply.cached else ""
-        raise InvalidAnswerError("the endpoint returned no log-probabilities; strategy 'yes_no' "
-                                 "(and elimination signs) need `logprobs`/`top_logprobs` support." + cached)
+        cached = (
+            (
+                " This answer came from the LLM cache: after switching to an endpoint that returns "
+                "log-probabilities, set `refresh: true`."
+            )
+            if reply.cached
+            else ""
+        )
+        raise InvalidAnswerError(
+            "the endpoint returned no log-probabilities; strategy 'yes_no' "
+            "(and elimination signs) need `logprobs`/`top_logprobs` support." + cached
+        )
     p_yes = p_no = 0.0
     for cand in content[0]["top_logprobs"]:
         tok = str(cand.get("token", "")).strip().lower()
@@ -220,10 +259,18 @@ def _yes_no_scores(ctx: CallContext, meta, settings, sample: int) -> tuple[list[
     """Score = 10 * (2 P - 1) with P = sigmoid(l): l is the log-odds of Yes to "more likely?",
     minus those of Yes to "less likely?" (halved, so a model answering both consistently keeps
     its own P) when ``settings.yes_no_mirror``."""
+
     def ask(f: str, j: int, mirror: bool) -> tuple[float, float]:
-        r = ctx.chat(P.yes_no_prompt(meta, f, variant=sample, mirror=mirror),
-                     step=f"{'yes_no_mirror' if mirror else 'yes_no'}:{f}", sample=sample, attempt=0,
-                     temperature=0.0, max_tokens=1, seed=_seed(settings, sample, 0, j), top_logprobs=20)
+        r = ctx.chat(
+            P.yes_no_prompt(meta, f, variant=sample, mirror=mirror),
+            step=f"{'yes_no_mirror' if mirror else 'yes_no'}:{f}",
+            sample=sample,
+            attempt=0,
+            temperature=0.0,
+            max_tokens=1,
+            seed=_seed(settings, sample, 0, j),
+            top_logprobs=20,
+        )
         return _yes_probability(r)
 
     def score(j: int) -> tuple[float, dict[str, float]]:
@@ -259,14 +306,22 @@ def elimination(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
         prompt = P.elimination_prompt(meta, order, chosen)
 
         def attempt(a: int, prompt=prompt, remaining=remaining, k=k) -> str:
-            r = ctx.chat(prompt, step=f"rank:{k}", sample=sample, attempt=a, temperature=settings.temperature,
-                         max_tokens=40 + max(len(f) for f in remaining), seed=_seed(settings, sample, a, k),
-                         response_format=P.choice_schema(remaining))
+            r = ctx.chat(
+                prompt,
+                step=f"rank:{k}",
+                sample=sample,
+                attempt=a,
+                temperature=settings.temperature,
+                max_tokens=40 + max(len(f) for f in remaining),
+                seed=_seed(settings, sample, a, k),
+                response_format=P.choice_schema(remaining),
+            )
             obj = _load_json_object(r.content)
             pick = obj.get("feature")
             if set(obj) != {"feature"} or pick not in remaining:
-                raise AnswerInvalid(f"expected {{'feature': one of the {len(remaining)} unranked features}}, "
-                                    f"got {r.content!r}")
+                raise AnswerInvalid(
+                    f"expected {{'feature': one of the {len(remaining)} unranked features}}, got {r.content!r}"
+                )
             return pick
 
         chosen.append(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample, f", rank step {k}")))
@@ -291,7 +346,7 @@ class Strategy:
 
     name: str
     run: Callable[[CallContext, Any, Any, int], SampleResult]
-    prompt: Callable[[Any], str]                 # the prompt recorded (and hashed) in provenance
+    prompt: Callable[[Any], str]  # the prompt recorded (and hashed) in provenance
     calls_per_sample: Callable[[int, Any], int]  # (d, settings) -> calls when every answer is valid
 
     def expected_calls(self, d: int, settings) -> int:
@@ -304,16 +359,25 @@ def _yes_no_calls(d: int, settings) -> int:
 
 
 def _elimination_calls(d: int, settings) -> int:
-    return min(d - 1, settings.max_rank_steps or d - 1) + (_yes_no_calls(d, settings) if settings.elimination_signs
-                                                           else 0)
+    return min(d - 1, settings.max_rank_steps or d - 1) + (
+        _yes_no_calls(d, settings) if settings.elimination_signs else 0
+    )
 
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
-    Strategy("reason_then_parse", reason_then_parse, P.laat_prompt, lambda d, s: 2),
-    Strategy("direct", direct, P.direct_prompt, lambda d, s: 1),
-    Strategy("per_feature", per_feature, lambda meta: P.per_feature_prompt(meta, meta.encoded_columns[0]),
-             lambda d, s: d),
-    Strategy("yes_no", yes_no, lambda meta: P.yes_no_prompt(meta, meta.encoded_columns[0], 0), _yes_no_calls),
-    Strategy("elimination", elimination, lambda meta: P.elimination_prompt(meta, meta.encoded_columns, []),
-             _elimination_calls),
-)}
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("reason_then_parse", reason_then_parse, P.laat_prompt, lambda d, s: 2),
+        Strategy("direct", direct, P.direct_prompt, lambda d, s: 1),
+        Strategy(
+            "per_feature", per_feature, lambda meta: P.per_feature_prompt(meta, meta.encoded_columns[0]), lambda d, s: d
+        ),
+        Strategy("yes_no", yes_no, lambda meta: P.yes_no_prompt(meta, meta.encoded_columns[0], 0), _yes_no_calls),
+        Strategy(
+            "elimination",
+            elimination,
+            lambda meta: P.elimination_prompt(meta, meta.encoded_columns, []),
+            _elimination_calls,
+        ),
+    )
+}

@@ -10,14 +10,13 @@ import torch
 from torch import Tensor
 
 from laat.attribution import EPS
-from laat.hyperparams import DEFAULTS, AttributionKind, GradImpl, ModelKind, validate_params
 from laat.engine.grouping import plan_groups
 from laat.engine.init import init_params
 from laat.engine.inputs import pad_stack, per_model_vector
 from laat.engine.objective import AttributionTerm
 from laat.engine.stacked import StackedModel
 from laat.engine.train import train_group
-
+from laat.hyperparams import DEFAULTS, AttributionKind, GradImpl, ModelKind, validate_params
 
 
 @dataclass
@@ -93,17 +92,47 @@ def fit_many(
     for k in ("W", "W1"):
         if k in params:
             params[k].mul_(batch.mask.unsqueeze(-1).to(dtype))
-    hist = _train(batch, params, gens, model=model, attribution=attribution, hidden=hidden, bucket=bucket,
-                  lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, grad_impl=grad_impl,
-                  record_history=record_history, fused_adam=fused_adam)
-    return StackedModel(kind=model, params=params, n_features=list(batch.widths),
-                        hidden=hidden if model == "mlp" else None, history=hist, seeds=batch.seeds)
+    hist = _train(
+        batch,
+        params,
+        gens,
+        model=model,
+        attribution=attribution,
+        hidden=hidden,
+        bucket=bucket,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        grad_impl=grad_impl,
+        record_history=record_history,
+        fused_adam=fused_adam,
+    )
+    return StackedModel(
+        kind=model,
+        params=params,
+        n_features=list(batch.widths),
+        hidden=hidden if model == "mlp" else None,
+        history=hist,
+        seeds=batch.seeds,
+    )
 
 
 def _check_settings(model, attribution, grad_impl, epochs, hidden, batch_size, lr, weight_decay) -> None:
     """The knobs against `laat.hyperparams.LAATParams`, the one home of their ranges."""
-    validate_params(dict(model=model, attribution=attribution, grad_impl=grad_impl, epochs=epochs, hidden=hidden,
-                         batch_size=batch_size, lr=lr, weight_decay=weight_decay), "fit_many")
+    validate_params(
+        dict(
+            model=model,
+            attribution=attribution,
+            grad_impl=grad_impl,
+            epochs=epochs,
+            hidden=hidden,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+        ),
+        "fit_many",
+    )
 
 
 def _validate_and_pad(X, y, target, gamma, seeds, confidence, feature_mask, sample_weight, dtype) -> _Batch:
@@ -125,8 +154,9 @@ def _validate_and_pad(X, y, target, gamma, seeds, confidence, feature_mask, samp
         conf = per_model_vector(confidence, "confidence", R, widths, d_pad, dtype, fill=0.0)
         if not bool(torch.isfinite(conf).all()) or bool((conf < 0).any()):
             raise ValueError("confidence weights must be finite and >= 0")
-    return _Batch(x=x, y=yt, sw=sw, rows=rows, widths=widths, gamma=gam, seeds=seed_list, mask=mask,
-                  t_hat=t_hat, confidence=conf)
+    return _Batch(
+        x=x, y=yt, sw=sw, rows=rows, widths=widths, gamma=gam, seeds=seed_list, mask=mask, t_hat=t_hat, confidence=conf
+    )
 
 
 def _labels(y, R: int, rows: list[int], n_pad: int, dtype) -> Tensor:
@@ -184,8 +214,20 @@ def _unit_target(target, active: bool, mask: Tensor, R: int, widths: list[int], 
     return (t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(EPS)).to(dtype)
 
 
-def _train(batch: _Batch, params: dict[str, Tensor], gens, *, model, attribution, hidden, bucket, batch_size,
-           epochs, record_history, **train_kwargs) -> Tensor | None:
+def _train(
+    batch: _Batch,
+    params: dict[str, Tensor],
+    gens,
+    *,
+    model,
+    attribution,
+    hidden,
+    bucket,
+    batch_size,
+    epochs,
+    record_history,
+    **train_kwargs,
+) -> Tensor | None:
     """Train every group that `plan_groups` forms, in place of ``params``; returns history."""
     dtype = batch.x.dtype
     active = bool((batch.gamma > 0).any())
@@ -196,14 +238,26 @@ def _train(batch: _Batch, params: dict[str, Tensor], gens, *, model, attribution
     for idx, n_rows, d_cols in plan_groups(batch.rows, batch.widths, batch_size, model, hidden, bucket):
         sel = torch.as_tensor(idx)
         st = AttributionTerm(
-            kind=model, attribution=attribution, t_hat=batch.t_hat[sel, :d_cols], gamma=batch.gamma[sel],
-            n_feat=n_feat[sel], scale=scale[sel], confidence=None if conf is None else conf[sel, :d_cols],
+            kind=model,
+            attribution=attribution,
+            t_hat=batch.t_hat[sel, :d_cols],
+            gamma=batch.gamma[sel],
+            n_feat=n_feat[sel],
+            scale=scale[sel],
+            confidence=None if conf is None else conf[sel, :d_cols],
             active=active,
         )
         sub = {k: (v[sel, :d_cols] if k in ("W", "W1") else v[sel]).clone() for k, v in params.items()}
         h = train_group(
-            sub, [gens[i] for i in idx], batch.x[sel, :n_rows, :d_cols], batch.y[sel, :n_rows],
-            batch.sw[sel, :n_rows], st, batch_size=batch_size, epochs=epochs, record_history=record_history,
+            sub,
+            [gens[i] for i in idx],
+            batch.x[sel, :n_rows, :d_cols],
+            batch.y[sel, :n_rows],
+            batch.sw[sel, :n_rows],
+            st,
+            batch_size=batch_size,
+            epochs=epochs,
+            record_history=record_history,
             **train_kwargs,
         )
         for k, v in sub.items():

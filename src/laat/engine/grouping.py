@@ -16,8 +16,9 @@ def step_cost(kind: str, hidden: int, R: int, n: int, d: int) -> float:
     return 300.0 + R * hidden * (7.4e-5 * n * d + 8e-3 * n + 4e-3 * d)
 
 
-def plan_groups(rows: list[int], widths: list[int], batch_size: int | None, kind: str, hidden: int,
-            bucket: bool) -> list[tuple[list[int], int, int]]:
+def plan_groups(
+    rows: list[int], widths: list[int], batch_size: int | None, kind: str, hidden: int, bucket: bool
+) -> list[tuple[list[int], int, int]]:
     """Split models into programs: (model indices, padded rows, padded width).
 
     Full-batch models are bucketed by shape to minimise the modelled time (a partition of
@@ -45,7 +46,7 @@ def plan_groups(rows: list[int], widths: list[int], batch_size: int | None, kind
                     best[i], cut[i] = c, j
         i, segments = len(shapes), []
         while i > 0:
-            segments.append(shapes[cut[i]:i])
+            segments.append(shapes[cut[i] : i])
             i = cut[i]
         for seg in reversed(segments):
             members = set(seg)

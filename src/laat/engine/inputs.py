@@ -23,8 +23,9 @@ def pad_stack(arrays, name: str, ndim: int, dtype=torch.float32) -> tuple[Tensor
     if torch.is_tensor(arrays) or isinstance(arrays, np.ndarray):
         t = as_tensor(arrays, dtype)
         if t.dim() != ndim + 1:
-            raise ValueError(f"{name} must be {ndim + 1}-D (one {ndim}-D array per model) or a list, "
-                             f"got shape {tuple(t.shape)}")
+            raise ValueError(
+                f"{name} must be {ndim + 1}-D (one {ndim}-D array per model) or a list, got shape {tuple(t.shape)}"
+            )
         rows = [t.shape[1]] * t.shape[0]
         return t, rows, ([t.shape[2]] * t.shape[0] if ndim == 2 else [])
     items = [as_tensor(a, dtype) for a in arrays]

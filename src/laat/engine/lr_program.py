@@ -41,8 +41,8 @@ class LRProgram:
         n = x.shape[1]
         if n != self.n:  # views are fixed per batch size: slicing costs as much as an op here
             self.n = n
-            self.Xn, self.Dn = self.X[:2 + n], self.D[:2 + n]
-            self.xs, self.Dd, self.Dh = self.X[2:2 + n], self.D[2:2 + n], self.D[:2]
+            self.Xn, self.Dn = self.X[: 2 + n], self.D[: 2 + n]
+            self.xs, self.Dd, self.Dh = self.X[2 : 2 + n], self.D[2 : 2 + n], self.D[:2]
             self.Dn3, self.Dd3 = self.Dn.unsqueeze(-1), self.Dd.unsqueeze(-1)
             self.Yn, self.RWn = self.Y[:n], self.RW[:n]
             self.F = torch.empty(2 + n, self.R, dtype=self.X.dtype)
@@ -86,4 +86,3 @@ class LRProgram:
         else:
             dA = normalized_mse_grad(xs * self.w, self.ref, st.c_scale * self.RWn.unsqueeze(-1))
             self.gw.add_((xs * dA).sum(0))
-

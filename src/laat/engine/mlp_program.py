@@ -77,8 +77,8 @@ class MLPProgram:
             self.n = n
             R, H, dt = self.R, self.H, x.dtype
             Xe = self.Xe.transpose(0, 1)  # (R, rows, d) view
-            self.Xn, self.Xq, self.Xall = Xe[:, :n], self.Xe[n].unsqueeze(1), Xe[:, :n + 1]
-            self.DZn, self.DZv, self.DZall = self.DZe[:, :n], self.DZe[:, n:n + 1], self.DZe[:, :n + 1]
+            self.Xn, self.Xq, self.Xall = Xe[:, :n], self.Xe[n].unsqueeze(1), Xe[:, : n + 1]
+            self.DZn, self.DZv, self.DZall = self.DZe[:, :n], self.DZe[:, n : n + 1], self.DZe[:, : n + 1]
             self.XnT, self.XallT = self.Xn.transpose(1, 2), self.Xall.transpose(1, 2)
             self.fT = torch.zeros(R, 1, n, dtype=dt)
             self.dTC = self.fT.transpose(1, 2)  # the BCE deltas as a column

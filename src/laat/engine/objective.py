@@ -79,9 +79,15 @@ def autograd_gradients(prog: GradientProgram, st: AttributionTerm) -> dict[str, 
     with torch.enable_grad():
         p = {k: v.detach().clone().requires_grad_(True) for k, v in prog.std_params().items()}
         total, _, _ = laat_loss(
-            lambda inp: forward(st.kind, p, inp), x, y,
-            st.t_hat if st.active else None, st.gamma if st.active else 0.0,
-            attribution=st.attribution, confidence=st.confidence, row_weight=rw, n_features=st.n_feat,
+            lambda inp: forward(st.kind, p, inp),
+            x,
+            y,
+            st.t_hat if st.active else None,
+            st.gamma if st.active else 0.0,
+            attribution=st.attribution,
+            confidence=st.confidence,
+            row_weight=rw,
+            n_features=st.n_feat,
         )
         grads = torch.autograd.grad(total.sum(), list(p.values()))
     return dict(zip(p, grads))
@@ -95,10 +101,11 @@ def loss_values(prog: GradientProgram, st: AttributionTerm) -> Tensor:
     bce = (torch.nn.functional.binary_cross_entropy_with_logits(f, y, reduction="none") * rw).sum(dim=1)
     G = input_gradients(st.kind, p, x)
     if st.attribution == "grad":
-        att = attribution_loss((G * rw.unsqueeze(-1)).sum(dim=1), st.t_hat, confidence=st.confidence,
-                               n_features=st.n_feat)
+        att = attribution_loss(
+            (G * rw.unsqueeze(-1)).sum(dim=1), st.t_hat, confidence=st.confidence, n_features=st.n_feat
+        )
     else:
-        att = attribution_loss(x * G, st.t_hat, kind="input_x_grad", x=x, confidence=st.confidence,
-                               row_weight=rw, n_features=st.n_feat)
+        att = attribution_loss(
+            x * G, st.t_hat, kind="input_x_grad", x=x, confidence=st.confidence, row_weight=rw, n_features=st.n_feat
+        )
     return torch.stack([bce, att], dim=1)
-

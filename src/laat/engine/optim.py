@@ -18,8 +18,9 @@ class StackedAdam:
     torch.optim.Adam.
     """
 
-    def __init__(self, params: list[Tensor], grads: list[Tensor], lr: float, weight_decay: float,
-                 fused: bool | None = None):
+    def __init__(
+        self, params: list[Tensor], grads: list[Tensor], lr: float, weight_decay: float, fused: bool | None = None
+    ):
         self.params, self.grads, self.lr, self.wd = params, grads, lr, weight_decay
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
@@ -32,11 +33,23 @@ class StackedAdam:
         self.t += 1
         if self.fused:
             self.step_t.add_(1)
-            FUSED_ADAM_KERNEL(self.params, self.grads, self.m, self.v, [], [self.step_t] * len(self.params),
-                              amsgrad=False, lr=self.lr, beta1=b1, beta2=b2, weight_decay=self.wd,
-                              eps=ADAM_EPS, maximize=False)
+            FUSED_ADAM_KERNEL(
+                self.params,
+                self.grads,
+                self.m,
+                self.v,
+                [],
+                [self.step_t] * len(self.params),
+                amsgrad=False,
+                lr=self.lr,
+                beta1=b1,
+                beta2=b2,
+                weight_decay=self.wd,
+                eps=ADAM_EPS,
+                maximize=False,
+            )
             return
-        bc1, bc2_sqrt = 1 - b1 ** self.t, (1 - b2 ** self.t) ** 0.5
+        bc1, bc2_sqrt = 1 - b1**self.t, (1 - b2**self.t) ** 0.5
         for p, g, m, v in zip(self.params, self.grads, self.m, self.v):
             if self.wd:
                 g = g.add(p, alpha=self.wd)

@@ -17,7 +17,6 @@ from torch import Tensor, nn
 from laat.engine.inputs import as_tensor
 
 
-
 def forward(kind: str, p: dict[str, Tensor], x: Tensor) -> Tensor:
     """Logits (R, n) of R stacked models with parameters ``p`` on inputs x (R, n, d)."""
     if kind == "lr":

@@ -15,8 +15,22 @@ def _normalise_rows(sw: Tensor) -> Tensor:
     return sw / sw.sum(dim=1, keepdim=True).clamp_min(torch.finfo(sw.dtype).tiny)
 
 
-def train_group(params: dict[str, Tensor], gens, x, y, sw, st: AttributionTerm, *, lr, epochs, batch_size,
-                weight_decay, grad_impl, record_history, fused_adam=None) -> Tensor | None:
+def train_group(
+    params: dict[str, Tensor],
+    gens,
+    x,
+    y,
+    sw,
+    st: AttributionTerm,
+    *,
+    lr,
+    epochs,
+    batch_size,
+    weight_decay,
+    grad_impl,
+    record_history,
+    fused_adam=None,
+) -> Tensor | None:
     """Train one group's models in place of ``params``; returns history. Full batch unless
     rows > batch_size, then mini-batches shuffled by each model's own generator."""
     R, n, d = x.shape
@@ -35,9 +49,12 @@ def train_group(params: dict[str, Tensor], gens, x, y, sw, st: AttributionTerm, 
             starts = range(0, n, batch_size)
         for s in starts:
             if perm is not None:
-                idx = perm[:, s:s + batch_size]
-                prog.load(torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, d)),
-                          torch.gather(y, 1, idx), _normalise_rows(torch.gather(sw, 1, idx)))
+                idx = perm[:, s : s + batch_size]
+                prog.load(
+                    torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, d)),
+                    torch.gather(y, 1, idx),
+                    _normalise_rows(torch.gather(sw, 1, idx)),
+                )
             if hist is not None:
                 with torch.no_grad():
                     hist[epoch] += loss_values(prog, st) / len(starts)

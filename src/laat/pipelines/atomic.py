@@ -13,7 +13,6 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
-
 from kedro.io.core import DatasetError, get_filepath_str
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import ParquetDataset

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import yaml
 from kedro.io import DataCatalog, DatasetError, MemoryDataset
-from kedro_datasets.json import JSONDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.json import JSONDataset
 
 from laat.pipelines.data_validation import create_pipeline
 from laat.pipelines.training.nodes import TrainingParams
@@ -15,14 +15,18 @@ from laat.schema import DataValidationError
 def _catalog(raw: pd.DataFrame, tmp_path, shots: int = 10, strategy: str = "few_shot") -> DataCatalog:
     with open("conf/base/datasets/diabetes.yml", encoding="utf-8") as fh:
         metadata = yaml.safe_load(fh)
-    return DataCatalog({
-        "raw": MemoryDataset(raw),
-        "metadata": MemoryDataset(metadata),
-        "params:training": MemoryDataset(TrainingParams.model_validate({"split": {"shots": shots, "strategy": strategy}})),
-        # persisted like in conf/base/catalog.yml, so the runner does not release it
-        "validation_report": JSONDataset(filepath=str(tmp_path / "report.json")),
-        "validated": MemoryDataset(),
-    })
+    return DataCatalog(
+        {
+            "raw": MemoryDataset(raw),
+            "metadata": MemoryDataset(metadata),
+            "params:training": MemoryDataset(
+                TrainingParams.model_validate({"split": {"shots": shots, "strategy": strategy}})
+            ),
+            # persisted like in conf/base/catalog.yml, so the runner does not release it
+            "validation_report": JSONDataset(filepath=str(tmp_path / "report.json")),
+            "validated": MemoryDataset(),
+        }
+    )
 
 
 def test_valid_data_flows_through(tmp_path):
@@ -58,9 +62,11 @@ def test_a_class_smaller_than_shots_needs_stops_the_run_naming_it(tmp_path):
     raw = pd.read_csv("data/01_raw/diabetes.csv")
     raw = pd.concat([raw[raw["Outcome"] == "no"], raw[raw["Outcome"] == "yes"].head(30)])
     SequentialRunner().run(create_pipeline(), _catalog(raw, tmp_path, shots=29))  # 29 + 1 test row fit
-    with pytest.raises(DataValidationError,
-                       match=r"class 'yes' of target 'Outcome' has 30 rows; 31 are needed "
-                             r"\(training.split.shots = 30 for training and at least 1 for testing\)"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"class 'yes' of target 'Outcome' has 30 rows; 31 are needed "
+        r"\(training.split.shots = 30 for training and at least 1 for testing\)",
+    ):
         SequentialRunner().run(create_pipeline(), _catalog(raw, tmp_path / "30", shots=30))
 
 

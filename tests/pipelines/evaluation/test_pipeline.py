@@ -1,7 +1,6 @@
 """Evaluation template on an in-memory catalog against a real sqlite MLflow store."""
 
 import logging
-
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +44,25 @@ def _inputs(dataset: str = "diabetes", flip_labels: bool = False):
     prior = oracle_prior_from_frame(raw, meta)
     y_train = labels(train, meta)
     model = LAATClassifier(gamma=100.0, random_state=0).fit(
-        encode(train, meta), 1 - y_train if flip_labels else y_train, prior=prior)
-    attributions = pd.DataFrame({"feature": meta.encoded_columns,
-                                 "prior_target": model.prior_target_.to_numpy(),
-                                 "learned": model.feature_attributions_.to_numpy()})
+        encode(train, meta), 1 - y_train if flip_labels else y_train, prior=prior
+    )
+    attributions = pd.DataFrame(
+        {
+            "feature": meta.encoded_columns,
+            "prior_target": model.prior_target_.to_numpy(),
+            "learned": model.feature_attributions_.to_numpy(),
+        }
+    )
     with open(f"conf/base/datasets/{dataset}.yml", encoding="utf-8") as fh:
         metadata = yaml.safe_load(fh)
-    return {"model": model, "test_rows": test, "metadata": metadata, "prior": prior.to_dict(),
-            "attributions": attributions, "params:evaluation": EvaluationParams()}
+    return {
+        "model": model,
+        "test_rows": test,
+        "metadata": metadata,
+        "prior": prior.to_dict(),
+        "attributions": attributions,
+        "params:evaluation": EvaluationParams(),
+    }
 
 
 def _run(inputs, tmp_path):
@@ -128,10 +138,24 @@ def test_a_model_with_its_imputer_is_scored_registered_and_served_on_rows_with_g
     prior = random_prior(meta.encoded_columns, seed=1)  # RANDOM prior: plumbing check, not a result
     model = with_imputer(LAATClassifier(gamma=100.0, trust="off", epochs=30, random_state=0))
     model.fit(encode(train, meta), labels(train, meta), model__prior=prior)
-    attributions = pd.DataFrame({"feature": meta.encoded_columns, "prior_target": model[-1].prior_target_.to_numpy(),
-                                 "learned": model[-1].feature_attributions_.to_numpy()})
-    out = _run({"model": model, "test_rows": test, "metadata": metadata, "prior": prior.to_dict(),
-                "attributions": attributions, "params:evaluation": EvaluationParams()}, tmp_path)
+    attributions = pd.DataFrame(
+        {
+            "feature": meta.encoded_columns,
+            "prior_target": model[-1].prior_target_.to_numpy(),
+            "learned": model[-1].feature_attributions_.to_numpy(),
+        }
+    )
+    out = _run(
+        {
+            "model": model,
+            "test_rows": test,
+            "metadata": metadata,
+            "prior": prior.to_dict(),
+            "attributions": attributions,
+            "params:evaluation": EvaluationParams(),
+        },
+        tmp_path,
+    )
     assert 0.0 <= out["metrics"]["roc_auc"]["value"] <= 1.0
     decision = out["registration"].load()
     assert decision["registered"]

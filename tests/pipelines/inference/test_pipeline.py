@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2]))  # importlib mode: make project_copy importable
 
-from project_copy import cli_env, copy_project, lean_training, mlflow_client, run_session  # noqa: E402
+from project_copy import cli_env, copy_project, lean_training, mlflow_client, run_session
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +40,18 @@ def _in_project(project, monkeypatch):
 
 def _inference_run(project, run_id):
     client = mlflow_client(project)
-    (run,) = client.search_runs([client.get_experiment_by_name("laat").experiment_id],
-                                filter_string=f"tags.`laat.run_id` = '{run_id}'")
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("laat").experiment_id], filter_string=f"tags.`laat.run_id` = '{run_id}'"
+    )
     return client, run
 
 
 def test_labelled_rows_are_scored_by_the_champion_and_monitored(project):
-    run_session(project, "inference", {"dataset": "diabetes", "input": str(project / "data/new_labelled.csv"),
-                                       "run_id": "scored-labelled"})
+    run_session(
+        project,
+        "inference",
+        {"dataset": "diabetes", "input": str(project / "data/new_labelled.csv"), "run_id": "scored-labelled"},
+    )
     client, run = _inference_run(project, "scored-labelled")
     scored = pd.read_parquet(project / "data/07_model_output/diabetes/scored-labelled/scored_rows.parquet")
     model = pd.read_pickle(project / "data/06_models/diabetes/trained/laat_model.pkl")
@@ -68,8 +72,9 @@ def test_labelled_rows_are_scored_by_the_champion_and_monitored(project):
     assert version.description.startswith("LAATClassifier (lr); prior: oracle; roc_auc = ")
     used = {(d.dataset.name, d.tags[0].value) for d in trained.inputs.dataset_inputs}
     assert used == {("diabetes.train_rows", "training"), ("diabetes.test_rows", "evaluation")}
-    assert {(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs} == {("inference_valid_rows",
-                                                                                      "inference")}
+    assert {(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs} == {
+        ("inference_valid_rows", "inference")
+    }
     assert all(d.dataset.digest and "Glucose" in d.dataset.schema for d in trained.inputs.dataset_inputs)
     tags = run.data.tags
     assert tags["mlflow.runName"] == "inference diabetes · laat-diabetes@champion"
@@ -82,13 +87,24 @@ def test_labelled_rows_are_scored_by_the_champion_and_monitored(project):
     assert run.data.metrics["diabetes.roc_auc"] == pytest.approx(want["roc_auc"], rel=1e-6)
     assert any(k.startswith("diabetes.fairness.Age.") for k in run.data.metrics), run.data.metrics
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "inference")}
-    assert {"inference/scored_rows.parquet", "inference/inference_fairness_by_group.csv",
-            "inference/inference_validation_report.json"} <= logged
+    assert {
+        "inference/scored_rows.parquet",
+        "inference/inference_fairness_by_group.csv",
+        "inference/inference_validation_report.json",
+    } <= logged
 
 
 def test_rows_without_target_are_scored_by_a_named_version_without_metrics(project):
-    run_session(project, "inference", {"dataset": "diabetes", "input": str(project / "data/new_unlabelled.parquet"),
-                                       "model": 1, "run_id": "scored-unlabelled"})
+    run_session(
+        project,
+        "inference",
+        {
+            "dataset": "diabetes",
+            "input": str(project / "data/new_unlabelled.parquet"),
+            "model": 1,
+            "run_id": "scored-unlabelled",
+        },
+    )
     _, run = _inference_run(project, "scored-unlabelled")
     scored = pd.read_parquet(project / "data/07_model_output/diabetes/scored-unlabelled/scored_rows.parquet")
     assert len(scored) == 60 and "Outcome" not in scored.columns
@@ -107,8 +123,9 @@ def test_a_missing_version_names_the_versions_there_are(project):
     from laat.pipelines.inference.nodes import ModelLookupError
 
     with pytest.raises(ModelLookupError, match=r"'laat-diabetes' has no version '7'; it has versions \[1\]"):
-        run_session(project, "inference", {"dataset": "diabetes", "input": str(project / "data/new_labelled.csv"),
-                                                        "model": 7})
+        run_session(
+            project, "inference", {"dataset": "diabetes", "input": str(project / "data/new_labelled.csv"), "model": 7}
+        )
 
 
 def test_bad_rows_end_with_the_validation_report_and_a_hint(project):
@@ -116,10 +133,22 @@ def test_bad_rows_end_with_the_validation_report_and_a_hint(project):
     rows.loc[2, "Age"] = 500
     rows.loc[4, "Outcome"] = "maybe"
     rows.drop(columns=["BMI"]).to_csv(project / "data/bad.csv", index=False)
-    done = subprocess.run([str(Path(sys.executable).parent / "laat"), "run", "--pipeline", "inference",
-                           "--params", "dataset=diabetes,input=data/bad.csv,run_id=bad"],
-                          cwd=project, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "laat"),
+            "run",
+            "--pipeline",
+            "inference",
+            "--params",
+            "dataset=diabetes,input=data/bad.csv,run_id=bad",
+        ],
+        cwd=project,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert done.returncode == 1, done.stdout[-3000:]
     assert lines[-5] == "Error: dataset 'diabetes' failed validation (3 failed checks, 60 rows):", lines[-8:]

@@ -15,11 +15,14 @@ def test_csv_and_parquet_are_read_as_stored(tmp_path):
     pd.testing.assert_frame_equal(RowsDataset(str(tmp_path / "rows.parquet")).load(), df)
 
 
-@pytest.mark.parametrize("filepath, message", [
-    ("", r"no rows to score: name them with `--params input=<file.csv\|file.parquet>`"),
-    ("rows.xlsx", r"input 'rows.xlsx': not a catalog entry, and not a file ending in \['.csv', '.parquet'\]"),
-    ("missing.csv", r"input 'missing.csv': no such file \(relative paths start at the project root\)"),
-])
+@pytest.mark.parametrize(
+    "filepath, message",
+    [
+        ("", r"no rows to score: name them with `--params input=<file.csv\|file.parquet>`"),
+        ("rows.xlsx", r"input 'rows.xlsx': not a catalog entry, and not a file ending in \['.csv', '.parquet'\]"),
+        ("missing.csv", r"input 'missing.csv': no such file \(relative paths start at the project root\)"),
+    ],
+)
 def test_a_bad_input_says_what_is_wrong(filepath, message):
     with pytest.raises(DatasetError, match=message):
         RowsDataset(filepath).load()

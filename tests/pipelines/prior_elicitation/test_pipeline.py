@@ -28,12 +28,14 @@ def _base_params(**kw) -> PriorElicitationParams:
 def _run(params: PriorElicitationParams, prior_source: str | None = None):
     with open("conf/base/datasets/diabetes.yml", encoding="utf-8") as fh:
         metadata = yaml.safe_load(fh)
-    catalog = DataCatalog({
-        "metadata": MemoryDataset(metadata),
-        "validated": MemoryDataset(pd.read_csv("data/01_raw/diabetes.csv")),
-        "params:prior_elicitation": MemoryDataset(params),
-        "params:prior_source": MemoryDataset(prior_source or params.source),
-    })
+    catalog = DataCatalog(
+        {
+            "metadata": MemoryDataset(metadata),
+            "validated": MemoryDataset(pd.read_csv("data/01_raw/diabetes.csv")),
+            "params:prior_elicitation": MemoryDataset(params),
+            "params:prior_source": MemoryDataset(prior_source or params.source),
+        }
+    )
     out = SequentialRunner().run(create_pipeline(), catalog)
     return {k: v.load() for k, v in out.items()}
 
@@ -86,8 +88,11 @@ def test_catalog_names_prior_files_after_the_source(runtime, expected):
     params, catalog = loader["parameters"], loader["catalog"]
     assert params["prior_source"] == params["prior_elicitation"]["source"] == expected
     paths = [catalog[f"{{ds}}.{k}"]["dataset"]["filepath"] for k in ("prior", "prior_yaml", "elicitation_record")]
-    assert paths == [f"data/04_feature/{{ds}}/prior_{expected}.json", f"data/04_feature/{{ds}}/prior_{expected}.yml",
-                     f"data/04_feature/{{ds}}/elicitation_record_{expected}.json"]
+    assert paths == [
+        f"data/04_feature/{{ds}}/prior_{expected}.json",
+        f"data/04_feature/{{ds}}/prior_{expected}.yml",
+        f"data/04_feature/{{ds}}/elicitation_record_{expected}.json",
+    ]
     PriorElicitationParams.model_validate(params["prior_elicitation"])  # the shipped file is valid
 
 
@@ -111,18 +116,19 @@ def test_local_source_runs_the_real_server_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_key_in_base_url_is_stored_nowhere_after_a_real_kedro_run(tmp_path, project_root, monkeypatch, capfd,
-                                                                    request):
+def test_a_key_in_base_url_is_stored_nowhere_after_a_real_kedro_run(
+    tmp_path, project_root, monkeypatch, capfd, request
+):
     import logging
     import sys
 
     from kedro.framework.startup import bootstrap_project
-
     from mlflow import MlflowClient
 
     sys.path.insert(0, str(project_root / "tests"))
     sys.path.insert(0, str(project_root / "tests" / "elicit"))
     from fake_llm import FakeLLM
+
     from project_copy import copy_project, run_session
 
     secret = "sk-SECRET-in-base-url-4242"
@@ -143,8 +149,13 @@ def test_a_key_in_base_url_is_stored_nowhere_after_a_real_kedro_run(tmp_path, pr
     request.addfinalizer(lambda: (root_logger.removeHandler(handler), root_logger.setLevel(level), handler.close()))
     with FakeLLM() as srv:
         url = srv.base_url.replace("http://", f"http://laat:{secret}@")
-        run_session(project, runtime_params={"prior_source": "openai", "prior_elicitation": {
-            "model": "fake-model", "base_url": url, "strategy": "direct", "n_samples": 1}})
+        run_session(
+            project,
+            runtime_params={
+                "prior_source": "openai",
+                "prior_elicitation": {"model": "fake-model", "base_url": url, "strategy": "direct", "n_samples": 1},
+            },
+        )
         assert srv.n_chat == 1
 
     masked = srv.base_url.replace("http://", "http://***@")
@@ -181,8 +192,11 @@ def test_prior_json_says_it_is_generated_and_a_hand_edit_is_refused_before_overw
     edited = ds.load()
     edited["mean"][1] = 10.0 if edited["mean"][1] != 10.0 else -10.0
     path.write_text(json.dumps(edited, indent=2))
-    with pytest.raises(DatasetError, match=r"(?s)prior_random.json: this generated prior was edited by hand.*"
-                                         r"conf/base/priors/diabetes.yml.*prior_source=expert"):
+    with pytest.raises(
+        DatasetError,
+        match=r"(?s)prior_random.json: this generated prior was edited by hand.*"
+        r"conf/base/priors/diabetes.yml.*prior_source=expert",
+    ):
         ds.save(out["prior"])
     assert ds.load()["mean"] == edited["mean"]  # the edit is still there
     # Loading it downstream (e.g. `--pipeline training` alone) is refused the same way.

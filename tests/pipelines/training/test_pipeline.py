@@ -31,13 +31,17 @@ def _params(**estimator):
 
 def _run(prior: dict, params: TrainingParams, tmp_path):
     raw = pd.read_csv("data/01_raw/diabetes.csv")
-    catalog = DataCatalog({
-        "validated": MemoryDataset(raw), "metadata": MemoryDataset(_metadata()),
-        "prior": MemoryDataset(prior), "params:training": MemoryDataset(params),
-        # persisted, as in catalog_training.yml, so they can be inspected after the run
-        "train_rows": ParquetDataset(filepath=str(tmp_path / "train.parquet")),
-        "test_rows": ParquetDataset(filepath=str(tmp_path / "test.parquet")),
-    })
+    catalog = DataCatalog(
+        {
+            "validated": MemoryDataset(raw),
+            "metadata": MemoryDataset(_metadata()),
+            "prior": MemoryDataset(prior),
+            "params:training": MemoryDataset(params),
+            # persisted, as in catalog_training.yml, so they can be inspected after the run
+            "train_rows": ParquetDataset(filepath=str(tmp_path / "train.parquet")),
+            "test_rows": ParquetDataset(filepath=str(tmp_path / "test.parquet")),
+        }
+    )
     out = SequentialRunner().run(create_pipeline(), catalog)
     return out, catalog, raw
 
@@ -103,12 +107,24 @@ def test_prior_for_other_features_is_refused_by_name(tmp_path):
         _run(prior, _params(), tmp_path)
 
 
-@pytest.mark.parametrize("bad", [{"gamma": -1}, {"model": "forest"}, {"tau": 0}, {"lr_rate": 0.1},
-                                 {"trust": "maybe"}, {"epochs": 0}, {"batch_size": 0}, {"weight_decay": -0.1},
-                                 {"grad_impl": "numeric"}, {"gamma": float("inf")}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"gamma": -1},
+        {"model": "forest"},
+        {"tau": 0},
+        {"lr_rate": 0.1},
+        {"trust": "maybe"},
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"weight_decay": -0.1},
+        {"grad_impl": "numeric"},
+        {"gamma": float("inf")},
+    ],
+)
 def test_wrong_parameters_fail_at_validation_naming_the_knob(bad):
     (knob,) = bad
-    with pytest.raises(ValidationError, match=rf"estimator\.{knob}\b") as err:
+    with pytest.raises(ValidationError, match=rf"estimator\.{knob}\b"):
         _params(**bad)
 
 
@@ -117,7 +133,6 @@ def test_the_yaml_and_the_estimator_share_the_defaults_of_laat_hyperparams():
     and the Kedro parameters build exactly the default estimator."""
     from laat.estimator import LAATClassifier
     from laat.hyperparams import DEFAULTS
-
     from laat.pipelines.training.nodes import _estimator
 
     knobs = DEFAULTS.model_dump()
@@ -136,15 +151,20 @@ def test_a_table_with_gaps_runs_validation_training_and_scoring_with_train_media
     metadata, raw = gappy
     meta = load_metadata_from(metadata)
     prior = random_prior(meta.encoded_columns, seed=3).to_dict()  # RANDOM prior: plumbing, not a result
-    catalog = DataCatalog({
-        "raw": MemoryDataset(raw), "metadata": MemoryDataset(metadata), "prior": MemoryDataset(prior),
-        "params:training": MemoryDataset(_params(trust="off")),
-        "train_rows": ParquetDataset(filepath=str(tmp_path / "train.parquet")),
-        "test_rows": ParquetDataset(filepath=str(tmp_path / "test.parquet")),
-        "model": PickleDataset(filepath=str(tmp_path / "model.pkl")),  # as in catalog_training.yml
-    })
-    chain = (data_validation.create_pipeline() + create_pipeline()
-             + evaluation.create_pipeline().only_nodes("predict_test"))
+    catalog = DataCatalog(
+        {
+            "raw": MemoryDataset(raw),
+            "metadata": MemoryDataset(metadata),
+            "prior": MemoryDataset(prior),
+            "params:training": MemoryDataset(_params(trust="off")),
+            "train_rows": ParquetDataset(filepath=str(tmp_path / "train.parquet")),
+            "test_rows": ParquetDataset(filepath=str(tmp_path / "test.parquet")),
+            "model": PickleDataset(filepath=str(tmp_path / "model.pkl")),  # as in catalog_training.yml
+        }
+    )
+    chain = (
+        data_validation.create_pipeline() + create_pipeline() + evaluation.create_pipeline().only_nodes("predict_test")
+    )
     out = SequentialRunner().run(chain, catalog)
     train, test, model = catalog.load("train_rows"), catalog.load("test_rows"), catalog.load("model")
     assert train["low birth.weight"].value_counts().to_dict() == {0: 10, 1: 10}
@@ -162,6 +182,7 @@ def test_a_table_with_gaps_runs_validation_training_and_scoring_with_train_media
 
 
 # ---- multiclass and regression ------------------------------------------------------------------
+
 
 def test_a_regression_split_draws_shots_rows_in_all_and_binary_only_settings_are_refused():
     from laat.datasets import load_dataset

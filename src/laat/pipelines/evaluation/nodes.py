@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 class EvaluationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float = Field(0.5, gt=0, lt=1, description="P(positive) cut-off for accuracy, F1, fairness "
-                                                           "(binary tasks)")
-    champion_metric: str | None = Field(None, description="metric the champion alias is decided on; "
-                                                          "null = the task's (laat.metrics.TASK_METRIC)")
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="P(positive) cut-off for accuracy, F1, fairness (binary tasks)"
+    )
+    champion_metric: str | None = Field(
+        None, description="metric the champion alias is decided on; null = the task's (laat.metrics.TASK_METRIC)"
+    )
     register_model: bool = Field(True, description="log the servable model and register it as laat-<dataset>")
     model_name_prefix: str = "laat-"
     top_features: int = Field(25, ge=1, description="features shown in the attribution plot")
@@ -53,8 +55,9 @@ def predict_test(model, test_rows: pd.DataFrame, metadata: dict[str, Any]) -> pd
     return out
 
 
-def score(predictions: pd.DataFrame, test_rows: pd.DataFrame, metadata: dict[str, Any],
-          params: EvaluationParams) -> tuple[dict[str, Any], pd.DataFrame]:
+def score(
+    predictions: pd.DataFrame, test_rows: pd.DataFrame, metadata: dict[str, Any], params: EvaluationParams
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """The task's metrics and fairness gaps (MLflow-ready) plus the by-group table."""
     from laat.metrics import (
         classification_metrics,
@@ -85,8 +88,14 @@ def score(predictions: pd.DataFrame, test_rows: pd.DataFrame, metadata: dict[str
     return {k: {"value": float(v), "step": 0} for k, v in values.items()}, by_group
 
 
-def plot_results(attributions: pd.DataFrame, predictions: pd.DataFrame, by_group: pd.DataFrame,
-                 prior: dict[str, Any], metadata: dict[str, Any], params: EvaluationParams):
+def plot_results(
+    attributions: pd.DataFrame,
+    predictions: pd.DataFrame,
+    by_group: pd.DataFrame,
+    prior: dict[str, Any],
+    metadata: dict[str, Any],
+    params: EvaluationParams,
+):
     """Prior vs learned attributions; the task's performance plot (binary: ROC curve, multiclass:
     confusion matrix, regression: residuals); accuracy (regression: MAE) by group."""
     from laat.plots import (
@@ -103,21 +112,33 @@ def plot_results(attributions: pd.DataFrame, predictions: pd.DataFrame, by_group
     table = attributions.set_index("feature")
     if "class" in attributions.columns:  # k classes: one bar pair per feature and class
         table.index = [f"{f} ({c})" for f, c in zip(attributions["feature"], attributions["class"])]
-    att = plot_attributions(table["prior_target"], table["learned"], title=f"{meta.name}: prior vs learned",
-                            prior_label=f"{p.label} prior", top_n=params.top_features)
+    att = plot_attributions(
+        table["prior_target"],
+        table["learned"],
+        title=f"{meta.name}: prior vs learned",
+        prior_label=f"{p.label} prior",
+        top_n=params.top_features,
+    )
     y, kind = predictions["y_true"], meta.target.kind
     if kind == "binary":
         performance = plot_roc(y, predictions["p_yes"], label=f"LAAT ({meta.name})")
     elif kind == "multiclass":
-        performance = plot_confusion_matrix(y, predictions[output_columns(meta)], meta.target.classes,
-                                            title=f"{meta.name}: confusion matrix")
+        performance = plot_confusion_matrix(
+            y, predictions[output_columns(meta)], meta.target.classes, title=f"{meta.name}: confusion matrix"
+        )
     else:
         performance = plot_residuals(y, predictions[output_columns(meta)[0]], meta.target.column, title=meta.name)
     return att, performance, plot_metric_by_group(by_group, "mae" if kind == "regression" else "accuracy")
 
 
-def register_model(model, test_rows: pd.DataFrame, metrics: dict[str, Any], prior: dict[str, Any],
-                   metadata: dict[str, Any], params: EvaluationParams) -> dict[str, Any]:
+def register_model(
+    model,
+    test_rows: pd.DataFrame,
+    metrics: dict[str, Any],
+    prior: dict[str, Any],
+    metadata: dict[str, Any],
+    params: EvaluationParams,
+) -> dict[str, Any]:
     """Tag the run with the prior's provenance, log the raw-rows-in model, decide the champion.
 
     The champion alias moves only if the new version beats the current one on
@@ -132,12 +153,14 @@ def register_model(model, test_rows: pd.DataFrame, metrics: dict[str, Any], prio
 
     meta = parse_metadata(metadata)
     p = Prior.from_dict(prior)
-    mlflow.set_tags({
-        f"{meta.name}.prior.source": p.source,
-        f"{meta.name}.prior.label": p.label,
-        f"{meta.name}.prior.fingerprint": str(p.provenance.get("fingerprint", "")),
-        f"{meta.name}.sensitive_features": ", ".join(meta.sensitive_features) or NONE_DECLARED,
-    })
+    mlflow.set_tags(
+        {
+            f"{meta.name}.prior.source": p.source,
+            f"{meta.name}.prior.label": p.label,
+            f"{meta.name}.prior.fingerprint": str(p.provenance.get("fingerprint", "")),
+            f"{meta.name}.sensitive_features": ", ".join(meta.sensitive_features) or NONE_DECLARED,
+        }
+    )
     name = f"{params.model_name_prefix}{meta.name}"
     if not params.register_model:
         return {"registered": False, "model_name": name, "reason": "evaluation.register_model is false"}
@@ -149,10 +172,20 @@ def register_model(model, test_rows: pd.DataFrame, metrics: dict[str, Any], prio
     value = metrics[key]["value"] if isinstance(metrics[key], dict) else metrics[key]
     info = log_model(model, meta, test_rows, name=f"{meta.name}_model", registered_model_name=name)
     client = MlflowClient()
-    describe_version(client, name, info.registered_model_version, meta, p.label, champion, value, model,
-                     mlflow.active_run().info.run_id)
-    decision = promote_if_better(client, name, info.registered_model_version, champion, value,
-                                 higher_is_better=higher_is_better(champion))
+    describe_version(
+        client,
+        name,
+        info.registered_model_version,
+        meta,
+        p.label,
+        champion,
+        value,
+        model,
+        mlflow.active_run().info.run_id,
+    )
+    decision = promote_if_better(
+        client, name, info.registered_model_version, champion, value, higher_is_better=higher_is_better(champion)
+    )
     decision.update(registered=True, model_name=name, model_uri=info.model_uri, prior_source=p.source)
     log.info("%s v%s: %s", name, decision["new_version"], decision["reason"])
     return decision

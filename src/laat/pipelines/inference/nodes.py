@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -55,20 +55,23 @@ def model_version(client, name: str, model: str):
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version(name, model) if model.isdigit() else \
-            client.get_model_version_by_alias(name, model)
+        return (
+            client.get_model_version(name, model) if model.isdigit() else client.get_model_version_by_alias(name, model)
+        )
     except MlflowException:
         try:
             versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
         except MlflowException:
             versions = []
         known = f"versions {versions}" if versions else "no versions (run the chain for this dataset first)"
-        raise ModelLookupError(f"registered model {name!r} has no {'version' if model.isdigit() else 'alias'} "
-                               f"{model!r}; it has {known}") from None
+        raise ModelLookupError(
+            f"registered model {name!r} has no {'version' if model.isdigit() else 'alias'} {model!r}; it has {known}"
+        ) from None
 
 
-def score_rows(rows: pd.DataFrame, metadata: dict[str, Any], params: InferenceParams,
-               evaluation: EvaluationParams) -> pd.DataFrame:
+def score_rows(
+    rows: pd.DataFrame, metadata: dict[str, Any], params: InferenceParams, evaluation: EvaluationParams
+) -> pd.DataFrame:
     """The rows with ``p_<class>`` columns and where each score came from; tags the MLflow run with it."""
     import mlflow
     from mlflow import MlflowClient
@@ -85,27 +88,36 @@ def score_rows(rows: pd.DataFrame, metadata: dict[str, Any], params: InferencePa
         "model_version": str(version.version),
         "prior_source": trained.get(f"{meta.name}.prior.source", "unknown"),
         "prior_fingerprint": trained.get(f"{meta.name}.prior.fingerprint", ""),
-        "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     proba = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}").predict(rows)
     scored = pd.concat([rows.reset_index(drop=True), proba.reset_index(drop=True)], axis=1)
     scored = scored.assign(**provenance)
     if mlflow.active_run() is not None:
-        mlflow.set_tags({
-            "laat.pipeline": "inference",
-            "inference.input": redact(params.input),
-            "inference.rows": str(len(scored)),
-            "inference.target_present": str(meta.target.column in rows.columns).lower(),
-            **{f"inference.{k}": v for k, v in provenance.items() if k != "scored_at"},
-            f"{meta.name}.prior.source": provenance["prior_source"],
-        })
-    log.info("%s: scored %d rows with %s v%s (%s prior)", meta.name, len(scored), name, version.version,
-             provenance["prior_source"])
+        mlflow.set_tags(
+            {
+                "laat.pipeline": "inference",
+                "inference.input": redact(params.input),
+                "inference.rows": str(len(scored)),
+                "inference.target_present": str(meta.target.column in rows.columns).lower(),
+                **{f"inference.{k}": v for k, v in provenance.items() if k != "scored_at"},
+                f"{meta.name}.prior.source": provenance["prior_source"],
+            }
+        )
+    log.info(
+        "%s: scored %d rows with %s v%s (%s prior)",
+        meta.name,
+        len(scored),
+        name,
+        version.version,
+        provenance["prior_source"],
+    )
     return scored
 
 
-def monitor(scored: pd.DataFrame, metadata: dict[str, Any],
-            evaluation: EvaluationParams) -> tuple[dict[str, Any], pd.DataFrame]:
+def monitor(
+    scored: pd.DataFrame, metadata: dict[str, Any], evaluation: EvaluationParams
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """With the target in the rows: the evaluation's metrics and fairness table on them; else nothing."""
     meta = parse_metadata(metadata)
     if meta.target.column not in scored.columns:

@@ -21,11 +21,13 @@ class RowsDataset(AbstractDataset[None, pd.DataFrame]):
     def load(self) -> pd.DataFrame:
         path = Path(self._filepath)
         if not self._filepath:
-            raise DatasetError("no rows to score: name them with `--params input=<file.csv|file.parquet>` "
-                               "or `input=<catalog entry>`")
+            raise DatasetError(
+                "no rows to score: name them with `--params input=<file.csv|file.parquet>` or `input=<catalog entry>`"
+            )
         if path.suffix.lower() not in READERS:
-            raise DatasetError(f"input {self._filepath!r}: not a catalog entry, and not a file ending in "
-                               f"{sorted(READERS)}")
+            raise DatasetError(
+                f"input {self._filepath!r}: not a catalog entry, and not a file ending in {sorted(READERS)}"
+            )
         if not path.is_file():
             raise DatasetError(f"input {self._filepath!r}: no such file (relative paths start at the project root)")
         return READERS[path.suffix.lower()](path)

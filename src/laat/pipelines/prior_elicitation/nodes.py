@@ -28,8 +28,9 @@ def check_source_matches_file_name(params: PriorElicitationParams, prior_source:
         )
 
 
-def elicit_prior(metadata: dict[str, Any], validated: pd.DataFrame, params: PriorElicitationParams,
-                 prior_source: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
+def elicit_prior(
+    metadata: dict[str, Any], validated: pd.DataFrame, params: PriorElicitationParams, prior_source: str
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
     """Prior as JSON dict, the same prior as editable YAML text, and the elicitation record.
 
     `validated` is used only by the oracle source (it fits on the labelled rows). An LLM's

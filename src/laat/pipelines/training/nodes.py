@@ -9,8 +9,8 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from laat.datasets import encode, labels, parse_metadata
 from laat import hyperparams as hp
+from laat.datasets import encode, labels, parse_metadata
 from laat.hyperparams import LAATParams
 from laat.priors import Prior
 from laat.splits import few_rows_split, few_shot_split, fraction_split
@@ -41,8 +41,12 @@ class EstimatorParams(LAATParams):
 class DiagnosticParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    level: float = Field(0.05, gt=0, lt=1, description="flag a feature when the data contradicts its prior "
-                                                       "sign at this significance level")
+    level: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="flag a feature when the data contradicts its prior sign at this significance level",
+    )
     n_permutations: int = Field(2000, ge=100)
     top_features: int = Field(25, ge=1, description="features shown in the plot (flagged ones always)")
 
@@ -55,8 +59,9 @@ class TrainingParams(BaseModel):
     diagnostic: DiagnosticParams = DiagnosticParams()
 
 
-def split_rows(validated: pd.DataFrame, metadata: dict[str, Any],
-               params: TrainingParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_rows(
+    validated: pd.DataFrame, metadata: dict[str, Any], params: TrainingParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Seeded train/test split of the raw rows; test rows are never seen by the model."""
     meta = parse_metadata(metadata)
     s = params.split
@@ -81,15 +86,16 @@ def _estimator(settings: EstimatorParams, kind: str):
         kw.pop("grad_impl")  # the k-output trainer differentiates with autograd
         odd = {k: kw.pop(k) for k in ("attribution", "confidence")}
         if odd != {"attribution": "grad", "confidence": "none"}:
-            raise ValueError(f"training.estimator {odd} are binary-only; a numeric target needs "
-                             f"attribution: grad and confidence: none")
+            raise ValueError(
+                f"training.estimator {odd} are binary-only; a numeric target needs "
+                f"attribution: grad and confidence: none"
+            )
         return LAATRegressor(**kw)
     kw.pop("loss")
     return LAATClassifier(**kw)
 
 
-def fit_model(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: dict[str, Any],
-              params: TrainingParams):
+def fit_model(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: dict[str, Any], params: TrainingParams):
     """Fit imputer + `LAATClassifier` (or `LAATRegressor`) on the encoded training rows (a
     scikit-learn Pipeline).
 
@@ -120,16 +126,18 @@ def _prior_for_fit(prior: dict[str, Any], meta) -> Prior | Any:
 def report_trust(model) -> tuple[dict[str, Any], dict[str, Any]]:
     """The fitted model's trust decision (JSON) and its key numbers as MLflow metrics."""
     decision = dict(model[-1].trust_)
-    values = {"trust.gamma": decision["gamma"], "trust.tau": decision["tau"],
-              "trust.followed": float(decision["followed"])}
+    values = {
+        "trust.gamma": decision["gamma"],
+        "trust.tau": decision["tau"],
+        "trust.followed": float(decision["followed"]),
+    }
     p = decision.get("p_value", (decision.get("agreement") or {}).get("p_value"))  # k-output / binary
     if p is not None:
         values["trust.p_value"] = p
     return decision, {k: {"value": float(v), "step": 0} for k, v in values.items()}
 
 
-def diagnose_prior(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: dict[str, Any],
-                   params: TrainingParams):
+def diagnose_prior(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: dict[str, Any], params: TrainingParams):
     """Per-feature agreement of the prior with the training rows: table, plot and summary metrics."""
     from laat.diagnostics import diagnostic_metrics, plot_prior_diagnostic, prior_diagnostic
     from laat.preprocess import missing_value_imputer
@@ -140,13 +148,16 @@ def diagnose_prior(train_rows: pd.DataFrame, metadata: dict[str, Any], prior: di
     if meta.target.kind != "binary":
         return _no_diagnostic(meta)
     X = missing_value_imputer().fit_transform(encode(train_rows, meta))  # as fit_model's imputer does
-    table, summary = prior_diagnostic(X, labels(train_rows, meta), p, level=d.level,
-                                      n_permutations=d.n_permutations, seed=params.split.seed)
+    table, summary = prior_diagnostic(
+        X, labels(train_rows, meta), p, level=d.level, n_permutations=d.n_permutations, seed=params.split.seed
+    )
     if summary["flagged"]:
-        log.warning("%s: the training rows confidently contradict the %s prior on %s", meta.name, p.label,
-                    summary["flagged"])
-    fig = plot_prior_diagnostic(table, summary, prior_label=f"{p.label} prior", title=f"{meta.name}: prior check",
-                                top_n=d.top_features)
+        log.warning(
+            "%s: the training rows confidently contradict the %s prior on %s", meta.name, p.label, summary["flagged"]
+        )
+    fig = plot_prior_diagnostic(
+        table, summary, prior_label=f"{p.label} prior", title=f"{meta.name}: prior check", top_n=d.top_features
+    )
     metrics = {f"prior_diagnostic.{k}": {"value": v, "step": 0} for k, v in diagnostic_metrics(summary).items()}
     return table, fig, metrics
 
@@ -157,9 +168,15 @@ def _no_diagnostic(meta):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 1.5), layout="constrained")
-    fig.text(0.5, 0.5, f"{meta.name}: the per-feature prior check is for binary targets; for this "
-                       f"{meta.target.kind} task\nsee the trust decision's agreement test (trust/trust_decision.json)",
-             ha="center", va="center", fontsize=9)
+    fig.text(
+        0.5,
+        0.5,
+        f"{meta.name}: the per-feature prior check is for binary targets; for this "
+        f"{meta.target.kind} task\nsee the trust decision's agreement test (trust/trust_decision.json)",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
     return pd.DataFrame(columns=["feature"]), fig, {}
 
 
@@ -171,12 +188,14 @@ def attribution_table(model, prior: dict[str, Any], metadata: dict[str, Any]) ->
     target = model[-1].prior_target_
     if isinstance(learned, pd.DataFrame):  # k classes: features x class codes
         return _per_class_table(learned, target, p, parse_metadata(metadata).target.classes)
-    return pd.DataFrame({
-        "feature": list(learned.index),
-        "prior_score": [p.scores()[f] for f in learned.index],
-        "prior_target": target.reindex(learned.index).to_numpy(),
-        "learned": learned.to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "feature": list(learned.index),
+            "prior_score": [p.scores()[f] for f in learned.index],
+            "prior_target": target.reindex(learned.index).to_numpy(),
+            "learned": learned.to_numpy(),
+        }
+    )
 
 
 def _per_class_table(learned: pd.DataFrame, target, p: Prior, classes: list[str]) -> pd.DataFrame:
@@ -187,10 +206,15 @@ def _per_class_table(learned: pd.DataFrame, target, p: Prior, classes: list[str]
         label = classes[int(code)]
         aimed = target[code] if isinstance(target, pd.DataFrame) else target
         scores = p.class_scores()[label] if p.per_class else p.scores()
-        rows.append(pd.DataFrame({
-            "feature": list(learned.index), "class": label,
-            "prior_score": [scores[f] for f in learned.index],
-            "prior_target": aimed.reindex(learned.index).to_numpy() if aimed is not None else float("nan"),
-            "learned": learned[code].to_numpy(),
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "feature": list(learned.index),
+                    "class": label,
+                    "prior_score": [scores[f] for f in learned.index],
+                    "prior_target": aimed.reindex(learned.index).to_numpy() if aimed is not None else float("nan"),
+                    "learned": learned[code].to_numpy(),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
