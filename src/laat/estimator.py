@@ -306,7 +306,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
             scores=scores,
             target=target,
             confidence=self._confidence_weights(names, spreads, mask),
-            seed=_seed(self.random_state),
+            seed=fit_seed(self.random_state),
         )
 
     # ---- predict -----------------------------------------------------------------------
@@ -366,7 +366,7 @@ class LAATClassifier(ClassifierMixin, BaseEstimator):
 
     def _confidence_weights(self, names, spreads, mask) -> np.ndarray | None:
         if isinstance(self.confidence, Mapping):
-            w = _by_name(self.confidence, names, "confidence")
+            w = align_by_name(self.confidence, names, "confidence")
             if np.any(w < 0):
                 bad = [n for n, v in zip(names, w) if v < 0]
                 raise ValueError(f"confidence weights must be >= 0; negative for {bad}")
@@ -393,11 +393,11 @@ def resolve_prior(prior, names: list[str]) -> tuple[np.ndarray | None, np.ndarra
         return None, None
     spreads = None
     if hasattr(prior, "scores") and callable(prior.scores):
-        scores = _by_name(prior.scores(), names, "prior")
+        scores = align_by_name(prior.scores(), names, "prior")
         if hasattr(prior, "spreads") and callable(prior.spreads):
-            spreads = _by_name(prior.spreads(), names, "prior spreads")
+            spreads = align_by_name(prior.spreads(), names, "prior spreads")
     elif isinstance(prior, (Mapping, pd.Series)):
-        scores = _by_name(dict(prior.items()), names, "prior")
+        scores = align_by_name(dict(prior.items()), names, "prior")
     elif isinstance(prior, (Sequence, np.ndarray)) and not isinstance(prior, str):
         arr = np.asarray(prior, dtype=np.float64)
         if arr.ndim != 1 or len(arr) != len(names):
@@ -414,7 +414,7 @@ def resolve_prior(prior, names: list[str]) -> tuple[np.ndarray | None, np.ndarra
     return scores, spreads
 
 
-def _by_name(mapping: Mapping, names: list[str], what: str) -> np.ndarray:
+def align_by_name(mapping: Mapping, names: list[str], what: str) -> np.ndarray:
     keys = [str(k) for k in mapping]
     missing = [n for n in names if n not in keys]
     extra = [k for k in keys if k not in names]
@@ -440,7 +440,7 @@ def _short(items: list[str], limit: int = 20) -> str:
     return f"[{shown}{', ...' if len(items) > limit else ''}]"
 
 
-def _seed(random_state) -> int:
+def fit_seed(random_state) -> int:
     if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
         if random_state < 0:
             raise ValueError(f"random_state must be >= 0, got {random_state}")

@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from laat.estimator import LAATClassifier, _by_name, _seed, resolve_prior
+from laat.estimator import LAATClassifier, align_by_name, fit_seed, resolve_prior
 from laat.hyperparams import RegressorParams, validate_params
 from laat.preprocess import minmax_scaler
 
@@ -98,7 +98,7 @@ def _multiclass_scores(prior, names: list[str], classes: np.ndarray) -> np.ndarr
             raise ValueError(
                 f"a per-class prior must cover exactly the classes {labels}; missing {missing}, extra {extra}"
             )
-        return np.stack([_by_name(by_class[c], names, f"prior for class {c!r}") for c in labels])
+        return np.stack([align_by_name(by_class[c], names, f"prior for class {c!r}") for c in labels])
     arr = None if isinstance(prior, (Mapping, pd.Series, str)) or hasattr(prior, "scores") else np.asarray(prior)
     if arr is not None and arr.ndim == 2:
         if arr.shape != (len(labels), len(names)):
@@ -265,7 +265,7 @@ def _train(est, Xs, y, sw, scores, mask, task: str, k: int, extra: dict):
     from laat.trust import DEFAULT_SETTINGS, off_decision
     from laat.trust_multi import MultiTrustProblem, decide_many
 
-    seed = est.seed_ = _seed(est.random_state)
+    seed = est.seed_ = fit_seed(est.random_state)
     kwargs = {
         "model": est.model,
         "hidden": est.hidden,
