@@ -51,6 +51,22 @@ class Reply:
     raw: dict
 
 
+# An elicitation's usage counters (its provenance and record "usage"); a per-class prior sums them.
+USAGE_KEYS = (
+    "calls",
+    "fresh_calls",
+    "cached_calls",
+    "tokens_in",
+    "tokens_out",
+    "fresh_tokens_in",
+    "fresh_tokens_out",
+    "latency_s",
+    "wall_s",
+    "cost_usd",
+    "fresh_cost_usd",
+)
+
+
 @dataclass
 class Tally:
     calls: int = 0

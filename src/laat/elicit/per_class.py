@@ -10,23 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from laat.elicit.calls import USAGE_KEYS
 from laat.elicit.prompts import one_vs_rest
 from laat.priors import Prior
-
-# Usage counters summed over the classes' elicitations.
-_SUMMED = (
-    "calls",
-    "fresh_calls",
-    "cached_calls",
-    "tokens_in",
-    "tokens_out",
-    "fresh_tokens_in",
-    "fresh_tokens_out",
-    "latency_s",
-    "wall_s",
-    "cost_usd",
-    "fresh_cost_usd",
-)
 
 
 def elicit_per_class(meta, settings, elicit) -> tuple[Prior, dict[str, Any]]:
@@ -36,7 +22,7 @@ def elicit_per_class(meta, settings, elicit) -> tuple[Prior, dict[str, Any]]:
     priors = [r.prior for r in runs.values()]
     first = priors[0].provenance
     provenance = {k: v for k, v in first.items() if k not in ("target_class", "prompt", "prompt_hash")}
-    provenance.update({k: _total(p.provenance.get(k) for p in priors) for k in _SUMMED if k in first})
+    provenance.update({k: _total(p.provenance.get(k) for p in priors) for k in USAGE_KEYS if k in first})
     provenance["per_class"] = {
         c: {"prompt_hash": p.provenance["prompt_hash"], "prompt": p.provenance["prompt"]} for c, p in zip(runs, priors)
     }

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from laat.datasets import parse_metadata
 from laat.elicit import prompts as P
 from laat.elicit.cache import ResponseCache
-from laat.elicit.calls import CallContext
+from laat.elicit.calls import USAGE_KEYS, CallContext
 from laat.elicit.client import RetryPolicy, endpoint_label, make_client, resolve_api_key
 from laat.elicit.local_server import (
     BUNDLED_SHA256,
@@ -269,22 +269,7 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
         "dataset": meta.name,
         "strategy": strategy,
         "settings": settings.public_dump(),
-        "usage": {
-            k: prov[k]
-            for k in (
-                "calls",
-                "fresh_calls",
-                "cached_calls",
-                "tokens_in",
-                "tokens_out",
-                "fresh_tokens_in",
-                "fresh_tokens_out",
-                "latency_s",
-                "wall_s",
-                "cost_usd",
-                "fresh_cost_usd",
-            )
-        },
+        "usage": {k: prov[k] for k in USAGE_KEYS},
         "prompts": dict(ctx.prompts),
         "calls": sorted(ctx.calls, key=lambda c: (c["sample"], c["step"], c["attempt"])),
         "samples": [{"sample": i, "scores": r.scores, **r.details} for i, r in enumerate(results)],
