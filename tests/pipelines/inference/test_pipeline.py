@@ -67,7 +67,7 @@ def test_labelled_rows_are_scored_by_the_champion_and_monitored(project):
     assert scored["scored_at"].str.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00").all()
 
     registered = client.get_registered_model("laat-diabetes")
-    assert registered.description.startswith("LAAT classifier for dataset 'diabetes': ")
+    assert registered.description.startswith("LAAT binary classifier for dataset 'diabetes': ")
     version = client.get_model_version("laat-diabetes", "1")
     assert version.description.startswith("LAATClassifier (lr); prior: oracle; roc_auc = ")
     used = {(d.dataset.name, d.tags[0].value) for d in trained.inputs.dataset_inputs}
