@@ -383,59 +383,11 @@ class Prior:
         A file without a fingerprint was written by hand and is an expert prior; it may not
         claim another source, because nothing shows where its numbers came from.
         """
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PriorError(f"{origin}: not valid YAML ({exc})") from None
-        if not isinstance(data, Mapping) or not isinstance(data.get("scores"), Mapping):
-            raise PriorError(f"{origin}: expected a mapping with a `scores:` mapping of feature -> number")
-        scores = data["scores"]
-        if scores and all(isinstance(v, Mapping) for v in scores.values()):
-            classes: list[str] | None = [str(c) for c in scores]
-            features = [str(f) for f in next(iter(scores.values()))]
-            for c, row in scores.items():
-                if [str(f) for f in row] != features:
-                    raise PriorError(
-                        f"{origin}: class {str(c)!r} lists features {[str(f) for f in row]}, the "
-                        f"first class lists {features}; every class must score the same features"
-                    )
-            mean = [_yaml_numbers(row, origin, f"class {str(c)!r} ") for c, row in scores.items()]
-        else:
-            classes = None
-            features = [str(f) for f in scores]
-            mean = _yaml_numbers(scores, origin, "")
-        spread_map = data.get("spread") or {}
-        if not isinstance(spread_map, Mapping):
-            raise PriorError(f"{origin}: `spread` must be a mapping like `scores`")
-        if classes is None:
-            spread = _yaml_spread(spread_map, features, origin, "")
-        else:
-            unknown = [c for c in spread_map if str(c) not in classes]
-            if unknown:
-                raise PriorError(f"{origin}: `spread` names classes not in `scores`: {unknown}")
-            spread = [_yaml_spread(spread_map.get(c) or {}, features, origin, f"class {c!r} ") for c in classes]
-        claimed = data.get("source", "expert")
-        provenance = dict(data.get("provenance") or {})
-        fp = data.get("fingerprint")
-        if fp is None:
-            if claimed != "expert":
-                raise PriorError(
-                    f"{origin}: a hand-written prior (no `fingerprint`) must have source 'expert', not {claimed!r}"
-                )
-            source = "expert"
-            provenance.setdefault("source_kind", "expert")
-        elif fp == _fingerprint(features, mean, classes):
-            source = claimed
-        else:
-            # Edited since export: the numbers are now the expert's, whatever produced the draft.
-            source = "expert"
-            provenance = {
-                "edited": True,
-                "edited_from": claimed,
-                "source_kind": "expert",
-                "draft_provenance": provenance,
-                "imported_at": _utcnow(),
-            }
+        data = _yaml_mapping(text, origin)
+        classes, features, mean = _yaml_scores(data["scores"], origin)
+        spread = _yaml_spreads(data.get("spread") or {}, features, classes, origin)
+        source, provenance, edited = _yaml_source(data, features, mean, classes, origin)
+        if edited:
             spread = _zeros_like(mean)  # the sample spread no longer describes these numbers
         try:
             return cls(
@@ -491,6 +443,72 @@ def _num(v: float) -> float | int:
 
 def _num_nested(v: list) -> list:
     return [_num_nested(x) if isinstance(x, list) else _num(x) for x in v]
+
+
+def _yaml_mapping(text: str, origin: str) -> Mapping[str, Any]:
+    """The YAML document, which must be a mapping holding a ``scores`` mapping."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PriorError(f"{origin}: not valid YAML ({exc})") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("scores"), Mapping):
+        raise PriorError(f"{origin}: expected a mapping with a `scores:` mapping of feature -> number")
+    return data
+
+
+def _yaml_scores(scores: Mapping, origin: str) -> tuple[list[str] | None, list[str], list]:
+    """(classes, features, mean) of ``scores``: per class when every value is a mapping, else signed."""
+    if not (scores and all(isinstance(v, Mapping) for v in scores.values())):
+        return None, [str(f) for f in scores], _yaml_numbers(scores, origin, "")
+    classes = [str(c) for c in scores]
+    features = [str(f) for f in next(iter(scores.values()))]
+    for c, row in scores.items():
+        if [str(f) for f in row] != features:
+            raise PriorError(
+                f"{origin}: class {str(c)!r} lists features {[str(f) for f in row]}, the "
+                f"first class lists {features}; every class must score the same features"
+            )
+    mean = [_yaml_numbers(row, origin, f"class {str(c)!r} ") for c, row in scores.items()]
+    return classes, features, mean
+
+
+def _yaml_spreads(spread_map: Any, features: list[str], classes: list[str] | None, origin: str) -> list:
+    """The ``spread`` mapping shaped like the scores; features (or classes) it leaves out get 0."""
+    if not isinstance(spread_map, Mapping):
+        raise PriorError(f"{origin}: `spread` must be a mapping like `scores`")
+    if classes is None:
+        return _yaml_spread(spread_map, features, origin, "")
+    unknown = [c for c in spread_map if str(c) not in classes]
+    if unknown:
+        raise PriorError(f"{origin}: `spread` names classes not in `scores`: {unknown}")
+    return [_yaml_spread(spread_map.get(c) or {}, features, origin, f"class {c!r} ") for c in classes]
+
+
+def _yaml_source(
+    data: Mapping[str, Any], features: list[str], mean: list, classes: list[str] | None, origin: str
+) -> tuple[str, dict[str, Any], bool]:
+    """(source, provenance, edited) as the fingerprint tells them (see `Prior.from_yaml`)."""
+    claimed = data.get("source", "expert")
+    provenance = dict(data.get("provenance") or {})
+    fp = data.get("fingerprint")
+    if fp is None:
+        if claimed != "expert":
+            raise PriorError(
+                f"{origin}: a hand-written prior (no `fingerprint`) must have source 'expert', not {claimed!r}"
+            )
+        provenance.setdefault("source_kind", "expert")
+        return "expert", provenance, False
+    if fp == _fingerprint(features, mean, classes):
+        return claimed, provenance, False
+    # Edited since export: the numbers are now the expert's, whatever produced the draft.
+    edited = {
+        "edited": True,
+        "edited_from": claimed,
+        "source_kind": "expert",
+        "draft_provenance": provenance,
+        "imported_at": _utcnow(),
+    }
+    return "expert", edited, True
 
 
 def _yaml_numbers(scores: Mapping, origin: str, where: str) -> list[float]:
@@ -559,12 +577,42 @@ def oracle_prior(
     0..k-1 in order, default the sorted distinct values of y) or "regression" (ridge
     regression with alpha = 1/C on the standardised target; a signed prior).
     """
-    import pandas as pd
-    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
+
+    from laat.preprocess import minmax_scaler, missing_value_imputer
 
     if task not in ORACLE_TASKS:
         raise PriorError(f"oracle_prior: task {task!r} is not one of {list(ORACLE_TASKS)}")
+    X, y, features = _oracle_rows(X_enc, y, meta)
+    linear, label, fit_y, classes = _ORACLE_MODELS[task](y, classes, C, max_iter)
+    # the training pipeline's imputer: medians, and 0 for an all-missing column
+    model = make_pipeline(missing_value_imputer(), minmax_scaler(), linear)
+    model.fit(X, fit_y)
+    coef = np.atleast_2d(model[-1].coef_)
+    scaled = _to_score_range(coef)
+    per_class = task == "multiclass"
+    return Prior(
+        features=features,
+        mean=scaled.tolist() if per_class else scaled[0].tolist(),
+        source="oracle",
+        classes=classes if per_class else None,
+        provenance={
+            "source_kind": "oracle",
+            "note": ORACLE_NOTE,
+            "task": task,
+            "method": label + " on median-imputed, Min-Max-scaled one-hot data; coef * 10 / max|coef|",
+            "dataset": getattr(meta, "name", None),
+            "n_rows": int(X.shape[0]),
+            "raw_coef": coef.tolist() if per_class else coef[0].tolist(),
+            "created_at": _utcnow(),
+        },
+    )
+
+
+def _oracle_rows(X_enc, y, meta) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The rows as floats, the labels flat and the column names, checked against ``meta``."""
+    import pandas as pd
+
     if isinstance(X_enc, pd.DataFrame):
         features = [str(c) for c in X_enc.columns]
         X = X_enc.to_numpy(dtype=float)
@@ -581,55 +629,52 @@ def oracle_prior(
     y = np.asarray(y).ravel()
     if X.shape[0] != y.shape[0]:
         raise PriorError(f"oracle_prior: {X.shape[0]} rows but {y.shape[0]} labels")
-    from laat.preprocess import minmax_scaler, missing_value_imputer
+    return X, y, features
 
-    if task == "regression":
-        y = y.astype(float)
-        if not np.all(np.isfinite(y)) or np.std(y) == 0:
-            raise PriorError("oracle_prior (regression) needs a finite, non-constant target")
-        linear, label, fit_y = Ridge(alpha=1.0 / C), "sklearn Ridge (alpha=%g)" % (1.0 / C), (y - y.mean()) / y.std()
-    elif task == "binary":
-        y = y.astype(int)
-        if set(np.unique(y)) != {0, 1}:
-            raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
-        linear, label, fit_y = (
-            LogisticRegression(C=C, max_iter=max_iter),
-            f"sklearn LogisticRegression (l2, C={C:g})",
-            y,
+
+def _oracle_regression(y, classes, C, max_iter):
+    """Ridge on the standardised target (alpha = 1/C); a signed prior, so no classes."""
+    from sklearn.linear_model import Ridge
+
+    y = y.astype(float)
+    if not np.all(np.isfinite(y)) or np.std(y) == 0:
+        raise PriorError("oracle_prior (regression) needs a finite, non-constant target")
+    return Ridge(alpha=1.0 / C), "sklearn Ridge (alpha=%g)" % (1.0 / C), (y - y.mean()) / y.std(), classes
+
+
+def _oracle_binary(y, classes, C, max_iter):
+    """Logistic regression on 0/1 labels, both of which must occur."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = y.astype(int)
+    if set(np.unique(y)) != {0, 1}:
+        raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
+    return LogisticRegression(C=C, max_iter=max_iter), f"sklearn LogisticRegression (l2, C={C:g})", y, classes
+
+
+def _oracle_multiclass(y, classes, C, max_iter):
+    """Multinomial logistic regression on y's codes; ``classes`` (as text) name them in order."""
+    from sklearn.linear_model import LogisticRegression
+
+    codes, fit_y = np.unique(y, return_inverse=True)
+    classes = [str(c) for c in (codes if classes is None else classes)]
+    if len(codes) != len(classes) or len(classes) < 3:
+        raise PriorError(
+            f"oracle_prior (multiclass) needs every one of >= 3 classes {classes} in y, "
+            f"got {len(codes)} distinct values"
         )
-    else:
-        codes, fit_y = np.unique(y, return_inverse=True)
-        classes = [str(c) for c in (codes if classes is None else classes)]
-        if len(codes) != len(classes) or len(classes) < 3:
-            raise PriorError(
-                f"oracle_prior (multiclass) needs every one of >= 3 classes {classes} in y, "
-                f"got {len(codes)} distinct values"
-            )
-        linear = LogisticRegression(C=C, max_iter=max_iter)
-        label = f"sklearn multinomial LogisticRegression (l2, C={C:g})"
-    # the training pipeline's imputer: medians, and 0 for an all-missing column
-    model = make_pipeline(missing_value_imputer(), minmax_scaler(), linear)
-    model.fit(X, fit_y)
-    coef = np.atleast_2d(model[-1].coef_)
+    label = f"sklearn multinomial LogisticRegression (l2, C={C:g})"
+    return LogisticRegression(C=C, max_iter=max_iter), label, fit_y, classes
+
+
+# task -> (y, classes, C, max_iter) -> (linear model, its label, the target it fits, classes)
+_ORACLE_MODELS = {"regression": _oracle_regression, "binary": _oracle_binary, "multiclass": _oracle_multiclass}
+
+
+def _to_score_range(coef: np.ndarray) -> np.ndarray:
+    """Coefficients rescaled so the largest magnitude is `SCORE_MAX` (all zero stays zero)."""
     top = float(np.max(np.abs(coef)))
-    scaled = np.clip(coef * (SCORE_MAX / top), SCORE_MIN, SCORE_MAX) if top > 0 else np.zeros_like(coef)
-    mean = scaled.tolist() if task == "multiclass" else scaled[0].tolist()
-    return Prior(
-        features=features,
-        mean=mean,
-        source="oracle",
-        classes=classes if task == "multiclass" else None,
-        provenance={
-            "source_kind": "oracle",
-            "note": ORACLE_NOTE,
-            "task": task,
-            "method": label + " on median-imputed, Min-Max-scaled one-hot data; coef * 10 / max|coef|",
-            "dataset": getattr(meta, "name", None),
-            "n_rows": int(X.shape[0]),
-            "raw_coef": coef.tolist() if task == "multiclass" else coef[0].tolist(),
-            "created_at": _utcnow(),
-        },
-    )
+    return np.clip(coef * (SCORE_MAX / top), SCORE_MIN, SCORE_MAX) if top > 0 else np.zeros_like(coef)
 
 
 def oracle_prior_from_frame(df, meta, **kwargs) -> Prior:
