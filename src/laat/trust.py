@@ -205,82 +205,66 @@ class _Job:
     tau: float
 
 
+def _weights(prob: TrustProblem) -> np.ndarray:
+    """The problem's row weights (1 each when it has none)."""
+    return np.ones(len(prob.y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, dtype=np.float64)
+
+
 def _pending(prob: TrustProblem, s: TrustSettings) -> tuple[TrustDecision | None, Agreement, float, int]:
     """Run the gate; returns a final decision unless cross-validation is needed (None)."""
     y = np.asarray(prob.y).astype(int)
-    w = np.ones(len(y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, dtype=np.float64)
+    w = _weights(prob)
     n_min = int(min(np.sum((y == 1) & (w > 0)), np.sum((y == 0) & (w > 0))))
     one_shot = n_min <= 1
     alpha = s.alpha_one_shot if one_shot else s.alpha
     agr = agreement_test(prob.X, y, prob.scores, tau=s.test_tau, sample_weight=w, mask=prob.mask, n_draws=s.n_draws)
-    tau = s.tau_one_shot if one_shot else s.tau
     regime = "one_shot" if one_shot else ("few_shot" if n_min < s.cv_min_per_class else "cross_validated")
-    common = dict(agreement=agr, alpha=alpha, n_smaller_class=n_min, regime=regime)
+    tau = s.tau_one_shot if one_shot else s.tau
+    verdict = _gate_verdict(prob, agr, alpha, n_min, regime, tau)
+    if verdict is None:
+        return None, agr, alpha, n_min
+    followed, reason = verdict
+    decision = TrustDecision(
+        gamma=float(prob.gamma) if followed else 0.0,
+        tau=tau,
+        followed=followed,
+        reason=reason,
+        agreement=agr,
+        alpha=alpha,
+        n_smaller_class=n_min,
+        regime=regime,
+    )
+    return decision, agr, alpha, n_min
+
+
+def _gate_verdict(
+    prob: TrustProblem, agr: Agreement, alpha: float, n_min: int, regime: str, tau: float
+) -> tuple[bool, str] | None:
+    """(followed, reason) when the gate settles it; None when cross-validation must decide."""
     if prob.gamma <= 0:
-        return (
-            TrustDecision(
-                gamma=0.0,
-                tau=tau,
-                followed=False,
-                reason="gamma = 0 was requested: the prior is not used, so there is nothing to trust",
-                **common,
-            ),
-            agr,
-            alpha,
-            n_min,
-        )
+        return False, "gamma = 0 was requested: the prior is not used, so there is nothing to trust"
     if agr.n_features == 0:
         return (
-            TrustDecision(
-                gamma=0.0,
-                tau=tau,
-                followed=False,
-                reason=(
-                    "ignored the prior: no feature with a non-zero prior score differs between the classes in the "
-                    "training rows, so nothing can confirm it; trained without it (gamma = 0)"
-                ),
-                **common,
-            ),
-            agr,
-            alpha,
-            n_min,
+            False,
+            "ignored the prior: no feature with a non-zero prior score differs between the classes in the "
+            "training rows, so nothing can confirm it; trained without it (gamma = 0)",
         )
     if agr.p_value >= alpha:
         how = "mostly contradict" if agr.weighted_agreement < 0.5 else "agree no better than chance with"
         return (
-            TrustDecision(
-                gamma=0.0,
-                tau=tau,
-                followed=False,
-                reason=(
-                    f"ignored the prior: its signs {how} the class differences of the {len(y)} training rows "
-                    f"(sign-flip p = {agr.p_value:.3f} >= {alpha:g}; {100 * agr.weighted_agreement:.0f}% of the "
-                    "weighted evidence agrees); trained without it (gamma = 0)"
-                ),
-                **common,
-            ),
-            agr,
-            alpha,
-            n_min,
+            False,
+            f"ignored the prior: its signs {how} the class differences of the {len(prob.y)} training rows "
+            f"(sign-flip p = {agr.p_value:.3f} >= {alpha:g}; {100 * agr.weighted_agreement:.0f}% of the "
+            "weighted evidence agrees); trained without it (gamma = 0)",
         )
     if regime != "cross_validated":
         why = f"its signs agree with the class differences of the training rows (sign-flip p = {agr.p_value:.3f} < {alpha:g})"
         return (
-            TrustDecision(
-                gamma=float(prob.gamma),
-                tau=tau,
-                followed=True,
-                reason=(
-                    f"followed the prior: {why}; with {n_min} row(s) in the smaller class there is too little "
-                    f"data to tune on, so gamma = {prob.gamma:g}, tau = {tau:g}"
-                ),
-                **common,
-            ),
-            agr,
-            alpha,
-            n_min,
+            True,
+            f"followed the prior: {why}; with {n_min} row(s) in the smaller class there is too little "
+            f"data to tune on, so gamma = {prob.gamma:g}, tau = {tau:g}",
         )
-    return None, agr, alpha, n_min
+    return None
 
 
 def _folds(y: np.ndarray, w: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -301,11 +285,6 @@ def decide_many(
     ``train_kwargs`` are the `laat.engine.fit_many` settings of the final model (model kind,
     epochs, lr, ...), so candidates are judged as they would be trained.
     """
-    from sklearn.metrics import roc_auc_score
-
-    from laat.attribution import normalized_target
-    from laat.engine import fit_many
-
     decisions: list[TrustDecision | None] = []
     gates: list[tuple[Agreement, float, int]] = []
     jobs: list[_Job] = []
@@ -314,60 +293,86 @@ def decide_many(
         decisions.append(dec)
         gates.append((agr, alpha, n_min))
         if dec is None:
-            y = np.asarray(prob.y).astype(int)
-            w = np.ones(len(y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, float)
-            for train, valid in _folds(y, w, min(settings.cv_folds, n_min), prob.seed):
-                for g, tau in _grid(prob.gamma, settings):
-                    jobs.append(_Job(i, train, valid, g, tau))
+            jobs += _cv_jobs(i, prob, n_min, settings)
     if jobs:
-        X, Y, T, G, S, W, C, M = [], [], [], [], [], [], [], []
-        for j in jobs:
-            p = problems[j.problem]
-            X.append(np.asarray(p.X, np.float32)[j.train])
-            Y.append(np.asarray(p.y, np.float32)[j.train])
-            T.append(normalized_target(p.scores, j.tau, p.mask).numpy())
-            G.append(j.gamma)
-            S.append(p.seed)
-            W.append(
-                np.ones(len(j.train), np.float32)
-                if p.sample_weight is None
-                else np.asarray(p.sample_weight, np.float32)[j.train]
-            )
-            d = np.asarray(p.X).shape[1]
-            C.append(np.ones(d) if p.confidence is None else np.asarray(p.confidence, float))
-            M.append(np.ones(d, bool) if p.mask is None else np.asarray(p.mask, bool))
-        if all(problems[j.problem].confidence is None for j in jobs):
-            C = None
-        model = fit_many(
-            X, Y, T, gamma=G, seeds=S, sample_weight=W, confidence=C, feature_mask=M, **(train_kwargs or {})
-        )
-        import torch
-
-        from laat.engine import pad_stack
-
-        xv, _, _ = pad_stack([np.asarray(problems[j.problem].X, np.float32)[j.valid] for j in jobs], "X", 2)
-        with torch.no_grad():
-            all_logits = model.logits(xv).double().numpy()
-        oof: dict[tuple[int, float, float], np.ndarray] = {}
-        for r, j in enumerate(jobs):
-            key = (j.problem, j.gamma, j.tau)
-            if key not in oof:
-                oof[key] = np.full(len(problems[j.problem].y), np.nan)
-            oof[key][j.valid] = all_logits[r, : len(j.valid)]
+        oof = _out_of_fold_logits(problems, jobs, train_kwargs or {})
         for i, prob in enumerate(problems):
-            if decisions[i] is not None:
-                continue
-            y = np.asarray(prob.y).astype(int)
-            w = np.ones(len(y)) if prob.sample_weight is None else np.asarray(prob.sample_weight, float)
-            rows = w > 0
-            cands = []
-            for g, tau in _grid(prob.gamma, settings):
-                z = oof[(i, g, tau)][rows]
-                cands.append(
-                    {"gamma": g, "tau": tau, "cv_score": float(roc_auc_score(y[rows], z, sample_weight=w[rows]))}
-                )
-            decisions[i] = _choose(cands, gates[i], settings)
+            if decisions[i] is None:
+                decisions[i] = _choose(_cv_candidates(i, prob, oof, settings), gates[i], settings)
     return decisions  # type: ignore[return-value]
+
+
+def _cv_jobs(i: int, prob: TrustProblem, n_min: int, s: TrustSettings) -> list[_Job]:
+    """One fit per (fold, gamma, tau) of problem ``i``'s cross-validation."""
+    y = np.asarray(prob.y).astype(int)
+    folds = _folds(y, _weights(prob), min(s.cv_folds, n_min), prob.seed)
+    return [_Job(i, train, valid, g, tau) for train, valid in folds for g, tau in _grid(prob.gamma, s)]
+
+
+def _out_of_fold_logits(
+    problems: Sequence[TrustProblem], jobs: list[_Job], train_kwargs: dict[str, Any]
+) -> dict[tuple[int, float, float], np.ndarray]:
+    """Fit every job in one `fit_many` batch; (problem, gamma, tau) -> logits of its held-out rows
+    (NaN on rows no fold holds out)."""
+    import torch
+
+    from laat.engine import fit_many, pad_stack
+
+    model = fit_many(**_job_batch(problems, jobs), **train_kwargs)
+    xv, _, _ = pad_stack([np.asarray(problems[j.problem].X, np.float32)[j.valid] for j in jobs], "X", 2)
+    with torch.no_grad():
+        all_logits = model.logits(xv).double().numpy()
+    oof: dict[tuple[int, float, float], np.ndarray] = {}
+    for r, j in enumerate(jobs):
+        key = (j.problem, j.gamma, j.tau)
+        if key not in oof:
+            oof[key] = np.full(len(problems[j.problem].y), np.nan)
+        oof[key][j.valid] = all_logits[r, : len(j.valid)]
+    return oof
+
+
+def _job_batch(problems: Sequence[TrustProblem], jobs: list[_Job]) -> dict[str, Any]:
+    """The `fit_many` data arguments of the jobs: each job's training rows, target, gamma and seed."""
+    from laat.attribution import normalized_target
+
+    X, Y, T, G, S, W, C, M = [], [], [], [], [], [], [], []
+    for j in jobs:
+        p = problems[j.problem]
+        X.append(np.asarray(p.X, np.float32)[j.train])
+        Y.append(np.asarray(p.y, np.float32)[j.train])
+        T.append(normalized_target(p.scores, j.tau, p.mask).numpy())
+        G.append(j.gamma)
+        S.append(p.seed)
+        W.append(
+            np.ones(len(j.train), np.float32)
+            if p.sample_weight is None
+            else np.asarray(p.sample_weight, np.float32)[j.train]
+        )
+        d = np.asarray(p.X).shape[1]
+        C.append(np.ones(d) if p.confidence is None else np.asarray(p.confidence, float))
+        M.append(np.ones(d, bool) if p.mask is None else np.asarray(p.mask, bool))
+    if all(problems[j.problem].confidence is None for j in jobs):
+        C = None
+    return dict(X=X, y=Y, target=T, gamma=G, seeds=S, sample_weight=W, confidence=C, feature_mask=M)
+
+
+def _cv_candidates(
+    i: int, prob: TrustProblem, oof: dict[tuple[int, float, float], np.ndarray], s: TrustSettings
+) -> list[dict[str, float]]:
+    """Cross-validated ROC AUC of each (gamma, tau) of the grid, on the rows with weight."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(prob.y).astype(int)
+    w = _weights(prob)
+    rows = w > 0
+    return [
+        {
+            "gamma": g,
+            "tau": tau,
+            "cv_score": float(roc_auc_score(y[rows], oof[(i, g, tau)][rows], sample_weight=w[rows])),
+        }
+        for g, tau in _grid(prob.gamma, s)
+    ]
 
 
 def decide(

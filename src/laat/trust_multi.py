@@ -114,7 +114,7 @@ def decide_many(
     ``cv_min``: rows from which a prior that passed the gate is cross-validated (default
     `cv_min_rows`; the benchmark measures others).
     """
-    decisions: list[dict[str, Any] | None] = []
+    decisions: list[dict[str, Any]] = []
     jobs = []  # (problem index, train rows, valid rows, gamma)
     for i, prob in enumerate(problems):
         p, agree = agreement_p_value(prob, settings)
@@ -128,48 +128,47 @@ def decide_many(
             "n_rows": n,
             "prior_form": prob.prior_form,
         }
-        if prob.gamma <= 0:
-            decisions.append(
-                base
-                | {
-                    "gamma": 0.0,
-                    "followed": False,
-                    "reason": "gamma = 0 was requested: the prior is not used, so there is nothing to trust",
-                }
-            )
-        elif p >= settings.alpha:
-            decisions.append(
-                base
-                | {
-                    "gamma": 0.0,
-                    "followed": False,
-                    "reason": (
-                        f"ignored the prior: it agrees no better than chance with the training rows ({_what(prob)}; "
-                        f"p = {p:.3f} >= {settings.alpha:g}); trained without it (gamma = 0)"
-                    ),
-                }
-            )
-        elif n < (cv_min_rows(prob.task) if cv_min is None else cv_min):
-            decisions.append(
-                base
-                | {
-                    "gamma": float(prob.gamma),
-                    "followed": True,
-                    "reason": (
-                        f"followed the prior: it agrees with the training rows ({_what(prob)}; p = {p:.3f} < "
-                        f"{settings.alpha:g}); too few rows to cross-validate, so gamma = {prob.gamma:g}, "
-                        f"tau = {settings.tau:g}"
-                    ),
-                }
-            )
-        else:
-            decisions.append(base | {"_pending": True})  # completed by _cross_validate
-            for train, valid in _folds(prob, settings):
-                for g in (0.0, float(prob.gamma)):
-                    jobs.append((i, train, valid, g))
+        settled = _gate_verdict(prob, p, n, settings, cv_min_rows(prob.task) if cv_min is None else cv_min)
+        if settled is not None:
+            decisions.append(base | settled)
+            continue
+        decisions.append(base | {"_pending": True})  # completed by _cross_validate
+        jobs += [(i, train, valid, g) for train, valid in _folds(prob, settings) for g in (0.0, float(prob.gamma))]
     if jobs:
         _cross_validate(problems, decisions, jobs, train_kwargs or {}, settings)
-    return decisions  # type: ignore[return-value]
+    return decisions
+
+
+def _gate_verdict(
+    prob: MultiTrustProblem, p: float, n: int, settings: TrustSettings, cv_min: int
+) -> dict[str, Any] | None:
+    """gamma, followed and reason when the gate settles it; None when cross-validation must decide."""
+    if prob.gamma <= 0:
+        return {
+            "gamma": 0.0,
+            "followed": False,
+            "reason": "gamma = 0 was requested: the prior is not used, so there is nothing to trust",
+        }
+    if p >= settings.alpha:
+        return {
+            "gamma": 0.0,
+            "followed": False,
+            "reason": (
+                f"ignored the prior: it agrees no better than chance with the training rows ({_what(prob)}; "
+                f"p = {p:.3f} >= {settings.alpha:g}); trained without it (gamma = 0)"
+            ),
+        }
+    if n < cv_min:
+        return {
+            "gamma": float(prob.gamma),
+            "followed": True,
+            "reason": (
+                f"followed the prior: it agrees with the training rows ({_what(prob)}; p = {p:.3f} < "
+                f"{settings.alpha:g}); too few rows to cross-validate, so gamma = {prob.gamma:g}, "
+                f"tau = {settings.tau:g}"
+            ),
+        }
+    return None
 
 
 def cv_min_rows(task: str) -> int:
@@ -211,47 +210,29 @@ def cv_score(task: str, y: np.ndarray, out: np.ndarray, w: np.ndarray) -> float:
 
 
 def _cross_validate(problems, decisions, jobs, train_kwargs, settings) -> None:
+    """Fit every cross-validation job, then complete the pending decisions: plain vs followed."""
+    oof = _out_of_fold_outputs(problems, jobs, train_kwargs, settings)
+    for i, prob in enumerate(problems):
+        dec = decisions[i]
+        if dec.pop("_pending", False):
+            dec.update(_cv_verdict(prob, oof[(i, 0.0)], oof[(i, float(prob.gamma))], dec["p_value"], settings))
+
+
+def _out_of_fold_outputs(problems, jobs, train_kwargs, settings) -> dict[tuple[int, float], np.ndarray]:
+    """(problem, gamma) -> outputs (n, k) on the rows each fold held out; one `fit_multi` batch
+    per (task, k, prior form, width), since it stacks models of one shape."""
     import torch
 
-    from laat.attribution import normalized_target
     from laat.multioutput import fit_multi
 
-    # one batch per (task, k, width): fit_multi stacks models of one shape
     groups: dict[tuple, list[int]] = {}
     for j, (i, *_rest) in enumerate(jobs):
         p = problems[i]
         groups.setdefault((p.task, p.n_outputs, p.prior_form, np.asarray(p.X).shape[1]), []).append(j)
     oof: dict[tuple[int, float], np.ndarray] = {}
     for (task, k, form, d), idx in groups.items():
-        n_max = max(len(jobs[j][1]) for j in idx)
-        X = np.zeros((len(idx), n_max, d), np.float32)
-        Y = np.zeros((len(idx), n_max), np.float32)
-        W = np.zeros((len(idx), n_max), np.float32)
-        T, M, G, S = [], [], [], []
-        for r, j in enumerate(idx):
-            i, train, _valid, g = jobs[j]
-            p = problems[i]
-            X[r, : len(train)] = np.asarray(p.X)[train]
-            Y[r, : len(train)] = np.asarray(p.y)[train]
-            W[r, : len(train)] = p.weights()[train]
-            mask = np.ones(d, bool) if p.mask is None else np.asarray(p.mask, bool)
-            T.append(normalized_target(np.asarray(p.scores, float), settings.tau, mask).numpy())
-            M.append(mask)
-            G.append(g)
-            S.append(p.seed)
-        model = fit_multi(
-            X,
-            Y,
-            np.stack(T),
-            task=task,
-            n_outputs=k,
-            gamma=G,
-            seeds=S,
-            sample_weight=W,
-            feature_mask=np.stack(M),
-            prior_form=form,
-            **train_kwargs,
-        )
+        batch = _job_batch(problems, [jobs[j] for j in idx], d, settings)
+        model = fit_multi(**batch, task=task, n_outputs=k, prior_form=form, **train_kwargs)
         with torch.no_grad():
             for r, j in enumerate(idx):
                 i, _train, valid, g = jobs[j]
@@ -261,32 +242,53 @@ def _cross_validate(problems, decisions, jobs, train_kwargs, settings) -> None:
                 if key not in oof:
                     oof[key] = np.full((len(p.y), k), np.nan)
                 oof[key][valid] = out
-    for i, prob in enumerate(problems):
-        dec = decisions[i]
-        if not dec.pop("_pending", False):
-            continue
-        rows = prob.weights() > 0
-        scores = {}
-        for g in (0.0, float(prob.gamma)):
-            out = oof[(i, g)][rows]
-            scores[g] = cv_score(
-                prob.task,
-                np.asarray(prob.y)[rows],
-                out[:, 0] if prob.task == "regression" else out,
-                prob.weights()[rows],
-            )
-        plain, follow = scores[0.0], scores[float(prob.gamma)]
-        metric = "R^2" if prob.task == "regression" else "macro ROC AUC"
-        followed = follow > plain
-        dec.update(
-            {
-                "gamma": float(prob.gamma) if followed else 0.0,
-                "followed": followed,
-                "candidates": [{"gamma": 0.0, "cv_score": plain}, {"gamma": float(prob.gamma), "cv_score": follow}],
-                "reason": (
-                    f"{'followed' if followed else 'ignored'} the prior: it agrees with the training rows "
-                    f"({_what(prob)}; p = {dec['p_value']:.3f} < {settings.alpha:g}) and cross-validated "
-                    f"{metric} is {follow:.3f} with it vs {plain:.3f} without"
-                ),
-            }
-        )
+    return oof
+
+
+def _job_batch(problems, jobs, d: int, settings: TrustSettings) -> dict[str, Any]:
+    """The `fit_multi` data arguments of jobs of one width ``d``: training rows zero-padded to
+    the longest (weight 0), targets at the settings' tau, masks, gammas and seeds."""
+    from laat.attribution import normalized_target
+
+    n_max = max(len(train) for _i, train, _valid, _g in jobs)
+    X = np.zeros((len(jobs), n_max, d), np.float32)
+    Y = np.zeros((len(jobs), n_max), np.float32)
+    W = np.zeros((len(jobs), n_max), np.float32)
+    T, M, G, S = [], [], [], []
+    for r, (i, train, _valid, g) in enumerate(jobs):
+        p = problems[i]
+        X[r, : len(train)] = np.asarray(p.X)[train]
+        Y[r, : len(train)] = np.asarray(p.y)[train]
+        W[r, : len(train)] = p.weights()[train]
+        mask = np.ones(d, bool) if p.mask is None else np.asarray(p.mask, bool)
+        T.append(normalized_target(np.asarray(p.scores, float), settings.tau, mask).numpy())
+        M.append(mask)
+        G.append(g)
+        S.append(p.seed)
+    return dict(X=X, y=Y, target=np.stack(T), gamma=G, seeds=S, sample_weight=W, feature_mask=np.stack(M))
+
+
+def _cv_verdict(
+    prob: MultiTrustProblem, plain_out: np.ndarray, follow_out: np.ndarray, p: float, settings: TrustSettings
+) -> dict[str, Any]:
+    """Follow the prior only if its cross-validated score beats plain training (plain wins ties)."""
+    rows = prob.weights() > 0
+    y, w = np.asarray(prob.y)[rows], prob.weights()[rows]
+
+    def score(out: np.ndarray) -> float:
+        out = out[rows]
+        return cv_score(prob.task, y, out[:, 0] if prob.task == "regression" else out, w)
+
+    plain, follow = score(plain_out), score(follow_out)
+    metric = "R^2" if prob.task == "regression" else "macro ROC AUC"
+    followed = follow > plain
+    return {
+        "gamma": float(prob.gamma) if followed else 0.0,
+        "followed": followed,
+        "candidates": [{"gamma": 0.0, "cv_score": plain}, {"gamma": float(prob.gamma), "cv_score": follow}],
+        "reason": (
+            f"{'followed' if followed else 'ignored'} the prior: it agrees with the training rows "
+            f"({_what(prob)}; p = {p:.3f} < {settings.alpha:g}) and cross-validated "
+            f"{metric} is {follow:.3f} with it vs {plain:.3f} without"
+        ),
+    }
