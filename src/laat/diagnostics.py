@@ -99,20 +99,15 @@ def prior_diagnostic(
     Xs = minmax_scaler().fit_transform(Xa)  # Min-Max on these rows, as the model will see them
 
     delta = class_mean_difference(Xs, yy, w)
-    perm = _permuted_differences(Xs, yy, w, n_permutations, seed)  # (B, d)
     sgn = np.sign(scores)
-    # one-sided: how often does a random labelling go at least as far against the prior?
-    against = -sgn * delta
-    p_contra = (1 + np.sum(-sgn[None, :] * perm >= against[None, :] - 1e-12, axis=0)) / (n_permutations + 1)
-    p_contra = np.where(sgn == 0, np.nan, p_contra)
+    p_contra = _p_contradicts(Xs, yy, w, sgn, delta, n_permutations, seed)
     agreement = np.where((sgn == 0) | (delta == 0), NO_EVIDENCE, np.where(sgn * delta > 0, AGREES, DISAGREES))
     flagged = (agreement == DISAGREES) & (p_contra < level)
-    target = normalized_target(scores, tau).numpy()
     table = pd.DataFrame(
         {
             "feature": names,
             "prior_score": scores,
-            "prior_weight": target,
+            "prior_weight": normalized_target(scores, tau).numpy(),
             "class_mean_difference": delta,
             "univariate_auc": [_auc(Xs[:, j], yy, w) for j in range(Xs.shape[1])],
             "agreement": agreement,
@@ -121,8 +116,22 @@ def prior_diagnostic(
         }
     )
     agr = agreement_test(Xs, yy, scores, tau=tau, sample_weight=w)
+    return table, _summary(yy, names, agreement, flagged, agr, level, tau)
+
+
+def _p_contradicts(Xs, yy, w, sgn, delta, n_permutations: int, seed: int) -> np.ndarray:
+    """One-sided permutation p-value per feature: how often a random labelling goes at least as
+    far against the prior's sign as the data does (NaN where the prior is 0)."""
+    perm = _permuted_differences(Xs, yy, w, n_permutations, seed)  # (B, d)
+    against = -sgn * delta
+    p_contra = (1 + np.sum(-sgn[None, :] * perm >= against[None, :] - 1e-12, axis=0)) / (n_permutations + 1)
+    return np.where(sgn == 0, np.nan, p_contra)
+
+
+def _summary(yy, names, agreement, flagged, agr, level: float, tau: float) -> dict[str, Any]:
+    """Counts per verdict, the flagged features and the whole prior's sign-flip test (``agr``)."""
     with_evidence = agreement != NO_EVIDENCE
-    summary = {
+    return {
         "n_rows": int(len(yy)),
         "n_smaller_class": int(min(yy.sum(), len(yy) - yy.sum())),
         "n_features": int(len(names)),
@@ -137,7 +146,6 @@ def prior_diagnostic(
         "level": level,
         "tau": tau,
     }
-    return table, summary
 
 
 def diagnostic_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
