@@ -5,12 +5,6 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MAX_BODY_LINES = 60
-# Long functions that predate this check; each should be split or given a
-# "long because" reason, then removed from here. Do not add new entries.
-KNOWN_LONG = {  # the debt when this check came in (line counts after ruff format); split them, then drop them here
-    ("laat_research/summary.py", "summary_markdown"),
-    ("laat_research/sweep.py", "run_sweep"),
-}
 
 
 def _long_functions():
@@ -26,15 +20,9 @@ def _long_functions():
                 yield path.relative_to(SRC).as_posix(), node.name, lines
 
 
-def test_no_new_long_function_without_a_reason():
-    new = [f for f in _long_functions() if f[:2] not in KNOWN_LONG]
-    assert not new, (
+def test_no_long_function_without_a_reason():
+    long = list(_long_functions())
+    assert not long, (
         f"functions over {MAX_BODY_LINES} body lines with no 'long because' reason "
-        f"in their docstring (split them or say why): {new}"
+        f"in their docstring (split them or say why): {long}"
     )
-
-
-def test_known_long_list_has_no_stale_entries():
-    still_long = {f[:2] for f in _long_functions()}
-    stale = KNOWN_LONG - still_long
-    assert not stale, f"remove from KNOWN_LONG, now short or explained: {stale}"

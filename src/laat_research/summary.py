@@ -402,6 +402,17 @@ def summary_markdown(results: pd.DataFrame, info: dict[str, Any] | None, config:
     """The whole Markdown report of a sweep; ``config`` is the sweep's `BenchmarkConfig` as JSON
     (``model_dump(mode="json")``), so the report quotes the settings the rows were computed with."""
     info = info or {}
+    parts = _report_head(info, config)
+    few = results[results["protocol"] == "few_shot"]
+    if not few.empty:
+        parts += _few_shot_sections(results, few, config)
+    if not results[results["protocol"] == "skew"].empty:
+        parts += _skew_sections(results)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _report_head(info: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """Title, the settings the rows were computed with, how to read the tables, prior notes."""
     laat = config["laat"]
     parts = [
         "# LAAT benchmark",
@@ -429,47 +440,52 @@ def summary_markdown(results: pd.DataFrame, info: dict[str, Any] | None, config:
     notes = _prior_notes(info)
     if notes or info.get("notes"):
         parts += ["## Priors and skipped cells", ""] + [f"- {n}" for n in notes + list(info.get("notes", []))] + [""]
+    return parts
 
-    few = results[results["protocol"] == "few_shot"]
-    if not few.empty:
-        main_labels = [lab for lab in _label_order(few) if not any(t in lab for t in ("_noise:", "_flip"))]
-        parts += ["## Few-shot ROC AUC", "", markdown_table(paper_table(results, "few_shot", labels=main_labels)), ""]
-        robust = _label_order(few[_uses_prior(few["method"])])
-        if any(t in lab for lab in robust for t in ("_noise:", "_flip")):
-            parts += [
-                "## Few-shot ROC AUC by prior source (noise = share of entries re-drawn at random)",
-                "",
-                markdown_table(paper_table(results, "few_shot", labels=robust, bold_best=False)),
-                "",
-            ]
-        parts += trust_section(results, config)
-        comp = comparison(results, "few_shot")
-        if not comp.empty:
-            parts += [
-                "## Where LAAT wins and loses (few-shot ROC AUC, points ×100)",
-                "",
-                wins_and_losses(comp),
-                "",
-                markdown_table(_comparison_table(comp)),
-                "",
-            ]
-        parts += ["## Few-shot F1", "", markdown_table(paper_table(results, "few_shot", "f1", labels=main_labels)), ""]
-    skew = results[results["protocol"] == "skew"]
-    if not skew.empty:
+
+def _few_shot_sections(results: pd.DataFrame, few: pd.DataFrame, config: dict[str, Any]) -> list[str]:
+    """ROC AUC (by method, then by prior source when noisy or flipped priors ran), trust, wins and F1."""
+    main_labels = [lab for lab in _label_order(few) if not any(t in lab for t in ("_noise:", "_flip"))]
+    parts = ["## Few-shot ROC AUC", "", markdown_table(paper_table(results, "few_shot", labels=main_labels)), ""]
+    robust = _label_order(few[_uses_prior(few["method"])])
+    if any(t in lab for lab in robust for t in ("_noise:", "_flip")):
         parts += [
-            "## Skew protocol (80/20 split; training rows matching the dataset's skew condition removed)",
+            "## Few-shot ROC AUC by prior source (noise = share of entries re-drawn at random)",
             "",
-            "removed-group recall: share of test rows matching the skew condition (all positives of the "
-            "group removed from training) predicted positive; EO/DP gap: largest equalized-odds / "
-            "demographic-parity difference between groups of each sensitive feature (fixed bins), ×100.",
-            "",
-            markdown_table(skew_table(results)),
+            markdown_table(paper_table(results, "few_shot", labels=robust, bold_best=False)),
             "",
         ]
-        comp = comparison(results, "skew")
-        if not comp.empty:
-            parts += ["### Where LAAT wins and loses (skew ROC AUC)", "", wins_and_losses(comp, "skew"), ""]
-    return "\n".join(parts).rstrip() + "\n"
+    parts += trust_section(results, config)
+    comp = comparison(results, "few_shot")
+    if not comp.empty:
+        parts += [
+            "## Where LAAT wins and loses (few-shot ROC AUC, points ×100)",
+            "",
+            wins_and_losses(comp),
+            "",
+            markdown_table(_comparison_table(comp)),
+            "",
+        ]
+    parts += ["## Few-shot F1", "", markdown_table(paper_table(results, "few_shot", "f1", labels=main_labels)), ""]
+    return parts
+
+
+def _skew_sections(results: pd.DataFrame) -> list[str]:
+    """The skew protocol's table (recall of the removed group, fairness gaps) and its wins and losses."""
+    parts = [
+        "## Skew protocol (80/20 split; training rows matching the dataset's skew condition removed)",
+        "",
+        "removed-group recall: share of test rows matching the skew condition (all positives of the "
+        "group removed from training) predicted positive; EO/DP gap: largest equalized-odds / "
+        "demographic-parity difference between groups of each sensitive feature (fixed bins), ×100.",
+        "",
+        markdown_table(skew_table(results)),
+        "",
+    ]
+    comp = comparison(results, "skew")
+    if not comp.empty:
+        parts += ["### Where LAAT wins and loses (skew ROC AUC)", "", wins_and_losses(comp, "skew"), ""]
+    return parts
 
 
 def _prior_notes(info: dict[str, Any]) -> list[str]:

@@ -115,6 +115,37 @@ def run_sweep(
     t_prepared = time.perf_counter()
     cells, notes = plan_cells(cfg, contexts)
     digests = {cell: cell_hash(cell, contexts[cell.dataset], cfg) for cell in cells}
+    done, todo = _from_cache(cfg, cells, digests)
+    n_cached = len(done)
+    cell_seconds = _compute(cfg, todo, digests, contexts, client, done, len(cells))
+    table = _results_table(cells, done, digests)
+    info = {
+        "code_version": CODE_VERSION,
+        "cells_total": len(cells),
+        "cells_cached": n_cached,
+        "cells_computed": len(todo),
+        "rows": int(len(table)),
+        "wall_seconds": round(time.perf_counter() - t_start, 3),
+        "prepare_seconds": round(t_prepared - t_start, 3),
+        "compute_seconds_sum": round(sum(cell_seconds.values()), 3),
+        # which trust rule the trust rows came from (a hash of laat/trust.py; part of their cache key)
+        "trust_rule": trust_rule_fingerprint() if any(c.method.trust for c in cells) else None,
+        "backend": _backend_name(cfg, client),
+        "notes": notes,
+        "priors": {
+            ds: {base: _prior_info(p) for base, p in ctx.priors.items()}
+            for ds, ctx in contexts.items()
+            if ds in cfg.datasets
+        },
+        "slowest_cells": dict(sorted(cell_seconds.items(), key=lambda kv: -kv[1])[:10]),
+    }
+    return SweepResult(table, info)
+
+
+def _from_cache(
+    cfg: BenchmarkConfig, cells: list[Cell], digests: dict[Cell, str]
+) -> tuple[dict[Cell, list[dict[str, Any]]], list[tuple[Cell, str]]]:
+    """(rows of the cells found in the cache, (cell, digest) of those still to compute)."""
     done: dict[Cell, list[dict[str, Any]]] = {}
     todo: list[tuple[Cell, str]] = []
     for cell in cells:
@@ -123,12 +154,16 @@ def run_sweep(
             todo.append((cell, digests[cell]))
         else:
             done[cell] = rows
-    n_cached = len(done)
+    return done, todo
 
+
+def _compute(cfg, todo, digests, contexts, client, done, n_cells: int) -> dict[str, float]:
+    """Run the ``todo`` cells, storing each in the cache and in ``done`` as it finishes;
+    returns the seconds each took, by label."""
     # Expensive cells first, so the tail of the sweep is not one long cell on one core.
     todo.sort(key=lambda item: _cost_rank(item[0], contexts))
     cell_seconds: dict[str, float] = {}
-    bar = _progress(cfg, total=len(cells), initial=n_cached)
+    bar = _progress(cfg, total=n_cells, initial=len(done))
     try:
         for cell, rows, seconds in _execute(todo, contexts, cfg, client):
             store(_cache_path(cfg, cell, digests[cell]), cell, digests[cell], rows)
@@ -140,7 +175,11 @@ def run_sweep(
     finally:
         if bar is not None:
             bar.close()
+    return cell_seconds
 
+
+def _results_table(cells: list[Cell], done: dict[Cell, list[dict[str, Any]]], digests: dict[Cell, str]) -> pd.DataFrame:
+    """Every row in plan order, then sorted stably, so the table does not depend on the backend."""
     table = pd.DataFrame([{**row, "cell_hash": digests[cell]} for cell in cells for row in done[cell]])
     if "trust_followed" in table:  # only trust rows have it: nullable, so it survives a parquet round trip
         table["trust_followed"] = table["trust_followed"].astype("boolean")
@@ -148,30 +187,13 @@ def run_sweep(
         table = table.sort_values(
             ["dataset", "protocol", "k", "method", "prior_source", "repetition"], kind="stable"
         ).reset_index(drop=True)
-    wall = time.perf_counter() - t_start
-    info = {
-        "code_version": CODE_VERSION,
-        "cells_total": len(cells),
-        "cells_cached": n_cached,
-        "cells_computed": len(todo),
-        "rows": int(len(table)),
-        "wall_seconds": round(wall, 3),
-        "prepare_seconds": round(t_prepared - t_start, 3),
-        "compute_seconds_sum": round(sum(cell_seconds.values()), 3),
-        # which trust rule the trust rows came from (a hash of laat/trust.py; part of their cache key)
-        "trust_rule": trust_rule_fingerprint() if any(c.method.trust for c in cells) else None,
-        "backend": "dask"
-        if (client is not None or cfg.dask_scheduler)
-        else ("sequential" if cfg.n_jobs == 1 else f"joblib(n_jobs={cfg.n_jobs})"),
-        "notes": notes,
-        "priors": {
-            ds: {base: _prior_info(p) for base, p in ctx.priors.items()}
-            for ds, ctx in contexts.items()
-            if ds in cfg.datasets
-        },
-        "slowest_cells": dict(sorted(cell_seconds.items(), key=lambda kv: -kv[1])[:10]),
-    }
-    return SweepResult(table, info)
+    return table
+
+
+def _backend_name(cfg: BenchmarkConfig, client) -> str:
+    if client is not None or cfg.dask_scheduler:
+        return "dask"
+    return "sequential" if cfg.n_jobs == 1 else f"joblib(n_jobs={cfg.n_jobs})"
 
 
 def _prior_info(prior) -> dict[str, Any]:
