@@ -14,16 +14,16 @@ are the reference it is tested against and the generic path for other models.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from laat.hyperparams import DEFAULTS, AttributionKind
+
 EPS = 1e-12
 
-AttributionName = Literal["grad", "input_x_grad"]
 Forward = Callable[[Tensor], Tensor]  # x (..., n, d) -> logits (..., n)
 
 
@@ -108,7 +108,7 @@ def attribution_loss(
     attribution: Tensor,
     target: Tensor,
     *,
-    kind: AttributionName = "grad",
+    kind: AttributionKind = DEFAULTS.attribution,
     x: Tensor | None = None,
     confidence: Tensor | None = None,
     row_weight: Tensor | None = None,
@@ -149,7 +149,7 @@ def laat_loss(
     target: Tensor | None,
     gamma: float | Tensor,
     *,
-    attribution: AttributionName = "grad",
+    attribution: AttributionKind = DEFAULTS.attribution,
     confidence: Tensor | None = None,
     row_weight: Tensor | None = None,
     n_features: int | Tensor | None = None,

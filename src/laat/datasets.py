@@ -9,7 +9,7 @@ encodes to the same columns as the full file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -17,8 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 FeatureType = Literal["numeric", "integer", "boolean", "categorical"]
-# The task, as the target defines it (`TargetSpec.kind`); every task-dependent choice keys on it.
+# The one vocabulary of tasks, as the target defines them (`TargetSpec.kind`); every
+# task-dependent choice keys on it.
 TaskKind = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[str, ...] = get_args(TaskKind)
 
 # Where a Kedro project keeps its dataset metadata: the CLI's default and the file named in
 # messages about a metadata mapping. The library never reads from it on its own: callers pass paths.

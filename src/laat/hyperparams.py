@@ -82,11 +82,23 @@ DEFAULTS = LAATParams()
 
 class RegressorParams(LAATParams):
     """The knobs of `laat.estimator_multi.LAATRegressor`: the classifier's, plus its loss; ``lr``
-    None takes the step size per model (`laat.estimator_multi.DEFAULT_LR`)."""
+    None takes the step size per model (`REGRESSOR_DEFAULT_LR`)."""
 
     lr: LearningRate | None = None
     loss: RegressionLoss = "squared"
     huber_delta: HuberDelta = 1.0
+
+
+REGRESSOR_DEFAULTS = RegressorParams()
+
+
+# The prior diagnostic (`laat.diagnostics.prior_diagnostic`): flag a feature when the rows
+# contradict its prior sign at this level, in a test with this many label permutations.
+DIAGNOSTIC_LEVEL = 0.05
+DIAGNOSTIC_PERMUTATIONS = 2000
+
+# LAATRegressor(lr=None): the step size per model kind (why these: the LAATRegressor docstring).
+REGRESSOR_DEFAULT_LR: dict[str, float] = {"lr": 1e-1, "mlp": 1e-2}
 
 
 def validate_params(values: Mapping[str, Any], owner: str, model: type[LAATParams] = LAATParams) -> LAATParams:

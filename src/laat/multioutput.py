@@ -34,11 +34,11 @@ import torch
 from torch import Tensor
 
 from laat.attribution import EPS, normalize
-from laat.hyperparams import LOSSES
+from laat.datasets import TASKS
+from laat.hyperparams import DEFAULTS, LOSSES, MODELS, REGRESSOR_DEFAULTS
 
-TASKS = ("multiclass", "regression")
+K_OUTPUT_TASKS = tuple(t for t in TASKS if t != "binary")  # binary is laat.engine's (one logit)
 PRIOR_FORMS = ("per_class", "shared")
-MODELS = ("lr", "mlp")
 
 
 @dataclass
@@ -140,15 +140,15 @@ def fit_multi(
     *,
     task: str,
     n_outputs: int,
-    model: str = "lr",
-    gamma: float | Sequence[float] = 100.0,
+    model: str = DEFAULTS.model,
+    gamma: float | Sequence[float] = DEFAULTS.gamma,
     prior_form: str = "per_class",
-    loss: str = "squared",
-    huber_delta: float = 1.0,
-    hidden: int = 100,
-    lr: float = 1e-2,
-    epochs: int = 200,
-    weight_decay: float = 0.0,
+    loss: str = REGRESSOR_DEFAULTS.loss,
+    huber_delta: float = REGRESSOR_DEFAULTS.huber_delta,
+    hidden: int = DEFAULTS.hidden,
+    lr: float = DEFAULTS.lr,
+    epochs: int = DEFAULTS.epochs,
+    weight_decay: float = DEFAULTS.weight_decay,
     seeds: Sequence[int] = (0,),
     sample_weight=None,
     feature_mask=None,
@@ -165,7 +165,7 @@ def fit_multi(
             weighted means over rows.
         feature_mask: (R, d) bool, False = feature removed (its weights stay 0).
     """
-    _choice("task", task, TASKS)
+    _choice("task", task, K_OUTPUT_TASKS)
     _choice("model", model, MODELS)
     _choice("prior_form", prior_form, PRIOR_FORMS)
     _choice("loss", loss, LOSSES)

@@ -26,6 +26,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import yaml
 
+from laat.datasets import TASKS, TaskKind
 from laat.jsonable import jsonable
 
 # The one vocabulary of where a prior comes from (its ``source``): an LLM, or one of the
@@ -555,15 +556,12 @@ def random_prior(features: Sequence[str], seed: int = 0, classes: Sequence[str] 
     )
 
 
-ORACLE_TASKS = ("binary", "multiclass", "regression")
-
-
 def oracle_prior(
     X_enc,
     y,
     meta=None,
     *,
-    task: str = "binary",
+    task: TaskKind = "binary",
     classes: Sequence[str] | None = None,
     C: float = 1.0,
     max_iter: int = 5000,
@@ -581,8 +579,8 @@ def oracle_prior(
 
     from laat.preprocess import minmax_scaler, missing_value_imputer
 
-    if task not in ORACLE_TASKS:
-        raise PriorError(f"oracle_prior: task {task!r} is not one of {list(ORACLE_TASKS)}")
+    if task not in TASKS:
+        raise PriorError(f"oracle_prior: task {task!r} is not one of {list(TASKS)}")
     X, y, features = _oracle_rows(X_enc, y, meta)
     linear, label, fit_y, classes = _ORACLE_MODELS[task](y, classes, C, max_iter)
     # the training pipeline's imputer: medians, and 0 for an all-missing column

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+SEED = 69  # the protocol's split seed (the paper's); the conf/ YAMLs repeat it
+
 
 def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng([int(k) for k in key])
@@ -25,7 +27,7 @@ def rows_per_class_needed(strategy: str, shots: int) -> tuple[int, str]:
     return 2, "at least 1 in the training rows and 1 in the test rows (training.split.strategy = fraction)"
 
 
-def few_shot_split(y: np.ndarray, k: int, seed: int = 69, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def few_shot_split(y: np.ndarray, k: int, seed: int = SEED, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """k training rows per class (drawn by a permutation within each class); the rest is test.
 
     Returns sorted positional indices (train, test).
@@ -45,7 +47,7 @@ def few_shot_split(y: np.ndarray, k: int, seed: int = 69, repetition: int = 0) -
     return train_idx, test_idx
 
 
-def few_rows_split(n: int, k: int, seed: int = 69, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def few_rows_split(n: int, k: int, seed: int = SEED, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """k training rows drawn from all n (a regression's few-shot split); the rest is test."""
     if not 1 <= k < n:
         raise ValueError(f"k (training rows) must be in [1, {n - 1}] for {n} rows, got {k}")
@@ -53,7 +55,9 @@ def few_rows_split(n: int, k: int, seed: int = 69, repetition: int = 0) -> tuple
     return np.sort(perm[:k]), np.sort(perm[k:])
 
 
-def fraction_split(n: int, test_fraction: float, seed: int = 69, repetition: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def fraction_split(
+    n: int, test_fraction: float, seed: int = SEED, repetition: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A random (unstratified) split, as in the skew protocol's 80/20."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -66,7 +70,7 @@ def skewed_split(
     df: pd.DataFrame,
     condition: str,
     test_fraction: float = 0.2,
-    seed: int = 69,
+    seed: int = SEED,
     repetition: int = 0,
     keep_fraction: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:

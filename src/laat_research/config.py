@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from laat import hyperparams as hp
 from laat.priors import NON_LLM_SOURCES, NonLLMSource
+from laat.splits import SEED
 from laat.trust import DEFAULT_SETTINGS
 
 REFERENCE_DATASETS = [
@@ -27,7 +28,6 @@ REFERENCE_DATASETS = [
     "electricity",
 ]
 
-MODEL_KINDS = ("lr", "mlp")  # the torch models of LAAT and its plain twin
 BASELINE_MODELS = ("lr", "mlp", "rf", "hgb", "xgb")  # scikit-learn / XGBoost (laat_research.baselines)
 Family = Literal["laat", "plain", "baseline"]
 
@@ -72,14 +72,15 @@ class Method:
 
 
 METHODS = (
-    *(Method("laat", m) for m in MODEL_KINDS),
-    *(Method("laat", m, trust=True) for m in MODEL_KINDS),
-    *(Method("plain", m) for m in MODEL_KINDS),
+    *(Method("laat", m) for m in hp.MODELS),  # hp.MODELS: the torch models of LAAT and its plain twin
+    *(Method("laat", m, trust=True) for m in hp.MODELS),
+    *(Method("plain", m) for m in hp.MODELS),
     *(Method("baseline", m) for m in BASELINE_MODELS),
 )
 _BY_NAME = {m.name: m for m in METHODS}
 PRIOR_BASES = ("llm_local", *NON_LLM_SOURCES)  # llm_local: the LLM source, local backend
-PROTOCOLS = ("few_shot", "skew")
+Protocol = Literal["few_shot", "skew"]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 
 _SPEC = re.compile(rf"^(?P<base>{'|'.join(PRIOR_BASES)})(?:_noise:(?P<noise>[0-9.]+))?(?P<flip>_flip)?$")
 
@@ -187,8 +188,8 @@ class BenchmarkConfig(BaseModel):
     datasets: list[str] = Field(default_factory=lambda: list(REFERENCE_DATASETS), min_length=1)
     shots: list[int] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
     repetitions: int = Field(20, ge=1)
-    seed: int = 69
-    protocols: list[Literal["few_shot", "skew"]] = Field(default_factory=lambda: ["few_shot", "skew"], min_length=1)
+    seed: int = SEED
+    protocols: list[Protocol] = Field(default_factory=lambda: list(PROTOCOLS), min_length=1)
     methods: list[Method] = Field(default_factory=lambda: list(METHODS), min_length=1)
     prior_sources: list[str] = Field(
         default_factory=lambda: [

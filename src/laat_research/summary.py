@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from laat.hyperparams import MODELS
 from laat_research.baselines import DISPLAY
 from laat_research.config import Method, PriorSpec
 
@@ -332,7 +333,7 @@ def trust_section(results: pd.DataFrame, config: dict[str, Any]) -> list[str]:
     laat, trust = config["laat"], config.get("trust") or {}
     settings = ", ".join(f"{k} = {v}" for k, v in trust.items()) or "the defaults of `laat.trust.TrustSettings`"
     parts: list[str] = []
-    for model in ("lr", "mlp"):
+    for model in MODELS:
         table = trust_table(results, model)
         if table.empty:
             continue
