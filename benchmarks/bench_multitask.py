@@ -40,7 +40,8 @@ import pandas as pd
 
 from laat.attribution import normalized_target
 from laat.estimator import LAATClassifier
-from laat.estimator_multi import DEFAULT_LR, LAATRegressor
+from laat.estimator_multi import LAATRegressor
+from laat.hyperparams import REGRESSOR_DEFAULT_LR
 from laat.multioutput import fit_multi
 from laat.priors import oracle_prior, random_prior
 from laat.trust import DEFAULT_SETTINGS
@@ -145,7 +146,7 @@ def run_cell(
         rows.append({"method": "sklearn", "rep": r, "score": cv_score(task, y[te], out, np.ones(len(te)))})
     est = LAATClassifier(model=model) if task == "multiclass" else LAATRegressor(model=model)
     if lr is None:  # the estimator's default unless --lr
-        lr = est.lr if task == "multiclass" else DEFAULT_LR[model]
+        lr = est.lr if task == "multiclass" else REGRESSOR_DEFAULT_LR[model]
     kw = {"task": task, "n_outputs": k, "model": model, "lr": lr}
     # fixed-gamma jobs: (label, rep, scores or None, gamma, tau)
     jobs = [("plain", r, None, 0.0, 1.0) for r in range(reps)]

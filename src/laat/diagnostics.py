@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from laat.attribution import normalized_target
 from laat.estimator import resolve_prior
+from laat.hyperparams import DIAGNOSTIC_LEVEL, DIAGNOSTIC_PERMUTATIONS
 from laat.plots import PRIOR_COLOR, check_prior_label
 from laat.preprocess import minmax_scaler
 from laat.trust import DEFAULT_SETTINGS, agreement_test, class_mean_difference, class_mean_differences
@@ -68,8 +69,8 @@ def prior_diagnostic(
     *,
     sample_weight=None,
     positive=None,
-    level: float = 0.05,
-    n_permutations: int = 2000,
+    level: float = DIAGNOSTIC_LEVEL,
+    n_permutations: int = DIAGNOSTIC_PERMUTATIONS,
     tau: float = DEFAULT_SETTINGS.test_tau,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:

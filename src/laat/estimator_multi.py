@@ -27,11 +27,10 @@ from sklearn.utils.validation import (
 )
 
 from laat.estimator import LAATClassifier, align_by_name, fit_seed, resolve_prior
-from laat.hyperparams import RegressorParams, validate_params
+from laat.hyperparams import REGRESSOR_DEFAULT_LR, REGRESSOR_DEFAULTS, RegressorParams, validate_params
 from laat.preprocess import minmax_scaler
 
-_D = RegressorParams()  # the defaults, declared in laat.hyperparams
-DEFAULT_LR = {"lr": 1e-1, "mlp": 1e-2}  # LAATRegressor(lr=None), per model kind (see its docstring)
+_D = REGRESSOR_DEFAULTS
 
 
 # ---- multiclass (called by LAATClassifier when y has 3 or more classes) --------------------------
@@ -130,8 +129,8 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
     loss : "squared" | "huber"
     huber_delta : float > 0, in standard deviations of the target.
     hidden, lr, epochs, weight_decay : model width and Adam settings (full batch). ``lr=None``
-        takes `DEFAULT_LR` for the model: 1e-1 for LR, whose weights must grow to several
-        units for a standardised target (200 steps at 1e-2 left the oracle-prior fit on 30
+        takes `laat.hyperparams.REGRESSOR_DEFAULT_LR` for the model: 1e-1 for LR, whose
+        weights must grow to several units for a standardised target (200 steps at 1e-2 left the oracle-prior fit on 30
         diabetes rows at test R^2 0.24 instead of 0.50), and 1e-2 for the MLP, which 1e-1
         drove to R^2 far below 0 (benchmarks/README.md, bench_multitask.py).
     prior : Prior (signed), Mapping[str, float], pandas Series or a sequence by position.
@@ -197,7 +196,7 @@ class LAATRegressor(RegressorMixin, BaseEstimator):
         _require_prior(self.gamma, scores, mask)
         self.scaler_ = minmax_scaler().fit(X[sw > 0]) if self.scale else None
         Xs = self._scaled(X)
-        self.lr_ = DEFAULT_LR[self.model] if self.lr is None else float(self.lr)
+        self.lr_ = REGRESSOR_DEFAULT_LR[self.model] if self.lr is None else float(self.lr)
         extra = {"loss": self.loss, "huber_delta": float(self.huber_delta), "lr": self.lr_}
         self.model_, self.trust_, target = _train(
             self, Xs, (y - self.y_mean_) / self.y_scale_, sw, scores, mask, "regression", 1, extra

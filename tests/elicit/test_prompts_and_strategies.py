@@ -208,3 +208,14 @@ def test_per_feature_prompts_differ_only_after_the_shared_context(toy_meta):
     a, b = (P.per_feature_prompt(toy_meta, f) for f in ("Income", "Debt"))
     common = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
     assert a[:common].endswith('Feature: "') and 'Feature: "Income"' in a[common - 10 :]
+
+
+def test_every_strategy_name_has_one_strategy_object():
+    """The settings' vocabulary (validated on the light start-up path) and the registry of
+    `Strategy` objects name the same strategies; "auto" picks one of them per backend."""
+    from typing import get_args
+
+    from laat.elicit.settings import Strategy
+
+    assert set(get_args(Strategy)) - {"auto"} == set(STRATEGIES)
+    assert all(STRATEGIES[name].name == name for name in STRATEGIES)

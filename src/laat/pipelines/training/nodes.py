@@ -13,7 +13,7 @@ from laat import hyperparams as hp
 from laat.datasets import encode, labels, parse_metadata
 from laat.hyperparams import LAATParams
 from laat.priors import Prior
-from laat.splits import few_rows_split, few_shot_split, fraction_split
+from laat.splits import SEED, few_rows_split, few_shot_split, fraction_split
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class SplitParams(BaseModel):
     strategy: Literal["few_shot", "fraction"] = "few_shot"
     shots: int = Field(10, ge=1, description="training rows per class (few_shot; for regression: in all)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of rows held out (fraction)")
-    seed: int = 69
+    seed: int = SEED
     repetition: int = Field(0, ge=0)
 
 
@@ -33,7 +33,7 @@ class EstimatorParams(LAATParams):
     plus the run's own choices."""
 
     lr: hp.LearningRate | None = Field(None, description="Adam step size; null = the estimator's default for the task")
-    loss: hp.RegressionLoss = Field("squared", description="the loss of a numeric (regression) target")
+    loss: hp.RegressionLoss = Field(hp.REGRESSOR_DEFAULTS.loss, description="the loss of a numeric (regression) target")
     suppress: list[str] = Field(default_factory=list, description="features whose attribution is forced to 0")
     random_state: int = 0
 
@@ -42,12 +42,12 @@ class DiagnosticParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     level: float = Field(
-        0.05,
+        hp.DIAGNOSTIC_LEVEL,
         gt=0,
         lt=1,
         description="flag a feature when the data contradicts its prior sign at this significance level",
     )
-    n_permutations: int = Field(2000, ge=100)
+    n_permutations: int = Field(hp.DIAGNOSTIC_PERMUTATIONS, ge=100)
     top_features: int = Field(25, ge=1, description="features shown in the plot (flagged ones always)")
 
 
