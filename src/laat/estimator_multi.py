@@ -29,6 +29,7 @@ from sklearn.utils.validation import (
 from laat.estimator import LAATClassifier, align_by_name, fit_seed, resolve_prior
 from laat.hyperparams import REGRESSOR_DEFAULT_LR, REGRESSOR_DEFAULTS, RegressorParams, validate_params
 from laat.preprocess import minmax_scaler
+from laat.priors import prior_form
 
 _D = REGRESSOR_DEFAULTS
 
@@ -303,7 +304,6 @@ def _train(est, Xs, y, sw, scores, mask, task: str, k: int, extra: dict):
         )[0]
         gamma, tau = trust["gamma"], trust["tau"]
     target = None if scores is None else normalized_target(scores, tau, mask).numpy()
-    form = "per_class" if target is not None and target.ndim == 2 else "shared"
     model = fit_multi(
         Xs[None],
         np.asarray(y, np.float32)[None],
@@ -311,7 +311,7 @@ def _train(est, Xs, y, sw, scores, mask, task: str, k: int, extra: dict):
         task=task,
         n_outputs=k,
         gamma=gamma,
-        prior_form=form,
+        prior_form=prior_form(target),
         seeds=[seed],
         sample_weight=sw[None],
         feature_mask=mask[None],

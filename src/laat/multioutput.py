@@ -36,9 +36,9 @@ from torch import Tensor
 from laat.attribution import EPS, normalize
 from laat.datasets import TASKS
 from laat.hyperparams import DEFAULTS, LOSSES, MODELS, REGRESSOR_DEFAULTS
+from laat.priors import PRIOR_FORMS
 
 K_OUTPUT_TASKS = tuple(t for t in TASKS if t != "binary")  # binary is laat.engine's (one logit)
-PRIOR_FORMS = ("per_class", "shared")
 
 
 @dataclass

@@ -38,6 +38,9 @@ SOURCES: tuple[str, ...] = get_args(PriorSource)
 NON_LLM_SOURCES: tuple[str, ...] = get_args(NonLLMSource)
 LLM_BACKENDS: tuple[str, ...] = get_args(LLMBackend)
 SCORE_MIN, SCORE_MAX = -10.0, 10.0
+# How a k-output model reads a prior's score array: (k, d) one row per class, or (d,) shared.
+PriorForm = Literal["per_class", "shared"]
+PRIOR_FORMS: tuple[str, ...] = get_args(PriorForm)
 
 ORACLE_NOTE = (
     "ORACLE prior: linear-model coefficients fit on the FULL labelled dataset. "
@@ -50,6 +53,11 @@ GENERATED_NOTE = (
     "Generated file, rewritten on every run; a hand edit here is detected (fingerprint) and "
     "refused. To change scores, " + HOW_TO_EDIT + " (start from the .yml next to this file)."
 )
+
+
+def prior_form(scores) -> PriorForm:
+    """``per_class`` for a (k, d) score (or target) array, ``shared`` for a (d,) one."""
+    return "per_class" if np.ndim(scores) == 2 else "shared"
 
 
 class PriorError(ValueError):

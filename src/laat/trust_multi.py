@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from laat.priors import prior_form
 from laat.trust import DEFAULT_SETTINGS, TrustSettings, sign_flip_p_value
 
 CV_MIN_ROWS = 20  # regression: rows from which cross-validation checks a prior that passed the gate
@@ -53,7 +54,7 @@ class MultiTrustProblem:
 
     @property
     def prior_form(self) -> str:
-        return "per_class" if np.ndim(self.scores) == 2 else "shared"
+        return prior_form(self.scores)
 
     def weights(self) -> np.ndarray:
         return np.ones(len(self.y)) if self.sample_weight is None else np.asarray(self.sample_weight, float)
