@@ -32,7 +32,7 @@ def normalize(v: Tensor, dim: int = -1, eps: float = EPS) -> Tensor:
     return v / torch.linalg.vector_norm(v, dim=dim, keepdim=True).clamp_min(eps)
 
 
-def prior_target(scores: Sequence[float] | np.ndarray | Tensor, tau: float = 1.0) -> Tensor:
+def prior_target(scores: Sequence[float] | np.ndarray | Tensor, tau: float = DEFAULTS.tau) -> Tensor:
     """Raw target t = sign(s) * exp(|s| / tau), with t = 0 where s = 0 (float64).
 
     Overflows for tiny tau; training uses `normalized_target`, which is identical after
@@ -45,7 +45,7 @@ def prior_target(scores: Sequence[float] | np.ndarray | Tensor, tau: float = 1.0
 
 def normalized_target(
     scores: Sequence[float] | np.ndarray | Tensor,
-    tau: float = 1.0,
+    tau: float = DEFAULTS.tau,
     mask: Sequence[bool] | np.ndarray | Tensor | None = None,
 ) -> Tensor:
     """normalize(t) along the last axis, computed stably (float64).

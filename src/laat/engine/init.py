@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from laat.hyperparams import DEFAULTS
+
 
 def _layout(kind: str, R: int, d: int, hidden: int) -> list[tuple[str, tuple[int, ...]]]:
     if kind == "lr":
@@ -28,7 +30,7 @@ def init_params(
     kind: str,
     n_features: Sequence[int],
     seeds: Sequence[int],
-    hidden: int = 100,
+    hidden: int = DEFAULTS.hidden,
     d_pad: int | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[dict[str, Tensor], list[torch.Generator]]:
