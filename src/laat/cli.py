@@ -71,6 +71,7 @@ def _hint(exc: BaseException) -> str | None:
 
 
 def _run(verbose: bool, **kwargs):
+    atexit.unregister(gc.freeze)  # once per process, however many runs it makes (tests)
     atexit.register(gc.freeze)  # runs before the interpreter's shutdown collections
     try:
         return kedro_run.callback(**kwargs)
