@@ -629,3 +629,24 @@ def test_the_served_output_follows_the_task_and_a_model_of_the_wrong_task_is_ref
         "p_cultivar_2",
         "p_cultivar_3",
     ]
+
+
+def test_own_pins_skip_mlflow_requirement_check_and_given_ones_keep_it(store, diabetes, monkeypatch):
+    # the check costs a `kedro run` about a second and cannot fail for exact installed pins
+    import mlflow.pyfunc
+    import mlflow.utils.environment
+
+    meta, train, _ = diabetes
+    est = _fit(meta, train)
+    checked: list[list[str]] = []
+    spies = {}
+    for module in (mlflow.utils.environment, mlflow.pyfunc):
+        real = module.warn_dependency_requirement_mismatches
+        spies[module] = lambda reqs, real=real: (checked.append(reqs), real(reqs))
+        monkeypatch.setattr(module, "warn_dependency_requirement_mismatches", spies[module])
+    _log(store, est, meta, train)
+    assert checked == []
+    assert all(m.warn_dependency_requirement_mismatches is spy for m, spy in spies.items())  # put back
+    with mlflow.start_run(experiment_id=store["experiment_id"]):
+        log_model(est, meta, train, pip_requirements=pip_requirements_for(est))
+    assert len(checked) == 2 and all(any(r.startswith("pandas==") for r in reqs) for reqs in checked)

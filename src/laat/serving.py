@@ -25,6 +25,7 @@ leaves the reason on the model version.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import io
 import json
@@ -33,6 +34,7 @@ import math
 import pickle
 import shutil
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -340,7 +342,7 @@ def log_model(
     signature = ModelSignature(
         inputs=input_schema(meta), outputs=infer_signature(output).inputs, params=params_schema()
     )
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _installed_pins_need_no_check(pip_requirements is None):
         code = _copy_modules(served_modules(model), Path(tmp))
         return mlflow.pyfunc.log_model(
             name=name,
@@ -358,6 +360,31 @@ def log_model(
                 "estimator": type(estimator).__name__,
             },
         )
+
+
+@contextlib.contextmanager
+def _installed_pins_need_no_check(skip: bool) -> Iterator[None]:
+    """Skip MLflow's check that the environment satisfies the requirements when they are our own pins.
+
+    ``pip_requirements_for`` pins exactly the installed versions, so the check (once when the
+    model is saved, once when MLflow loads it back to validate the input example) cannot find a
+    mismatch, and it first maps every installed distribution to its modules: about a second
+    per `kedro run`. Requirements a caller passes are still checked; where MLflow no longer has
+    the check under this name, it simply runs.
+    """
+    import mlflow.pyfunc
+    import mlflow.utils.environment
+
+    name = "warn_dependency_requirement_mismatches"
+    patched = [m for m in (mlflow.utils.environment, mlflow.pyfunc) if skip and hasattr(m, name)]
+    originals = [getattr(m, name) for m in patched]
+    for module in patched:
+        setattr(module, name, lambda requirements: None)
+    try:
+        yield
+    finally:
+        for module, original in zip(patched, originals, strict=True):
+            setattr(module, name, original)
 
 
 def served_modules(model: Any) -> list[str]:

@@ -6,10 +6,15 @@ call path and sees cached calls as well as paid ones. The calls run concurrently
 record keeps their latency, not their start: each call's span starts with the elicitation
 and lasts its latency (a cached call: the latency recorded when it was paid for).
 Everything recorded goes through ``laat.elicit.redact`` first.
+
+The trace is written synchronously unless MLFLOW_ENABLE_ASYNC_TRACE_LOGGING says otherwise:
+it is written once and flushed at once anyway, and MLflow's async queue polls once a second,
+so flushing it here and again at interpreter exit cost a `kedro run` about two seconds.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -25,6 +30,8 @@ def log_elicitation_trace(record: dict[str, Any]) -> str | None:
     calls = record.get("calls") or []
     if not calls or mlflow.active_run() is None:
         return None
+    # read when MLflow makes its span exporter, i.e. at the process's first span
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
     usage = record.get("usage") or {}
     end_ns = time.time_ns()
     wall_s = usage.get("wall_s") or max(float(c.get("latency_s") or 0.0) for c in calls)

@@ -346,3 +346,35 @@ def test_writes_stay_atomic_when_the_system_temp_dir_is_another_file_system(tmp_
     key = cache_key({"k": "fs"})
     assert cache.put(key, {"response": "kept"})["response"] == "kept"
     assert cache.get(key)["response"] == "kept"
+
+
+CACHED_CHILD = r"""
+import json, sys
+from laat.datasets import load_metadata
+from laat.elicit import ElicitationSettings, run_elicitation
+e = run_elicitation(load_metadata(sys.argv[1]), ElicitationSettings.model_validate_json(sys.argv[2]))
+print(json.dumps({"cached": e.prior.provenance["cached_calls"], "fresh": e.prior.provenance["fresh_calls"],
+                  "imported": sorted(m for m in ("openai", "tenacity") if m in sys.modules)}))
+"""
+
+
+def test_a_cached_run_imports_no_llm_client(fake_llm, fake_settings, diabetes_meta):
+    # openai and tenacity take about a second to import; a warm `kedro run` needs neither
+    with fake_llm() as srv:
+        s = fake_settings(srv.base_url, n_samples=2)
+        run_elicitation(diabetes_meta, s)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CACHED_CHILD,
+            str(ROOT / "conf" / "base" / "datasets" / "diabetes.yml"),
+            s.model_dump_json(),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = json.loads(out.stdout.splitlines()[-1])
+    assert got == {"cached": 2, "fresh": 0, "imported": []}

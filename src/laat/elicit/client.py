@@ -6,6 +6,9 @@ page or JSON cut short) are retried with jittered exponential backoff, or after 
 ``Retry-After`` when it sends one (capped at the policy's longest wait), up to a bounded
 number of attempts; anything else (400, 401, 404, ...) fails at once. The final error names
 the endpoint, the model and every failure it saw.
+
+openai and tenacity are imported only when a client is made or a call is run: together they
+take about a second to import, and a run whose answers are all cached makes neither.
 """
 
 from __future__ import annotations
@@ -18,20 +21,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import openai
 from omegaconf import OmegaConf  # resolves ${oc.env:...} in credentials files, as Kedro does
 from omegaconf.resolvers import oc
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from laat.elicit.errors import LLMCallError, MalformedResponseError
 from laat.elicit.redact import redact, redact_logger
 
+if TYPE_CHECKING:
+    import openai
+
 T = TypeVar("T")
 
-RETRYABLE = (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError, MalformedResponseError)
+
+def retryable() -> tuple[type[BaseException], ...]:
+    """The errors worth another attempt: rate limits, connection errors, 5xx, malformed bodies."""
+    import openai
+
+    return (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError, MalformedResponseError)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class RetryPolicy:
 
 def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
     """An OpenAI client with SDK retries off; ``base_url=None`` falls back to OPENAI_BASE_URL."""
+    import openai
+
     client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
     # The SDK's HTTP library (httpx, or the httpx2 it may bundle) logs every request URL at
     # INFO, credentials included.
@@ -143,6 +154,10 @@ def _describe(exc: BaseException) -> str:
 
 def call_with_retries(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
     """Run ``fn`` under the retry policy; raise LLMCallError saying what failed and how often."""
+    import openai
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+    retry_on = retryable()
     seen: list[BaseException] = []
 
     def _record(exc: BaseException) -> None:
@@ -157,7 +172,7 @@ def call_with_retries(fn: Callable[[], T], *, policy: RetryPolicy, what: str) ->
     retrying = Retrying(
         stop=stop_after_attempt(max(1, policy.max_attempts)),
         wait=wait,
-        retry=retry_if_exception_type(RETRYABLE),
+        retry=retry_if_exception_type(retry_on),
         reraise=True,
     )
     try:
@@ -165,10 +180,10 @@ def call_with_retries(fn: Callable[[], T], *, policy: RetryPolicy, what: str) ->
             with attempt:
                 try:
                     return fn()
-                except RETRYABLE as exc:
+                except retry_on as exc:
                     _record(exc)
                     raise
-    except RETRYABLE as exc:
+    except retry_on as exc:
         counts = Counter(_describe(e) for e in seen)
         summary = ", ".join(f"{n}x {k}" for k, n in counts.items())
         asked = retry_after_s(exc)
