@@ -128,3 +128,14 @@ def test_console_script_runs_the_chain_with_a_fraction_split(project):
     assert run.data.params["training.split.strategy"] == "fraction"
     assert run.data.params["training.diagnostic.n_permutations"] == "100"
     assert 0.5 < run.data.metrics["diabetes.roc_auc"] <= 1.0
+    # the trust decision and the prior diagnostic the README promises, as artifacts and metrics
+    logged = {a.path for d in ("trust", "prior_diagnostic") for a in client.list_artifacts(run.info.run_id, d)}
+    assert {
+        "trust/trust_decision.json",
+        "prior_diagnostic/prior_diagnostic.csv",
+        "prior_diagnostic/prior_diagnostic.png",
+    } <= logged, logged
+    decision = yaml.safe_load((project / "data/08_reporting/diabetes/fraction/trust_decision.json").read_text())
+    assert run.data.metrics["diabetes.trust.gamma"] == decision["gamma"]
+    assert run.data.metrics["diabetes.trust.followed"] == float(decision["followed"])
+    assert "diabetes.prior_diagnostic.n_flagged" in run.data.metrics

@@ -31,7 +31,9 @@ def test_quickstart_runs_and_prints_both_aucs(project_root):
         for m in re.finditer(r"ROC AUC (LAAT \(expert prior\)|plain LR \(gamma=0\)): (\d\.\d{4})", text)
     }
     assert set(aucs) == {"LAAT (expert prior)", "plain LR (gamma=0)"}, text
-    assert all(0.0 <= v <= 1.0 for v in aucs.values())
+    # 20 training rows of diabetes, Glucose among the features: both models rank well above
+    # chance (0.5); 0.6 leaves a wide margin under the ~0.74 and ~0.81 seen on this split.
+    assert all(0.6 < v <= 1.0 for v in aucs.values()), aucs
     # the attribution and ROC figures were rendered
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 2

@@ -124,9 +124,10 @@ def test_with_one_row_per_class_the_pair_decides_more_often_right_than_wrong():
         followed_bad.append(bad.trust_["followed"])
         gain.append(auc(good, Xte, yte) - plain)
         loss.append(auc(bad, Xte, yte) - plain)
-        if good.trust_["followed"]:
-            assert good.trust_["tau"] == DEFAULT_SETTINGS.tau_one_shot
-    assert np.mean(followed_good) >= 0.3 and np.mean(followed_bad) <= 0.1
+        assert good.trust_["tau"] == bad.trust_["tau"] == DEFAULT_SETTINGS.tau_one_shot  # followed or not
+    # The gate lets a prior of random signs through with probability <= alpha (the p-value is
+    # exact): a right prior must pass more often than that, a flipped one less often.
+    assert np.mean(followed_bad) < DEFAULT_SETTINGS.alpha_one_shot < np.mean(followed_good)
     assert np.mean(gain) > 0.02 and np.mean(loss) > -0.03
 
 
@@ -643,3 +644,46 @@ def test_the_rejected_alternative_rules_are_not_settings():
     for name in ("veto_margin", "gate", "cv_score"):
         with pytest.raises(TypeError, match=name):
             TrustSettings(**{name: None})
+
+
+def test_the_smallest_gamma_is_chosen_when_it_strictly_wins():
+    """Candidate 1 (the smallest gamma, at the first tau) is a candidate like any other: here its
+    CV score beats plain training and every other candidate by a clear margin, so it is chosen."""
+    prob, kw = _problem(20, TRUE_PRIOR)
+    d = decide(prob, kw)
+    first, *others = d.candidates[1:]
+    assert (first["gamma"], first["tau"]) == (1.0, 2.0)
+    assert first["cv_score"] > max(c["cv_score"] for c in [d.candidates[0], *others]) + 0.005  # no near-tie
+    assert (d.gamma, d.tau, d.followed) == (1.0, 2.0, True)
+
+
+@pytest.mark.parametrize("seed", [1000, 2**32 + 77])
+def test_cross_validation_uses_the_settings_fold_count_and_the_full_seed(seed):
+    """Three folds (not sklearn's default five) and a fold seed of seed mod 2**32: both checked
+    fold by fold against the rule written out. seed = 1000 tells mod 2**32 from a small modulus."""
+    Xtr, ytr, _, _ = few_shot(12)
+    est = LAATClassifier(prior=TRUE_PRIOR, random_state=0, epochs=40, lr=0.05)
+    inp = est.prepare_fit_inputs(Xtr, ytr)
+    prob = TrustProblem(X=inp.X, y=inp.y, scores=inp.scores, gamma=100.0, seed=seed)
+    s = TrustSettings(cv_folds=3, gamma_fractions=(0.1, 1.0), cv_taus=(4.0,))
+    kw = est._train_kwargs()
+    d = decide(prob, kw, s)
+    assert d.regime == "cross_validated" and "3-fold cross-validated" in d.reason
+    got = [c["cv_score"] for c in d.candidates]
+    np.testing.assert_allclose(got, _reference_cv_scores(prob, kw, s), rtol=0, atol=1e-5)
+
+
+def test_a_batch_mixing_problems_with_and_without_confidence_decides_each_as_alone():
+    """Problems without confidence get all-ones per-feature weights when another problem in the
+    same cross-validation batch has some."""
+    prob, kw = _problem(12, TRUE_PRIOR)
+    s = TrustSettings(gamma_fractions=(1.0,), cv_taus=(4.0,))
+    conf = TrustProblem(
+        X=prob.X, y=prob.y, scores=prob.scores, gamma=prob.gamma, seed=prob.seed, confidence=np.linspace(0.0, 2.0, 6)
+    )
+    both = decide_many([conf, prob], kw, s)
+    for one, batched in zip([decide(conf, kw, s), decide(prob, kw, s)], both):
+        assert batched.regime == "cross_validated"
+        np.testing.assert_allclose(
+            [c["cv_score"] for c in batched.candidates], [c["cv_score"] for c in one.candidates], rtol=0, atol=1e-6
+        )

@@ -57,16 +57,18 @@ def test_openai_source_needs_a_model():
 
 
 @pytest.mark.parametrize(
-    "strategy, calls_per_sample",
+    "strategy, calls_per_sample, structured_per_sample",
     [
-        ("direct", 1),
-        ("reason_then_parse", 2),
-        ("per_feature", 4),
-        ("yes_no", 2 * 4),
-        ("elimination", 3 + 2 * 4),
+        ("direct", 1, 1),
+        ("reason_then_parse", 2, 1),  # free reasoning, then a parse call held to the schema
+        ("per_feature", 4, 4),
+        ("yes_no", 2 * 4, 0),  # read from the answer's log-probabilities, no schema
+        ("elimination", 3 + 2 * 4, 3),  # the three rank steps choose from an enum
     ],
 )
-def test_every_strategy_gives_a_valid_prior(fake_llm, fake_settings, toy_meta, strategy, calls_per_sample):
+def test_every_strategy_gives_a_valid_prior(
+    fake_llm, fake_settings, toy_meta, strategy, calls_per_sample, structured_per_sample
+):
     with fake_llm() as srv:
         e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy=strategy, n_samples=2))
     p = e.prior
@@ -85,8 +87,8 @@ def test_every_strategy_gives_a_valid_prior(fake_llm, fake_settings, toy_meta, s
     assert set(e.record["prompts"]) == {c["prompt_sha256"] for c in e.record["calls"]}
     for req in srv.requests:
         assert req["max_tokens"] >= 1 and "n" not in req  # xllamacpp rejects n > 1
-        if strategy in ("direct", "per_feature") or (strategy == "reason_then_parse" and "response_format" in req):
-            assert req["response_format"]["type"] == "json_schema"
+    formats = [req["response_format"]["type"] for req in srv.requests if "response_format" in req]
+    assert formats == ["json_schema"] * (2 * structured_per_sample)
 
 
 def test_samples_use_distinct_seeds_and_sampling_temperature(fake_llm, fake_settings, toy_meta):
