@@ -30,6 +30,7 @@ class Endpoint(Protocol):
     label: str  # safe to log: no secrets
     model: str  # name sent in requests
     extra_body: dict | None  # sent with every request, not part of the cache key
+    grammar: bool  # accepts llama.cpp's GBNF `grammar` field (the project's own server does)
 
     def model_id(self, model: str) -> str: ...  # identity used in cache keys
     def client(self): ...  # an openai.OpenAI; may start a server
@@ -133,17 +134,30 @@ class CallContext:
         response_format: dict | None = None,
         top_logprobs: int | None = None,
         model: str | None = None,
+        grammar: str | None = None,
+        prefill: str | None = None,
     ) -> Reply:
+        """One answer, from the cache or the endpoint.
+
+        ``grammar``: a llama.cpp GBNF grammar the answer must follow; ``prefill``: the start of
+        the assistant's answer, which llama.cpp continues (and echoes back). Both are part of
+        the request, hence of the cache key.
+        """
         model = model or self.endpoint.model
+        messages = [{"role": "user", "content": prompt}]
+        if prefill is not None:
+            messages.append({"role": "assistant", "content": prefill})
         request: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": messages,
             "temperature": temperature,
             "max_tokens": max_tokens,
             "seed": seed,
         }
         if response_format is not None:
             request["response_format"] = response_format
+        if grammar is not None:
+            request["grammar"] = grammar
         if top_logprobs:
             request["logprobs"] = True
             request["top_logprobs"] = top_logprobs
