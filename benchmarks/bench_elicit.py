@@ -91,6 +91,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--old-rev", default=OLD_REV, help="git revision of the old code")
     ap.add_argument("--old-src", default=None, help="a src directory to use instead of --old-rev")
+    ap.add_argument("--no-old", action="store_true", help="skip the old code (it re-reads every prompt: slow)")
     ap.add_argument("--also-rev", nargs="*", default=[], help="more git revisions to time, e.g. main")
     ap.add_argument(
         "--new-settings",
@@ -107,7 +108,11 @@ def main(argv=None) -> int:
         variants = [json.loads(v) for v in args.new_settings]
         for name in args.datasets:
             for r in range(args.rounds):
-                old = child(old_src, name, args.n_samples)
+                old = (
+                    {"calls": float("nan"), "wall_s": float("nan")}
+                    if args.no_old
+                    else child(old_src, name, args.n_samples)
+                )
                 o = old["calls"] / old["wall_s"]
                 print(f"{name} round {r}: old {old['calls']} calls in {old['wall_s']:.1f} s ({o:.2f}/s)", flush=True)
                 runs = {rev: (src, {}) for rev, src in others.items()} | {
