@@ -137,30 +137,11 @@ class CallContext:
         grammar: str | None = None,
         prefill: str | None = None,
     ) -> Reply:
-        """One answer, from the cache or the endpoint.
-
-        ``grammar``: a llama.cpp GBNF grammar the answer must follow; ``prefill``: the start of
-        the assistant's answer, which llama.cpp continues (and echoes back). Both are part of
-        the request, hence of the cache key.
-        """
+        """One answer, from the cache or the endpoint (``grammar``, ``prefill``: see `_request`)."""
         model = model or self.endpoint.model
-        messages = [{"role": "user", "content": prompt}]
-        if prefill is not None:
-            messages.append({"role": "assistant", "content": prefill})
-        request: dict[str, Any] = {
-            "model": model,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "seed": seed,
-        }
-        if response_format is not None:
-            request["response_format"] = response_format
-        if grammar is not None:
-            request["grammar"] = grammar
-        if top_logprobs:
-            request["logprobs"] = True
-            request["top_logprobs"] = top_logprobs
+        request = _request(
+            model, prompt, temperature, max_tokens, seed, response_format, top_logprobs, grammar, prefill
+        )
         payload = {
             "model_id": self.endpoint.model_id(model),
             "endpoint_kind": self.endpoint.kind,
@@ -258,6 +239,32 @@ class CallContext:
             )
             if self.progress is not None:
                 self.progress.update(1)
+
+
+def _request(model, prompt, temperature, max_tokens, seed, response_format, top_logprobs, grammar, prefill) -> dict:
+    """The chat request; every field is part of the cache key.
+
+    ``grammar``: a llama.cpp GBNF grammar the answer must follow; ``prefill``: the start of
+    the assistant's answer, which llama.cpp continues (and echoes back).
+    """
+    messages = [{"role": "user", "content": prompt}]
+    if prefill is not None:
+        messages.append({"role": "assistant", "content": prefill})
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+    }
+    if response_format is not None:
+        request["response_format"] = response_format
+    if grammar is not None:
+        request["grammar"] = grammar
+    if top_logprobs:
+        request["logprobs"] = True
+        request["top_logprobs"] = top_logprobs
+    return request
 
 
 def _reply(entry: dict[str, Any], cached: bool) -> Reply:
