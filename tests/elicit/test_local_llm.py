@@ -79,7 +79,7 @@ def test_local_source_elicits_a_prior_end_to_end_and_reruns_for_free(diabetes_me
 
 
 def test_local_per_feature_generates_only_the_integer(diabetes_meta, tmp_path):
-    # The default local strategy: the JSON start is prefilled and a grammar admits only the
+    # compact_answer: the JSON start is prefilled and a grammar admits only the
     # integer, so each answer is its digits plus end-of-text (a JSON answer took 15-20 tokens).
     from laat.elicit import prompts as P
 
@@ -90,6 +90,7 @@ def test_local_per_feature_generates_only_the_integer(diabetes_meta, tmp_path):
         n_ctx=2048,
         n_threads=1,
         concurrency=2,
+        compact_answer=True,
         cache_dir=str(tmp_path / "cache"),
         progress=False,
     )

@@ -240,7 +240,9 @@ def test_per_feature_on_a_grammar_endpoint_generates_only_the_integer(fake_llm, 
 
     monkeypatch.setattr(OpenAIEndpoint, "grammar", True)
     with fake_llm(script=["not_integer"], vary=True) as srv:
-        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=2))
+        e = run_elicitation(
+            toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=2, compact_answer=True)
+        )
     assert srv.n_chat == 2 * 4 + 1  # one re-ask after the non-integer answer
     for req in srv.requests:
         assert "response_format" not in req and req["grammar"] == P.score_grammar() and req["max_tokens"] <= 6

@@ -206,7 +206,8 @@ def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
     # On a llama.cpp endpoint the answer's JSON start is given (prefill) and only the integer
     # is generated, by grammar: ~2 tokens instead of the ~15-20 a small model spends on
     # braces, key and whitespace under the JSON schema that any other endpoint gets.
-    if ctx.endpoint.grammar:
+    # Opt-in (`compact_answer`): it lowered rank agreement with the oracle in bench_priors.
+    if ctx.endpoint.grammar and settings.compact_answer:
         answer = {"grammar": P.score_grammar(), "prefill": P.SCORE_PREFILL, "max_tokens": 6}
         parse = _bare_score
     else:
