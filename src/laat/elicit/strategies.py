@@ -11,7 +11,7 @@ with an error listing every reason.
 - ``reason_then_parse``: the paper's flow (free-text reasoning, then a schema-constrained parse).
 - ``direct``: one schema-constrained JSON object of all scores.
 - ``per_feature``: one short question per feature, answer constrained to one integer
-  (a bare integer by grammar on the local server, ``{"score": n}`` elsewhere; the local default: the best rank agreement with the oracle in benchmarks/bench_priors.py,
+  (``{"score": n}``; with ``compact_answer`` on the local server only the integer is generated; the local default: the best rank agreement with the oracle in benchmarks/bench_priors.py,
   as each answer is a single, tightly constrained choice about one feature).
 - ``yes_no``: 1-token Yes/No questions per feature ("does more of it make the class more
   likely?" and, with ``yes_no_mirror``, "... less likely?"); score from the log-odds of Yes
