@@ -1,14 +1,16 @@
 """Cold local elicitation, old code vs this checkout, side by side in one run.
 
 Each round elicits the same datasets' priors with an empty answer cache, once with the code
-under ``--old-src`` (default /work/main/src: one llama.cpp slot, no prompt cache, questions
-one at a time) and once with this checkout's ``src`` (slots, prompt cache, concurrent
-questions), in fresh processes, alternating, and prints calls/s and their ratio. It then
-compares every answer of the new run with a cold evaluation of the same prompt (one slot,
-no prompt cache) to show how often a reused prefix or a batch changed an answer.
+of ``--old-rev`` (default: the commit before local elicitation got slots, i.e. one llama.cpp
+slot, no prompt cache, questions one at a time, a JSON answer per feature), once with each
+``--also-rev`` and once with this checkout's ``src``, in fresh processes, one after the
+other, and prints calls/s and the ratio to the old code. It then compares every answer of
+the new run with a cold evaluation of the same prompt (one slot, no prompt cache) to show
+how often a reused prefix or a batch changed an answer.
 
     .venv/bin/python benchmarks/bench_elicit.py --datasets diabetes
-    .venv/bin/python benchmarks/bench_elicit.py --datasets myocardial --n-samples 1
+    .venv/bin/python benchmarks/bench_elicit.py --datasets myocardial --n-samples 1 --no-reference
+    .venv/bin/python benchmarks/bench_elicit.py --also-rev main --new-settings '{"concurrency": 1}'
 
 Run it with nothing else on the cores if you can: llama.cpp's speed follows the load.
 """
@@ -32,7 +34,7 @@ from laat.datasets import load_metadata
 from laat.elicit import run_elicitation
 import laat.elicit.run as R
 name, cache_dir, n_samples, cold = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "cold"
-overrides = {}
+overrides = json.loads(sys.argv[6])
 if cold:  # the reference: one slot, every prompt evaluated from scratch
     R.LocalEndpoint.extra_body = {"cache_prompt": False}
     overrides["concurrency"] = 1
@@ -46,7 +48,19 @@ print(json.dumps({"wall_s": wall, "calls": e.prior.provenance["fresh_calls"],
 """
 
 
-def child(src: str, name: str, n_samples: int, cold: bool = False) -> dict:
+# The code before local elicitation used llama.cpp's slots and prompt cache (commit 51af9ef).
+OLD_REV = "51af9ef^"
+
+
+def export_rev(rev: str, into: str) -> str:
+    """``src`` of git revision ``rev`` written under ``into``; its path."""
+    Path(into).mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev, "src"], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    return str(Path(into) / "src")
+
+
+def child(src: str, name: str, n_samples: int, cold: bool = False, overrides: dict | None = None) -> dict:
     env = dict(os.environ, PYTHONPATH=src, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
     with tempfile.TemporaryDirectory() as cache:
         out = subprocess.run(
@@ -59,6 +73,7 @@ def child(src: str, name: str, n_samples: int, cold: bool = False) -> dict:
                 str(n_samples),
                 "cold" if cold else "new",
                 str(ROOT / "conf" / "base" / "datasets"),
+                json.dumps(overrides or {}),
             ],
             env=env,
             check=True,
@@ -74,28 +89,52 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", nargs="+", default=["diabetes"])
     ap.add_argument("--n-samples", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--old-src", default="/work/main/src")
+    ap.add_argument("--old-rev", default=OLD_REV, help="git revision of the old code")
+    ap.add_argument("--old-src", default=None, help="a src directory to use instead of --old-rev")
+    ap.add_argument("--no-old", action="store_true", help="skip the old code (it re-reads every prompt: slow)")
+    ap.add_argument("--also-rev", nargs="*", default=[], help="more git revisions to time, e.g. main")
+    ap.add_argument(
+        "--new-settings",
+        nargs="+",
+        default=["{}"],
+        help="JSON of ElicitationSettings overrides for this checkout; several: one run each",
+    )
     ap.add_argument("--no-reference", action="store_true", help="skip the cold-evaluation answer comparison")
     args = ap.parse_args(argv)
     print(f"load average at start: {os.getloadavg()}")
-    for name in args.datasets:
-        for r in range(args.rounds):
-            old = child(args.old_src, name, args.n_samples)
-            new = child(str(ROOT / "src"), name, args.n_samples)
-            o, n = old["calls"] / old["wall_s"], new["calls"] / new["wall_s"]
-            print(
-                f"{name} round {r}: old {old['calls']} calls in {old['wall_s']:.1f} s ({o:.2f}/s), "
-                f"new {new['calls']} calls in {new['wall_s']:.1f} s ({n:.2f}/s): {n / o:.1f}x calls/s, "
-                f"{old['wall_s'] / new['wall_s']:.1f}x wall"
-            )
-        if not args.no_reference:
-            ref = child(str(ROOT / "src"), name, args.n_samples, cold=True)
-            same = sum(ref["answers"].get(k) == v for k, v in new["answers"].items())
-            print(
-                f"{name}: {same} of {len(new['answers'])} answers identical to a cold one-slot evaluation "
-                f"(reference took {ref['wall_s']:.1f} s); prior mean max |diff| "
-                f"{max(abs(a - b) for a, b in zip(ref['mean'], new['mean'])):.3f}"
-            )
+    with tempfile.TemporaryDirectory() as tmp:
+        old_src = args.old_src or export_rev(args.old_rev, tmp + "/old")
+        others = {rev: export_rev(rev, f"{tmp}/rev{i}") for i, rev in enumerate(args.also_rev)}
+        variants = [json.loads(v) for v in args.new_settings]
+        for name in args.datasets:
+            for r in range(args.rounds):
+                old = (
+                    {"calls": float("nan"), "wall_s": float("nan")}
+                    if args.no_old
+                    else child(old_src, name, args.n_samples)
+                )
+                o = old["calls"] / old["wall_s"]
+                print(f"{name} round {r}: old {old['calls']} calls in {old['wall_s']:.1f} s ({o:.2f}/s)", flush=True)
+                runs = {rev: (src, {}) for rev, src in others.items()} | {
+                    f"new {json.dumps(v)}" if v else "new": (str(ROOT / "src"), v) for v in variants
+                }
+                for label, (src, overrides) in runs.items():
+                    res = child(src, name, args.n_samples, overrides=overrides)
+                    n = res["calls"] / res["wall_s"]
+                    print(
+                        f"{name} round {r}: {label} {res['calls']} calls in {res['wall_s']:.1f} s ({n:.2f}/s): "
+                        f"{n / o:.1f}x calls/s, {old['wall_s'] / res['wall_s']:.1f}x wall",
+                        flush=True,
+                    )
+                new = res
+            if not args.no_reference:
+                ref = child(str(ROOT / "src"), name, args.n_samples, cold=True, overrides=variants[-1])
+                same = sum(ref["answers"].get(k) == v for k, v in new["answers"].items())
+                print(
+                    f"{name}: {same} of {len(new['answers'])} answers identical to a cold one-slot evaluation "
+                    f"(reference took {ref['wall_s']:.1f} s); prior mean max |diff| "
+                    f"{max(abs(a - b) for a, b in zip(ref['mean'], new['mean'])):.3f}"
+                )
     print(f"load average at end: {os.getloadavg()}")
     return 0
 

@@ -1,7 +1,9 @@
 """A fault-injecting OpenAI-compatible HTTP server on 127.0.0.1 (real sockets, stdlib only).
 
 Well-formed answers follow the request's JSON schema deterministically (sha256 of the
-property name mapped into [minimum, maximum]; enum choices by hash), so the whole client,
+property name mapped into [minimum, maximum]; enum choices by hash), or pick one of the
+literals of a llama.cpp grammar (``root ::= "a" | "b"``) after echoing the assistant's
+prefill as llama.cpp does, so the whole client,
 cache, retry and validation path runs without a model. A script of faults is consumed one
 per chat request; when it runs out, every answer is well-formed.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -204,11 +207,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, self._completion(body, fault, index), truncate=(fault == "truncated_body"))
 
     def _completion(self, body: dict, fault: str, index: int) -> dict:
-        prompt = body["messages"][-1]["content"]
+        prompt = body["messages"][0]["content"]
         logprobs = None
         finish = "stop"
         rf = body.get("response_format")
-        if rf and rf.get("type") == "json_schema":
+        if body.get("grammar"):
+            options = re.findall(r'"([^"]*)"', body["grammar"])
+            pick = options[(_h(prompt) + (index if self.fake.vary else 0)) % len(options)]
+            prefill = body["messages"][-1]["content"] if body["messages"][-1]["role"] == "assistant" else ""
+            content = prefill + ("x" if fault == "not_integer" else pick)
+        elif rf and rf.get("type") == "json_schema":
             salt = index if self.fake.vary else 0
             obj = answer_for_schema(rf["json_schema"]["schema"], salt)
             keys = list(obj)

@@ -46,6 +46,8 @@ INPUTS = {
     "response_format": st.none() | schema,
     "top_logprobs": st.none() | st.integers(1, 20),
     "model": st.sampled_from(["fake-model", "other-model", "gpt-x"]),
+    "grammar": st.none() | st.sampled_from(['root ::= "0" | "1"', 'root ::= "-1" | "0" | "1"']),
+    "prefill": st.none() | text,
     "strategy": st.sampled_from(["direct", "reason_then_parse", "per_feature", "yes_no", "elimination"]),
     "endpoint": st.sampled_from([0, 1]),  # two servers: two base URLs
 }

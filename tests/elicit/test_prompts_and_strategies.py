@@ -221,3 +221,44 @@ def test_every_strategy_name_has_one_strategy_object():
 
     assert set(get_args(Strategy)) - {"auto"} == set(STRATEGIES)
     assert all(STRATEGIES[name].name == name for name in STRATEGIES)
+
+
+def test_score_grammar_admits_exactly_the_integers_in_range():
+    import re
+
+    literals = re.findall(r'"([^"]*)"', P.score_grammar())
+    assert P.score_grammar().startswith("root ::= ")
+    assert literals == [str(v) for v in range(P.SCORE_LO, P.SCORE_HI + 1)]
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [(P.SCORE_PREFILL + "-7", -7), ("10", 10), (" 0 ", 0), (P.SCORE_PREFILL + "x", None), ("11", None), ("", None)],
+)
+def test_a_grammar_answer_is_read_with_or_without_the_echoed_prefill(content, expected):
+    from laat.elicit.calls import AnswerInvalid
+    from laat.elicit.strategies import _bare_score
+
+    if expected is None:
+        with pytest.raises(AnswerInvalid):
+            _bare_score("Age", content)
+    else:
+        assert _bare_score("Age", content) == expected
+
+
+def test_per_feature_on_a_grammar_endpoint_generates_only_the_integer(fake_llm, fake_settings, toy_meta, monkeypatch):
+    # The project's llama.cpp server takes a grammar and continues a prefilled answer; the fake
+    # does the same (echoing the prefill), so the whole path runs without a model.
+    from laat.elicit.run import OpenAIEndpoint
+
+    monkeypatch.setattr(OpenAIEndpoint, "grammar", True)
+    with fake_llm(script=["not_integer"], vary=True) as srv:
+        e = run_elicitation(
+            toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=2, compact_answer=True)
+        )
+    assert srv.n_chat == 2 * 4 + 1  # one re-ask after the non-integer answer
+    for req in srv.requests:
+        assert "response_format" not in req and req["grammar"] == P.score_grammar() and req["max_tokens"] <= 6
+        assert req["messages"][-1] == {"role": "assistant", "content": P.SCORE_PREFILL}
+    answers = [int(c["response"].removeprefix(P.SCORE_PREFILL)) for c in e.record["calls"] if "invalid" not in c]
+    assert len(answers) == 8 and np.allclose(sorted(answers), sorted(v for s in e.prior.samples for v in s))

@@ -30,6 +30,7 @@ class Endpoint(Protocol):
     label: str  # safe to log: no secrets
     model: str  # name sent in requests
     extra_body: dict | None  # sent with every request, not part of the cache key
+    grammar: bool  # accepts llama.cpp's GBNF `grammar` field (the project's own server does)
 
     def model_id(self, model: str) -> str: ...  # identity used in cache keys
     def client(self): ...  # an openai.OpenAI; may start a server
@@ -133,20 +134,14 @@ class CallContext:
         response_format: dict | None = None,
         top_logprobs: int | None = None,
         model: str | None = None,
+        grammar: str | None = None,
+        prefill: str | None = None,
     ) -> Reply:
+        """One answer, from the cache or the endpoint (``grammar``, ``prefill``: see `_request`)."""
         model = model or self.endpoint.model
-        request: dict[str, Any] = {
-            "model": model,
-            "messages": [{"role": "user", "content": prompt}],
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "seed": seed,
-        }
-        if response_format is not None:
-            request["response_format"] = response_format
-        if top_logprobs:
-            request["logprobs"] = True
-            request["top_logprobs"] = top_logprobs
+        request = _request(
+            model, prompt, temperature, max_tokens, seed, response_format, top_logprobs, grammar, prefill
+        )
         payload = {
             "model_id": self.endpoint.model_id(model),
             "endpoint_kind": self.endpoint.kind,
@@ -244,6 +239,32 @@ class CallContext:
             )
             if self.progress is not None:
                 self.progress.update(1)
+
+
+def _request(model, prompt, temperature, max_tokens, seed, response_format, top_logprobs, grammar, prefill) -> dict:
+    """The chat request; every field is part of the cache key.
+
+    ``grammar``: a llama.cpp GBNF grammar the answer must follow; ``prefill``: the start of
+    the assistant's answer, which llama.cpp continues (and echoes back).
+    """
+    messages = [{"role": "user", "content": prompt}]
+    if prefill is not None:
+        messages.append({"role": "assistant", "content": prefill})
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+    }
+    if response_format is not None:
+        request["response_format"] = response_format
+    if grammar is not None:
+        request["grammar"] = grammar
+    if top_logprobs:
+        request["logprobs"] = True
+        request["top_logprobs"] = top_logprobs
+    return request
 
 
 def _reply(entry: dict[str, Any], cached: bool) -> Reply:

@@ -103,13 +103,19 @@ def _snippet(text: str) -> str:
     return repr(text if len(text) <= 80 else text[:50] + " ... " + text[-20:])
 
 
+# Request fields llama.cpp's server reads that the openai SDK has no argument for: sent in the body.
+LLAMA_CPP_FIELDS = ("grammar",)
+
+
 def chat_completion(client: openai.OpenAI, request: dict[str, Any], extra_body: dict | None = None) -> dict[str, Any]:
     """One chat request; its JSON body as a dict, or MalformedResponseError saying what came back.
 
     The raw body is read (not the SDK's parsed object): the SDK hands back an HTML page as a
     plain string and lets a cut-off JSON body escape as a bare JSONDecodeError.
     """
-    http = client.chat.completions.with_raw_response.create(**request, extra_body=extra_body).http_response
+    body = {k: v for k, v in request.items() if k not in LLAMA_CPP_FIELDS}
+    extra = {**(extra_body or {}), **{k: request[k] for k in LLAMA_CPP_FIELDS if k in request}} or None
+    http = client.chat.completions.with_raw_response.create(**body, extra_body=extra).http_response
     ctype = http.headers.get("content-type", "")
     text = http.text
     if "json" not in ctype.split(";")[0]:

@@ -219,6 +219,22 @@ def scores_schema(features: Sequence[str]) -> dict:
     )
 
 
+# The start of a {"score": n} answer as SmolLM2 most often writes it under the JSON schema: given
+# as the assistant's first words, the integer the model continues with is drawn from the same
+# context as under the schema.
+SCORE_PREFILL = '{\n  "score": '
+
+
+def score_grammar() -> str:
+    """A llama.cpp GBNF grammar admitting one bare integer in [SCORE_LO, SCORE_HI] and nothing else.
+
+    A local answer is then 1-3 tokens plus end-of-text instead of the ~15-20 tokens the
+    JSON schema's grammar lets a small model spend on braces, a key and whitespace, and
+    generating is most of what a per-feature call costs once the prompt prefix is cached.
+    """
+    return "root ::= " + " | ".join(f'"{v}"' for v in range(SCORE_LO, SCORE_HI + 1))
+
+
 def single_score_schema() -> dict:
     return _schema(
         "feature_score",

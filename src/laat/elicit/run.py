@@ -46,6 +46,7 @@ class OpenAIEndpoint:
     kind = "openai"
     max_concurrency = 64
     extra_body = None
+    grammar = False  # hosted APIs take JSON schemas, not llama.cpp grammars
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
@@ -86,6 +87,7 @@ class LocalEndpoint:
 
     kind = "local"
     extra_body = {"cache_prompt": True}
+    grammar = True
 
     def __init__(self, settings: ElicitationSettings):
         self.settings = settings
