@@ -63,8 +63,24 @@ def test_default_run_logs_everything_and_registers_a_servable_model(project):
         "fairness/fairness_by_group.csv",
         "attributions/attributions.csv",
         "registry/registration.json",
+        "trust/trust_decision.json",
+        "prior_diagnostic/prior_diagnostic.csv",
+        "prior_diagnostic/prior_diagnostic.png",
     ]:
         assert expected in logged, (expected, logged)
+    # the trust decision on the LLM prior: the logged metrics are the decision's own numbers
+    decision = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/trust/trust_decision.json")
+    assert metrics["diabetes.trust.gamma"] == decision["gamma"]
+    assert metrics["diabetes.trust.tau"] == decision["tau"]
+    assert metrics["diabetes.trust.followed"] == float(decision["followed"])
+    assert decision["followed"] == (decision["gamma"] > 0)
+    # the prior diagnostic looked at all 8 diabetes features
+    csv = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="prior_diagnostic/prior_diagnostic.csv", dst_path=str(project / "dl")
+    )
+    diagnostic = pd.read_csv(csv)
+    assert len(diagnostic) == 8
+    assert metrics["diabetes.prior_diagnostic.n_flagged"] == float(diagnostic["flagged"].sum())
     assert any(p.startswith("prior") and p.endswith(".json") for p in logged), logged
     assert any(p.endswith(".yml") or p.endswith(".yaml") for p in logged), logged
 
