@@ -95,7 +95,7 @@ def compare(old, new) -> None:
     import pandas as pd
 
     a, b = auc_table(old), auc_table(new)
-    both = a.join(b, lsuffix="_old", rsuffix="_new", how="outer")
+    both = a.add_suffix("_old").join(b.add_suffix("_new"), how="outer")
     both["diff"] = both["mean_new"] - both["mean_old"]
     both["se"] = (both["std_old"] / both["count_old"] ** 0.5).fillna(0)
     with pd.option_context("display.max_rows", None, "display.width", 160, "display.float_format", "{:.4f}".format):
