@@ -15,8 +15,9 @@ Two grid sets:
   times 20 repetitions x 2 tuned k x 7 datasets. The reduced grids keep each model's most
   influential axis at two values inside the paper's ranges (2 candidates each);
   LogisticRegression keeps both penalties and C from 100 to 1e-3 (12 candidates).
-  Even so, the default sweep (7 datasets, 20 repetitions, both protocols) is about an hour
-  of two loaded cores, most of it in these searches; LAAT's own cells take seconds.
+  Even so, most of the default sweep's time (7 datasets, 20 repetitions, both protocols) is
+  in these searches, the skew protocol's above all; LAAT's own cells take seconds
+  (benchmarks/README.md, "bench_sweep.py").
 """
 
 from __future__ import annotations
