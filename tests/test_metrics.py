@@ -218,3 +218,27 @@ def test_every_task_has_a_champion_metric_it_computes_and_errors_are_lower_is_be
         False,
         False,
     ]
+
+
+@pytest.mark.parametrize("kind", ["continuous", "tied", "extreme", "float32"])
+def test_numpy_formulas_agree_with_sklearn_on_random_inputs(kind):
+    """classification_metrics is written in numpy for speed: it must give scikit-learn's numbers
+    (exactly, except ROC AUC, where the trapezoid and the rank statistic differ in the last bits)."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(2, 400))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        u = rng.random(n)
+        p = {"continuous": u, "tied": np.round(u, 1), "extreme": np.round(u * 2) / 2}.get(kind)
+        if kind == "float32":
+            p = u.astype(np.float32).astype(float)
+        m = classification_metrics(y, p, threshold=0.5)
+        y_hat = predict_labels(p, 0.5)
+        assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p), rel=0, abs=1e-12)
+        assert m["accuracy"] == accuracy_score(y, y_hat)
+        assert m["precision"] == precision_score(y, y_hat, zero_division=0)
+        assert m["recall"] == recall_score(y, y_hat, zero_division=0)
+        assert m["f1"] == f1_score(y, y_hat, zero_division=0)
+        assert m["log_loss"] == log_loss(y, p, labels=[0, 1])
+        assert m["brier"] == brier_score_loss(y, p)

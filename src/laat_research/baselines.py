@@ -15,8 +15,9 @@ Two grid sets:
   times 20 repetitions x 2 tuned k x 7 datasets. The reduced grids keep each model's most
   influential axis at two values inside the paper's ranges (2 candidates each);
   LogisticRegression keeps both penalties and C from 100 to 1e-3 (12 candidates).
-  Even so, the default sweep (7 datasets, 20 repetitions, both protocols) is about an hour
-  of two loaded cores, most of it in these searches; LAAT's own cells take seconds.
+  Even so, most of the default sweep's time (7 datasets, 20 repetitions, both protocols) is
+  in these searches, the skew protocol's above all; LAAT's own cells take seconds
+  (benchmarks/README.md, "bench_sweep.py").
 """
 
 from __future__ import annotations
@@ -109,7 +110,6 @@ def n_folds(y, k: int | None, settings) -> int:
 def fit_baseline(name: str, X, y, *, k: int | None, settings, random_state: int):
     """Fit one baseline by the small-k rules; returns (fitted estimator, info for the results row)."""
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     est = make_estimator(name, random_state, settings.mlp_max_iter)
     folds = n_folds(y, k, settings)
@@ -129,15 +129,50 @@ def fit_baseline(name: str, X, y, *, k: int | None, settings, random_state: int)
                 "grid_size": 1,
                 "best_params": json.dumps(fixed, sort_keys=True),
             }
-        search = GridSearchCV(
-            est, grid, scoring="roc_auc", cv=StratifiedKFold(n_splits=folds), n_jobs=1, refit=True, error_score=np.nan
-        )
-        search.fit(X, y)
+        best_est, best = grid_search(est, grid, X, y, folds)
     size = int(np.prod([len(v) for v in grid.values()]))
-    best = {p: (v.item() if isinstance(v, np.generic) else v) for p, v in search.best_params_.items()}
-    return search.best_estimator_, {
+    best = {p: (v.item() if isinstance(v, np.generic) else v) for p, v in best.items()}
+    return best_est, {
         "tuned": True,
         "cv_folds": folds,
         "grid_size": size,
         "best_params": json.dumps(best, sort_keys=True),
     }
+
+
+def grid_search(est, grid: dict[str, list[Any]], X, y, folds: int):
+    """scikit-learn's ``GridSearchCV(est, grid, scoring="roc_auc", cv=StratifiedKFold(folds),
+    error_score=nan)`` in a plain loop: the same candidates in the same order, folds, fits and
+    scores (decision_function where the model has one, as its roc_auc scorer), the first of the
+    best mean scores (a failed fit scores NaN, ranked last) and the winner refit on all rows.
+    GridSearchCV's machinery (clones, validation, a scorer per fold) cost more than a small
+    model's fits, 20 repetitions x every cell. Returns (refit estimator, best parameters)."""
+    from sklearn.base import clone
+    from sklearn.model_selection import ParameterGrid, StratifiedKFold
+
+    from laat.metrics import binary_roc_auc
+
+    X, y = np.asarray(X), np.asarray(y)
+    splits = list(StratifiedKFold(n_splits=folds).split(X, y))
+    candidates = list(ParameterGrid(grid))
+    means = np.empty(len(candidates))
+    for c, params in enumerate(candidates):
+        scores = []
+        for train, test in splits:
+            try:
+                model = clone(est).set_params(**params).fit(X[train], y[train])
+            except Exception:  # error_score=nan: a candidate that cannot fit is never chosen
+                scores.append(np.nan)
+                continue
+            yt = y[test]
+            if np.unique(yt).size < 2:
+                scores.append(np.nan)
+                continue
+            if hasattr(model, "decision_function"):
+                score = model.decision_function(X[test])
+            else:
+                score = model.predict_proba(X[test])[:, list(model.classes_).index(1)]
+            scores.append(binary_roc_auc((yt == 1).astype(int), np.asarray(score, dtype=float)))
+        means[c] = np.average(scores)
+    best = int(np.nanargmax(means)) if not np.isnan(means).all() else 0
+    return clone(est).set_params(**candidates[best]).fit(X, y), candidates[best]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,11 +307,7 @@ def run_cell(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> list[dict
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1), _torch_threads(1):
-        reps = []
-        for r in range(repetitions(cfg, cell.protocol)):
-            train, test = split(ctx, cell.protocol, cell.k, r, cfg)
-            Xtr, Xte = preprocess(ctx.X, train, test)
-            reps.append(_Rep(r, train, test, Xtr, Xte, model_seed(cfg, ctx.name, cell.protocol, cell.k, r)))
+        reps = _prepared_reps(ctx, cell.protocol, cell.k, cfg)
         if cell.method.trust:
             preds = _run_trust(cell, ctx, cfg, reps)
         elif cell.method.torch:
@@ -318,6 +315,40 @@ def run_cell(cell: Cell, ctx: DatasetContext, cfg: BenchmarkConfig) -> list[dict
         else:
             preds = _run_baseline(cell, ctx, cfg, reps)
         return [_row(cell, ctx, cfg, rp, **pred) for rp, pred in zip(reps, preds)]
+
+
+# Splits and scaled inputs of recent (dataset, protocol, k) groups, in this process: every method
+# and prior of a group uses the same ones, and computing them (a skewed split evaluates the
+# condition on the frame, scaling fits a pipeline per repetition) took longer than a LAAT cell's fits.
+_PREPARED: OrderedDict[tuple, list[_Rep]] = OrderedDict()
+_PREPARED_GROUPS = 8  # the sweep runs a group's cells back to back; the skew groups interleave
+
+
+def _prepared_reps(ctx: DatasetContext, protocol: str, k: int, cfg: BenchmarkConfig) -> list[_Rep]:
+    """The repetitions of a (dataset, protocol, k) group, made once per process (read-only arrays)."""
+    key = (
+        ctx.name,
+        ctx.fingerprint,
+        protocol,
+        k,
+        cfg.seed,
+        repetitions(cfg, protocol),
+        cfg.skew.model_dump_json() if protocol == "skew" else "",
+    )
+    if key in _PREPARED:
+        _PREPARED.move_to_end(key)
+        return _PREPARED[key]
+    reps = []
+    for r in range(repetitions(cfg, protocol)):
+        train, test = split(ctx, protocol, k, r, cfg)
+        Xtr, Xte = preprocess(ctx.X, train, test)
+        for a in (train, test, Xtr, Xte):
+            a.flags.writeable = False  # shared by the group's cells: none may change them
+        reps.append(_Rep(r, train, test, Xtr, Xte, model_seed(cfg, ctx.name, protocol, k, r)))
+    _PREPARED[key] = reps
+    while len(_PREPARED) > _PREPARED_GROUPS:
+        _PREPARED.popitem(last=False)
+    return reps
 
 
 class _torch_threads:
