@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -203,6 +204,22 @@ def test_a_samples_questions_go_out_together_up_to_the_concurrency(fake_llm, fak
         e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=1, concurrency=3))
     assert srv.n_chat == 4 and len(e.prior.mean) == 4
     assert 2 <= srv.max_in_flight <= 3
+
+
+def test_per_feature_asks_a_features_samples_back_to_back(fake_llm, fake_settings, toy_meta):
+    # One slot: the prompt it just answered is the next one, so llama.cpp re-evaluates only its
+    # last token. Sample-major order would change the prompt's last line with every call.
+    with fake_llm() as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=3, concurrency=1))
+    prompts = [r["messages"][0]["content"] for r in srv.requests]
+    expected = [P.per_feature_prompt(toy_meta, f) for f in toy_meta.encoded_columns for _ in range(3)]
+    assert prompts == expected
+    # and the samples are still the samples: sample i holds the answers asked with sample i's seeds
+    by_seed = {r["seed"]: r for r in srv.requests}
+    assert len(by_seed) == 12 and len(e.prior.samples) == 3
+    for c in e.record["calls"]:
+        j = toy_meta.encoded_columns.index(c["step"].removeprefix("feature:"))
+        assert e.prior.samples[c["sample"]][j] == float(json.loads(c["response"])["score"])
 
 
 def test_per_feature_prompts_differ_only_after_the_shared_context(toy_meta):

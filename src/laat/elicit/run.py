@@ -229,8 +229,9 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     strategy = settings.resolved_strategy()
     spec = STRATEGIES[strategy]
     endpoint = make_endpoint(settings)
-    # Samples run on their own threads and hand their independent questions to one bounded
-    # call pool (`CallContext.map`); at most `in_flight` requests are open at once.
+    # Samples run on their own threads (per_feature: a feature's samples one after another) and
+    # hand their independent questions to one bounded call pool (`CallContext.map`); at most
+    # `in_flight` requests are open at once.
     in_flight = max(1, min(settings.concurrency, endpoint.max_concurrency))
     ctx = CallContext(
         endpoint=endpoint,
@@ -249,8 +250,11 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
                 max_workers=min(settings.n_samples, in_flight), thread_name_prefix="elicit-sample"
             ) as samples_pool,
         ):
-            futures = [samples_pool.submit(spec.run, ctx, meta, settings, i) for i in range(settings.n_samples)]
-            results: list[SampleResult] = [f.result() for f in futures]
+            if spec.all_samples:
+                results: list[SampleResult] = spec.run(ctx, meta, settings)
+            else:
+                futures = [samples_pool.submit(spec.run, ctx, meta, settings, i) for i in range(settings.n_samples)]
+                results = [f.result() for f in futures]
     finally:
         endpoint.close()
     wall = time.perf_counter() - t0

@@ -1,7 +1,7 @@
 """Ways of turning LLM answers into one score vector per sample.
 
 Each strategy is one `Strategy` object: ``run(ctx, meta, settings, sample) -> SampleResult``
-with scores in `meta.encoded_columns` order, the prompt recorded in the prior's provenance,
+(per_feature: every sample in one ``run``) with scores in `meta.encoded_columns` order, the prompt recorded in the prior's provenance,
 and the number of calls a sample costs (the progress bar's total). Independent questions
 within a sample (per_feature, yes_no) go out together through `CallContext.map`. Answers are matched to features by name and validated
 (every feature exactly once, no unknown names, integers in range); an invalid answer is
@@ -202,7 +202,10 @@ def _json_score(name: str, content: str) -> int:
     return _as_int_score(name, obj["score"])
 
 
-def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
+def per_feature(ctx: CallContext, meta, settings) -> list[SampleResult]:
+    """Every sample at once, feature by feature: a feature's samples are asked back to back on
+    one thread, so the llama.cpp slot that just answered holds that very prompt and evaluates
+    only its last token again, instead of the feature's whole line once per sample."""
     # On a llama.cpp endpoint the answer's JSON start is given (prefill) and only the integer
     # is generated, by grammar: ~2 tokens instead of the ~15-20 a small model spends on
     # braces, key and whitespace under the JSON schema that any other endpoint gets.
@@ -213,7 +216,7 @@ def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
     else:
         answer, parse = {"response_format": P.single_score_schema(), "max_tokens": 40}, _json_score
 
-    def ask(j: int) -> float:
+    def ask(j: int, sample: int) -> float:
         f = meta.encoded_columns[j]
         prompt = P.per_feature_prompt(meta, f)
 
@@ -231,7 +234,8 @@ def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
 
         return reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample, f", feature {f!r}"))
 
-    return SampleResult(ctx.map(ask, range(len(meta.encoded_columns))))
+    by_feature = ctx.map(lambda j: [ask(j, i) for i in range(settings.n_samples)], range(len(meta.encoded_columns)))
+    return [SampleResult([scores[i] for scores in by_feature]) for i in range(settings.n_samples)]
 
 
 YES_TOKENS = {"yes"}
@@ -368,9 +372,12 @@ class Strategy:
     """One elicitation strategy: how a sample is asked, the prompt it is known by, its cost."""
 
     name: str
-    run: Callable[[CallContext, Any, Any, int], SampleResult]
+    # (ctx, meta, settings, sample) -> one sample; samples run on their own threads. Or, with
+    # ``all_samples``, (ctx, meta, settings) -> every sample, in whatever order is cheapest.
+    run: Callable[..., Any]
     prompt: Callable[[Any], str]  # the prompt recorded (and hashed) in provenance
     calls_per_sample: Callable[[int, Any], int]  # (d, settings) -> calls when every answer is valid
+    all_samples: bool = False
 
     def expected_calls(self, d: int, settings) -> int:
         """LLM calls an elicitation makes when every answer is valid (re-asks come on top)."""
@@ -393,7 +400,11 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("reason_then_parse", reason_then_parse, P.laat_prompt, lambda d, s: 2),
         Strategy("direct", direct, P.direct_prompt, lambda d, s: 1),
         Strategy(
-            "per_feature", per_feature, lambda meta: P.per_feature_prompt(meta, meta.encoded_columns[0]), lambda d, s: d
+            "per_feature",
+            per_feature,
+            lambda meta: P.per_feature_prompt(meta, meta.encoded_columns[0]),
+            lambda d, s: d,
+            all_samples=True,
         ),
         Strategy("yes_no", yes_no, lambda meta: P.yes_no_prompt(meta, meta.encoded_columns[0], 0), _yes_no_calls),
         Strategy(
