@@ -185,21 +185,16 @@ def reason_then_parse(ctx: CallContext, meta, settings, sample: int) -> SampleRe
     return SampleResult(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample)))
 
 
-def _bare_score(name: str, content: str) -> int:
-    """The integer a grammar-constrained answer ends with (after the prefill, if echoed)."""
-    text = content.removeprefix(P.SCORE_PREFILL).strip()
-    try:
-        value = int(text)
-    except ValueError:
-        raise AnswerInvalid(f"expected one integer for {name!r}, got {content!r}") from None
-    return _as_int_score(name, value)
-
-
 def _json_score(name: str, content: str) -> int:
     obj = _load_json_object(content)
     if set(obj) != {"score"}:
         raise AnswerInvalid(f"expected exactly the key 'score', got {sorted(obj)}")
     return _as_int_score(name, obj["score"])
+
+
+def _prefilled_score(name: str, content: str) -> int:
+    """The score of a prefilled answer, with or without the prefill echoed (llama.cpp echoes it)."""
+    return _json_score(name, content if content.startswith(P.SCORE_PREFILL) else P.SCORE_PREFILL + content)
 
 
 def per_feature(ctx: CallContext, meta, settings) -> list[SampleResult]:
@@ -211,8 +206,8 @@ def per_feature(ctx: CallContext, meta, settings) -> list[SampleResult]:
     # braces, key and whitespace under the JSON schema that any other endpoint gets.
     # Opt-in (`compact_answer`): it lowered rank agreement with the oracle in bench_priors.
     if ctx.endpoint.grammar and settings.compact_answer:
-        answer = {"grammar": P.score_grammar(), "prefill": P.SCORE_PREFILL, "max_tokens": 6}
-        parse = _bare_score
+        answer = {"grammar": P.score_grammar(), "prefill": P.SCORE_PREFILL, "max_tokens": 8}
+        parse = _prefilled_score
     else:
         answer, parse = {"response_format": P.single_score_schema(), "max_tokens": 40}, _json_score
 
