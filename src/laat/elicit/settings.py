@@ -65,9 +65,10 @@ class ElicitationSettings(BaseModel):
     reasoning_max_tokens: int = Field(1024, ge=16)
     max_rank_steps: int | None = Field(None, ge=1)  # elimination: rank only the top k
     elimination_signs: bool = True  # elimination: sign from yes/no log-probs
-    # per_feature on the local server: prefill the JSON start and generate only the integer by
-    # grammar (~2 tokens, not 15-20). Off: bench_priors rank agreement fell (6 datasets, mean
-    # signed Spearman +0.31 -> -0.12; benchmarks/README.md), so the speed is not worth it yet.
+    # per_feature on the local server: prefill the JSON start and generate only the integer and
+    # the closing brace by grammar (~5 tokens, not 15-20). Off: bench_priors rank agreement fell
+    # (6 datasets, 3 samples, one run: mean signed Spearman +0.24 with JSON answers, -0.06
+    # compact; benchmarks/README.md), so the speed is not worth it yet.
     compact_answer: bool = False
     # yes_no (and elimination signs): also ask the reversed question and score the difference
     # of log-odds, which cancels a model's overall Yes/No bias (2x the 1-token calls).
