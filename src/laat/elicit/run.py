@@ -76,7 +76,7 @@ class LocalEndpoint:
     """The project's own llama.cpp server, started on the first cache miss and stopped after.
 
     The cache identity is the GGUF's sha256, so answers survive restarts and port changes.
-    The server gets one slot per concurrent request (``settings.concurrency``): llama.cpp
+    The server has ``settings.local_slots`` slots (requests in flight locally): llama.cpp
     decodes the slots' tokens in one batch, and each slot keeps the prompt prefix it last
     evaluated (``cache_prompt``), so a run's prompts, which differ only in their last line,
     pay for the shared context once per slot. Every request carries its own seed. Answers
@@ -94,7 +94,7 @@ class LocalEndpoint:
         self.path, self.sha256 = resolve_gguf(settings.gguf_path, settings.gguf_sha256)
         self.model = MODEL_ALIAS
         self.label = f"local llama.cpp ({self.path.name})"
-        self.max_concurrency = settings.concurrency
+        self.max_concurrency = settings.local_slots
         self.bundled = self.sha256 == BUNDLED_SHA256
         self._server: LocalLLMServer | None = None
         self._client = None

@@ -58,7 +58,11 @@ class ElicitationSettings(BaseModel):
     wait_initial_s: float = Field(1.0, ge=0)
     wait_max_s: float = Field(30.0, ge=0)
     max_invalid: int = Field(3, ge=0, le=20)  # re-asks after an invalid answer
-    concurrency: int = Field(5, ge=1, le=64)  # requests in flight at once (locally: llama.cpp slots)
+    concurrency: int = Field(5, ge=1, le=64)  # requests in flight at once (locally: at most local_slots)
+    # llama.cpp slots of the local server. One: each slot evaluates the shared prompt prefix for
+    # itself (myocardial: 4,100 tokens per slot), and with one thread batching saved less than
+    # that (bench_elicit, diabetes, per_feature: 1 slot 1.1x the calls/s of 5, under load).
+    local_slots: int = Field(1, ge=1, le=64)
 
     # strategy knobs
     max_tokens: int | None = Field(None, ge=1)  # cap for score answers (default: from d)
