@@ -216,6 +216,16 @@ def _llm_provenance(
     return prov
 
 
+def _run_samples(spec: Strategy, ctx: CallContext, meta, settings: ElicitationSettings) -> list[SampleResult]:
+    """Every sample's result: one `run` for all (``spec.all_samples``), or one `run` per sample on its own thread."""
+    if spec.all_samples:
+        return spec.run(ctx, meta, settings)
+    workers = min(settings.n_samples, ctx.concurrency)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elicit-sample") as samples_pool:
+        futures = [samples_pool.submit(spec.run, ctx, meta, settings, i) for i in range(settings.n_samples)]
+        return [f.result() for f in futures]
+
+
 def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrides) -> Elicitation:
     """Elicit an LLM prior for ``meta`` (source ``local`` or ``openai``) with its full record.
 
@@ -246,15 +256,8 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
         with (
             _progress_bar(meta, settings, spec) as ctx.progress,
             ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="elicit-call") as ctx.pool,
-            ThreadPoolExecutor(
-                max_workers=min(settings.n_samples, in_flight), thread_name_prefix="elicit-sample"
-            ) as samples_pool,
         ):
-            if spec.all_samples:
-                results: list[SampleResult] = spec.run(ctx, meta, settings)
-            else:
-                futures = [samples_pool.submit(spec.run, ctx, meta, settings, i) for i in range(settings.n_samples)]
-                results = [f.result() for f in futures]
+            results = _run_samples(spec, ctx, meta, settings)
     finally:
         endpoint.close()
     wall = time.perf_counter() - t0
