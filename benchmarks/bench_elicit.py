@@ -10,7 +10,7 @@ how often a reused prefix or a batch changed an answer.
 
     .venv/bin/python benchmarks/bench_elicit.py --datasets diabetes
     .venv/bin/python benchmarks/bench_elicit.py --datasets myocardial --n-samples 1 --no-reference
-    .venv/bin/python benchmarks/bench_elicit.py --also-rev main --new-settings '{"concurrency": 1}'
+    .venv/bin/python benchmarks/bench_elicit.py --also-rev main --new-settings '{}' '{"local_slots": 5}'
 
 Run it with nothing else on the cores if you can: llama.cpp's speed follows the load.
 """
@@ -37,7 +37,7 @@ name, cache_dir, n_samples, cold = sys.argv[1], sys.argv[2], int(sys.argv[3]), s
 overrides = json.loads(sys.argv[6])
 if cold:  # the reference: one slot, every prompt evaluated from scratch
     R.LocalEndpoint.extra_body = {"cache_prompt": False}
-    overrides["concurrency"] = 1
+    overrides.update(concurrency=1, local_slots=1)
 meta = load_metadata(name, sys.argv[5])
 t0 = time.perf_counter()
 e = run_elicitation(meta, source="local", n_samples=n_samples, cache_dir=cache_dir, progress=False, **overrides)

@@ -16,7 +16,9 @@ cores slow llama.cpp down many times over.
     .venv/bin/python benchmarks/bench_priors.py --strategies yes_no yes_no:plain   # with/without the mirror
 
 A ``:plain`` suffix runs yes_no / elimination without the mirrored "less likely?" question
-(``yes_no_mirror=False``), i.e. as they were before the mirror was added.
+(``yes_no_mirror=False``), i.e. as they were before the mirror was added; ``:json`` and
+``:compact`` run per_feature with the JSON-schema answer or the prefilled compact one
+(``compact_answer`` off / on).
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ sys.path.insert(0, str(ROOT / "src"))
 from laat.datasets import load_dataset, load_metadata  # noqa: E402
 from laat.elicit import STRATEGIES, ElicitationSettings, run_elicitation  # noqa: E402
 from laat.priors import oracle_prior_from_frame, random_prior  # noqa: E402
+
+# strategy suffix -> ElicitationSettings overrides
+VARIANTS = {
+    "": {},
+    "plain": {"yes_no_mirror": False},
+    "json": {"compact_answer": False},
+    "compact": {"compact_answer": True},
+}
 
 DATASETS = ["diabetes", "breast_ljubljana", "contraceptive", "indian_liver", "myocardial", "bodyfat", "electricity"]
 
@@ -77,7 +87,8 @@ def main(argv=None) -> int:
         "--strategies",
         nargs="+",
         default=list(STRATEGIES),
-        help="strategy names; yes_no:plain / elimination:plain = without the mirrored question",
+        help="strategy names; yes_no:plain / elimination:plain = without the mirrored question, "
+        "per_feature:json / per_feature:compact = the answer's form",
     )
     ap.add_argument("--n-samples", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.7)
@@ -94,8 +105,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     for strategy in args.strategies:
         name_, _, variant = strategy.partition(":")
-        if name_ not in STRATEGIES or variant not in ("", "plain"):
-            ap.error(f"unknown strategy {strategy!r}: use one of {list(STRATEGIES)}, optionally ':plain'")
+        if name_ not in STRATEGIES or variant not in VARIANTS:
+            ap.error(
+                f"unknown strategy {strategy!r}: use one of {list(STRATEGIES)}, optionally one of {list(VARIANTS)[1:]}"
+            )
 
     rows = []
     for name in args.datasets:
@@ -123,13 +136,13 @@ def main(argv=None) -> int:
                 source="local",
                 strategy=name_,
                 n_samples=args.n_samples,
-                yes_no_mirror=variant != "plain",
                 temperature=args.temperature,
                 gguf_path=args.gguf,
                 reasoning_max_tokens=args.reasoning_max_tokens,
                 max_rank_steps=args.max_rank_steps,
                 cache_dir=args.cache_dir,
                 n_threads=args.threads,
+                **VARIANTS[variant],
             )
             t0 = time.perf_counter()
             try:

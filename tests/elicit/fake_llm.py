@@ -2,7 +2,7 @@
 
 Well-formed answers follow the request's JSON schema deterministically (sha256 of the
 property name mapped into [minimum, maximum]; enum choices by hash), or pick one of the
-literals of a llama.cpp grammar (``root ::= "a" | "b"``) after echoing the assistant's
+text of a llama.cpp grammar (`answer_for_grammar`) after echoing the assistant's
 prefill as llama.cpp does, so the whole client,
 cache, retry and validation path runs without a model. A script of faults is consumed one
 per chat request; when it runs out, every answer is well-formed.
@@ -62,6 +62,24 @@ def answer_for_schema(schema: dict, salt: int = 0) -> dict:
         else:
             out[name] = "x"
     return out
+
+
+def answer_for_grammar(grammar: str, salt: int) -> str:
+    """One string a GBNF grammar admits, for the subset the project writes: rules that are either
+    alternatives of literals (one picked by ``salt``) or a sequence of literals, optional
+    literals (``"x"?``, taken) and rule names."""
+    rules = dict(line.split(" ::= ", 1) for line in grammar.strip().splitlines())
+
+    def expand(name: str) -> str:
+        body = rules[name]
+        if "|" in body:
+            options = re.findall(r'"([^"]*)"', body)
+            return json.loads(f'"{options[salt % len(options)]}"')
+        return "".join(
+            json.loads(f'"{lit}"') if lit else expand(ref) for lit, ref in re.findall(r'"([^"]*)"\??|(\w+)', body)
+        )
+
+    return expand("root")
 
 
 class FakeLLM:
@@ -212,8 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         finish = "stop"
         rf = body.get("response_format")
         if body.get("grammar"):
-            options = re.findall(r'"([^"]*)"', body["grammar"])
-            pick = options[(_h(prompt) + (index if self.fake.vary else 0)) % len(options)]
+            pick = answer_for_grammar(body["grammar"], _h(prompt) + (index if self.fake.vary else 0))
             prefill = body["messages"][-1]["content"] if body["messages"][-1]["role"] == "assistant" else ""
             content = prefill + ("x" if fault == "not_integer" else pick)
         elif rf and rf.get("type") == "json_schema":

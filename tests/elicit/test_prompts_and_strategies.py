@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -205,6 +206,22 @@ def test_a_samples_questions_go_out_together_up_to_the_concurrency(fake_llm, fak
     assert 2 <= srv.max_in_flight <= 3
 
 
+def test_per_feature_asks_a_features_samples_back_to_back(fake_llm, fake_settings, toy_meta):
+    # One slot: the prompt it just answered is the next one, so llama.cpp re-evaluates only its
+    # last token. Sample-major order would change the prompt's last line with every call.
+    with fake_llm() as srv:
+        e = run_elicitation(toy_meta, fake_settings(srv.base_url, strategy="per_feature", n_samples=3, concurrency=1))
+    prompts = [r["messages"][0]["content"] for r in srv.requests]
+    expected = [P.per_feature_prompt(toy_meta, f) for f in toy_meta.encoded_columns for _ in range(3)]
+    assert prompts == expected
+    # and the samples are still the samples: sample i holds the answers asked with sample i's seeds
+    by_seed = {r["seed"]: r for r in srv.requests}
+    assert len(by_seed) == 12 and len(e.prior.samples) == 3
+    for c in e.record["calls"]:
+        j = toy_meta.encoded_columns.index(c["step"].removeprefix("feature:"))
+        assert e.prior.samples[c["sample"]][j] == float(json.loads(c["response"])["score"])
+
+
 def test_per_feature_prompts_differ_only_after_the_shared_context(toy_meta):
     # The prompt cache reuses the longest common prefix: the feature must come last.
     a, b = (P.per_feature_prompt(toy_meta, f) for f in ("Income", "Debt"))
@@ -223,27 +240,39 @@ def test_every_strategy_name_has_one_strategy_object():
     assert all(STRATEGIES[name].name == name for name in STRATEGIES)
 
 
-def test_score_grammar_admits_exactly_the_integers_in_range():
+def test_score_grammar_admits_exactly_the_integers_in_range_then_the_brace():
     import re
 
-    literals = re.findall(r'"([^"]*)"', P.score_grammar())
-    assert P.score_grammar().startswith("root ::= ")
-    assert literals == [str(v) for v in range(P.SCORE_LO, P.SCORE_HI + 1)]
+    root, integer = P.score_grammar().splitlines()
+    assert root == 'root ::= " "? integer "\\n"? "}"'
+    assert integer.startswith("integer ::= ")
+    assert re.findall(r'"([^"]*)"', integer) == [str(v) for v in range(P.SCORE_LO, P.SCORE_HI + 1)]
+    # the prefill stops before the space: SmolLM2 writes ' -' as one token (a sign token of its own
+    # after a prefilled space was out of its distribution)
+    assert P.SCORE_PREFILL.endswith('"score":')
 
 
 @pytest.mark.parametrize(
     "content, expected",
-    [(P.SCORE_PREFILL + "-7", -7), ("10", 10), (" 0 ", 0), (P.SCORE_PREFILL + "x", None), ("11", None), ("", None)],
+    [
+        (P.SCORE_PREFILL + " -7\n}", -7),
+        (" 10}", 10),
+        ("0\n}", 0),
+        (P.SCORE_PREFILL + " x}", None),
+        (" 11}", None),
+        ("", None),
+        (" 3", None),
+    ],
 )
 def test_a_grammar_answer_is_read_with_or_without_the_echoed_prefill(content, expected):
     from laat.elicit.calls import AnswerInvalid
-    from laat.elicit.strategies import _bare_score
+    from laat.elicit.strategies import _prefilled_score
 
     if expected is None:
         with pytest.raises(AnswerInvalid):
-            _bare_score("Age", content)
+            _prefilled_score("Age", content)
     else:
-        assert _bare_score("Age", content) == expected
+        assert _prefilled_score("Age", content) == expected
 
 
 def test_per_feature_on_a_grammar_endpoint_generates_only_the_integer(fake_llm, fake_settings, toy_meta, monkeypatch):
@@ -258,7 +287,7 @@ def test_per_feature_on_a_grammar_endpoint_generates_only_the_integer(fake_llm, 
         )
     assert srv.n_chat == 2 * 4 + 1  # one re-ask after the non-integer answer
     for req in srv.requests:
-        assert "response_format" not in req and req["grammar"] == P.score_grammar() and req["max_tokens"] <= 6
+        assert "response_format" not in req and req["grammar"] == P.score_grammar() and req["max_tokens"] <= 8
         assert req["messages"][-1] == {"role": "assistant", "content": P.SCORE_PREFILL}
-    answers = [int(c["response"].removeprefix(P.SCORE_PREFILL)) for c in e.record["calls"] if "invalid" not in c]
+    answers = [json.loads(c["response"])["score"] for c in e.record["calls"] if "invalid" not in c]
     assert len(answers) == 8 and np.allclose(sorted(answers), sorted(v for s in e.prior.samples for v in s))

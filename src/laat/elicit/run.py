@@ -76,7 +76,7 @@ class LocalEndpoint:
     """The project's own llama.cpp server, started on the first cache miss and stopped after.
 
     The cache identity is the GGUF's sha256, so answers survive restarts and port changes.
-    The server gets one slot per concurrent request (``settings.concurrency``): llama.cpp
+    The server has ``settings.local_slots`` slots (requests in flight locally): llama.cpp
     decodes the slots' tokens in one batch, and each slot keeps the prompt prefix it last
     evaluated (``cache_prompt``), so a run's prompts, which differ only in their last line,
     pay for the shared context once per slot. Every request carries its own seed. Answers
@@ -94,7 +94,7 @@ class LocalEndpoint:
         self.path, self.sha256 = resolve_gguf(settings.gguf_path, settings.gguf_sha256)
         self.model = MODEL_ALIAS
         self.label = f"local llama.cpp ({self.path.name})"
-        self.max_concurrency = settings.concurrency
+        self.max_concurrency = settings.local_slots
         self.bundled = self.sha256 == BUNDLED_SHA256
         self._server: LocalLLMServer | None = None
         self._client = None
@@ -216,6 +216,16 @@ def _llm_provenance(
     return prov
 
 
+def _run_samples(spec: Strategy, ctx: CallContext, meta, settings: ElicitationSettings) -> list[SampleResult]:
+    """Every sample's result: one `run` for all (``spec.all_samples``), or one `run` per sample on its own thread."""
+    if spec.all_samples:
+        return spec.run(ctx, meta, settings)
+    workers = min(settings.n_samples, ctx.concurrency)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elicit-sample") as samples_pool:
+        futures = [samples_pool.submit(spec.run, ctx, meta, settings, i) for i in range(settings.n_samples)]
+        return [f.result() for f in futures]
+
+
 def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrides) -> Elicitation:
     """Elicit an LLM prior for ``meta`` (source ``local`` or ``openai``) with its full record.
 
@@ -229,8 +239,9 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
     strategy = settings.resolved_strategy()
     spec = STRATEGIES[strategy]
     endpoint = make_endpoint(settings)
-    # Samples run on their own threads and hand their independent questions to one bounded
-    # call pool (`CallContext.map`); at most `in_flight` requests are open at once.
+    # Samples run on their own threads (per_feature: a feature's samples one after another) and
+    # hand their independent questions to one bounded call pool (`CallContext.map`); at most
+    # `in_flight` requests are open at once.
     in_flight = max(1, min(settings.concurrency, endpoint.max_concurrency))
     ctx = CallContext(
         endpoint=endpoint,
@@ -245,12 +256,8 @@ def run_elicitation(meta, settings: ElicitationSettings | None = None, **overrid
         with (
             _progress_bar(meta, settings, spec) as ctx.progress,
             ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="elicit-call") as ctx.pool,
-            ThreadPoolExecutor(
-                max_workers=min(settings.n_samples, in_flight), thread_name_prefix="elicit-sample"
-            ) as samples_pool,
         ):
-            futures = [samples_pool.submit(spec.run, ctx, meta, settings, i) for i in range(settings.n_samples)]
-            results: list[SampleResult] = [f.result() for f in futures]
+            results = _run_samples(spec, ctx, meta, settings)
     finally:
         endpoint.close()
     wall = time.perf_counter() - t0

@@ -58,16 +58,21 @@ class ElicitationSettings(BaseModel):
     wait_initial_s: float = Field(1.0, ge=0)
     wait_max_s: float = Field(30.0, ge=0)
     max_invalid: int = Field(3, ge=0, le=20)  # re-asks after an invalid answer
-    concurrency: int = Field(5, ge=1, le=64)  # requests in flight at once (locally: llama.cpp slots)
+    concurrency: int = Field(5, ge=1, le=64)  # requests in flight at once (locally: at most local_slots)
+    # llama.cpp slots of the local server. One: each slot evaluates the shared prompt prefix for
+    # itself (myocardial: 4,100 tokens per slot), and with one thread batching saved less than
+    # that (bench_elicit, diabetes, per_feature: 1 slot 1.1x the calls/s of 5, under load).
+    local_slots: int = Field(1, ge=1, le=64)
 
     # strategy knobs
     max_tokens: int | None = Field(None, ge=1)  # cap for score answers (default: from d)
     reasoning_max_tokens: int = Field(1024, ge=16)
     max_rank_steps: int | None = Field(None, ge=1)  # elimination: rank only the top k
     elimination_signs: bool = True  # elimination: sign from yes/no log-probs
-    # per_feature on the local server: prefill the JSON start and generate only the integer by
-    # grammar (~2 tokens, not 15-20). Off: bench_priors rank agreement fell (6 datasets, mean
-    # signed Spearman +0.31 -> -0.12; benchmarks/README.md), so the speed is not worth it yet.
+    # per_feature on the local server: prefill the JSON start and generate only the integer and
+    # the closing brace by grammar (~5 tokens, not 15-20). Off: bench_priors rank agreement fell
+    # (6 datasets, 3 samples, one run: mean signed Spearman +0.24 with JSON answers, -0.06
+    # compact; benchmarks/README.md), so the speed is not worth it yet.
     compact_answer: bool = False
     # yes_no (and elimination signs): also ask the reversed question and score the difference
     # of log-odds, which cancels a model's overall Yes/No bias (2x the 1-token calls).

@@ -1,7 +1,7 @@
 """Ways of turning LLM answers into one score vector per sample.
 
 Each strategy is one `Strategy` object: ``run(ctx, meta, settings, sample) -> SampleResult``
-with scores in `meta.encoded_columns` order, the prompt recorded in the prior's provenance,
+(per_feature: every sample in one ``run``) with scores in `meta.encoded_columns` order, the prompt recorded in the prior's provenance,
 and the number of calls a sample costs (the progress bar's total). Independent questions
 within a sample (per_feature, yes_no) go out together through `CallContext.map`. Answers are matched to features by name and validated
 (every feature exactly once, no unknown names, integers in range); an invalid answer is
@@ -185,16 +185,6 @@ def reason_then_parse(ctx: CallContext, meta, settings, sample: int) -> SampleRe
     return SampleResult(reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample)))
 
 
-def _bare_score(name: str, content: str) -> int:
-    """The integer a grammar-constrained answer ends with (after the prefill, if echoed)."""
-    text = content.removeprefix(P.SCORE_PREFILL).strip()
-    try:
-        value = int(text)
-    except ValueError:
-        raise AnswerInvalid(f"expected one integer for {name!r}, got {content!r}") from None
-    return _as_int_score(name, value)
-
-
 def _json_score(name: str, content: str) -> int:
     obj = _load_json_object(content)
     if set(obj) != {"score"}:
@@ -202,18 +192,26 @@ def _json_score(name: str, content: str) -> int:
     return _as_int_score(name, obj["score"])
 
 
-def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
+def _prefilled_score(name: str, content: str) -> int:
+    """The score of a prefilled answer, with or without the prefill echoed (llama.cpp echoes it)."""
+    return _json_score(name, content if content.startswith(P.SCORE_PREFILL) else P.SCORE_PREFILL + content)
+
+
+def per_feature(ctx: CallContext, meta, settings) -> list[SampleResult]:
+    """Every sample at once, feature by feature: a feature's samples are asked back to back on
+    one thread, so the llama.cpp slot that just answered holds that very prompt and evaluates
+    only its last token again, instead of the feature's whole line once per sample."""
     # On a llama.cpp endpoint the answer's JSON start is given (prefill) and only the integer
     # is generated, by grammar: ~2 tokens instead of the ~15-20 a small model spends on
     # braces, key and whitespace under the JSON schema that any other endpoint gets.
     # Opt-in (`compact_answer`): it lowered rank agreement with the oracle in bench_priors.
     if ctx.endpoint.grammar and settings.compact_answer:
-        answer = {"grammar": P.score_grammar(), "prefill": P.SCORE_PREFILL, "max_tokens": 6}
-        parse = _bare_score
+        answer = {"grammar": P.score_grammar(), "prefill": P.SCORE_PREFILL, "max_tokens": 8}
+        parse = _prefilled_score
     else:
         answer, parse = {"response_format": P.single_score_schema(), "max_tokens": 40}, _json_score
 
-    def ask(j: int) -> float:
+    def ask(j: int, sample: int) -> float:
         f = meta.encoded_columns[j]
         prompt = P.per_feature_prompt(meta, f)
 
@@ -231,7 +229,8 @@ def per_feature(ctx: CallContext, meta, settings, sample: int) -> SampleResult:
 
         return reask(ctx, attempt, settings.max_invalid, _what(ctx, meta, sample, f", feature {f!r}"))
 
-    return SampleResult(ctx.map(ask, range(len(meta.encoded_columns))))
+    by_feature = ctx.map(lambda j: [ask(j, i) for i in range(settings.n_samples)], range(len(meta.encoded_columns)))
+    return [SampleResult([scores[i] for scores in by_feature]) for i in range(settings.n_samples)]
 
 
 YES_TOKENS = {"yes"}
@@ -368,9 +367,12 @@ class Strategy:
     """One elicitation strategy: how a sample is asked, the prompt it is known by, its cost."""
 
     name: str
-    run: Callable[[CallContext, Any, Any, int], SampleResult]
+    # (ctx, meta, settings, sample) -> one sample; samples run on their own threads. Or, with
+    # ``all_samples``, (ctx, meta, settings) -> every sample, in whatever order is cheapest.
+    run: Callable[..., Any]
     prompt: Callable[[Any], str]  # the prompt recorded (and hashed) in provenance
     calls_per_sample: Callable[[int, Any], int]  # (d, settings) -> calls when every answer is valid
+    all_samples: bool = False
 
     def expected_calls(self, d: int, settings) -> int:
         """LLM calls an elicitation makes when every answer is valid (re-asks come on top)."""
@@ -393,7 +395,11 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("reason_then_parse", reason_then_parse, P.laat_prompt, lambda d, s: 2),
         Strategy("direct", direct, P.direct_prompt, lambda d, s: 1),
         Strategy(
-            "per_feature", per_feature, lambda meta: P.per_feature_prompt(meta, meta.encoded_columns[0]), lambda d, s: d
+            "per_feature",
+            per_feature,
+            lambda meta: P.per_feature_prompt(meta, meta.encoded_columns[0]),
+            lambda d, s: d,
+            all_samples=True,
         ),
         Strategy("yes_no", yes_no, lambda meta: P.yes_no_prompt(meta, meta.encoded_columns[0], 0), _yes_no_calls),
         Strategy(
