@@ -1,10 +1,12 @@
 """fit_many: gamma = 0 vs an ordinary PyTorch loop, batched vs single fits, closed form vs autograd
 training, the attribution term's effect on what is learned, and bad arguments."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
-from engine_cases import data
+from engine_cases import F64, data
 from torch import nn
 
 from laat.attribution import normalized_target
@@ -130,34 +132,86 @@ def test_history_records_the_attribution_loss_falling():
     assert bool((fit.history[-1, :, 1] < 0.2 * fit.history[0, :, 1]).all())
 
 
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+@pytest.mark.parametrize("attribution", ["grad", "input_x_grad"])
+def test_integer_sample_weights_equal_repeating_rows(kind, attribution):
+    """Weight k on a row is that row k times (every loss term is a row-weighted mean): ragged
+    models, weights given as a list of vectors of different lengths, any positive scale."""
+    g = torch.Generator().manual_seed(30)
+    X = [torch.rand(5, 3, generator=g, dtype=F64), torch.rand(8, 4, generator=g, dtype=F64)]
+    Y = [torch.tensor([0.0, 1, 1, 0, 1], dtype=F64), torch.tensor([1.0, 0, 0, 1, 1, 0, 1, 0], dtype=F64)]
+    W = [np.array([3, 1, 0, 2, 1]), np.array([1, 2, 1, 1, 0, 3, 1, 2])]
+    T = [normalized_target([4, -2, 1]), normalized_target([-1, 3, 5, 2])]
+    kw = dict(model=kind, attribution=attribution, gamma=[20.0, 50.0], hidden=5, epochs=30, seeds=[7, 8], dtype=F64)
+    weighted = fit_many(X, Y, T, sample_weight=[0.01 * w for w in W], **kw)
+    for r in range(2):
+        rep = torch.as_tensor(np.repeat(np.arange(len(W[r])), W[r]))
+        one = fit_many([X[r][rep]], [Y[r][rep]], [T[r]], **{**kw, "gamma": kw["gamma"][r], "seeds": [7 + r]})
+        for k, v in one.params.items():
+            got = weighted.params[k][r][tuple(slice(0, s) for s in v[0].shape)]
+            torch.testing.assert_close(got, v[0], rtol=1e-7, atol=1e-9)
+
+
+def test_the_target_counts_only_by_its_direction_and_unmasked_features():
+    """Any positive scale per model, shared (d,), (R, d) or a list; masked entries are dropped
+    before normalising (the remaining ones keep their ratio)."""
+    x, y = data(R=3, n=8, d=4, seed=31)
+    t = torch.tensor([3.0, -1.0, 0.5, 2.0], dtype=F64)
+    kw = dict(model="lr", gamma=[30.0, 60.0, 100.0], epochs=25, seeds=[1, 2, 3], dtype=F64)
+    unit = fit_many(x, y, t / t.norm(), **kw)
+    for target in ([7.0 * t, 0.02 * t, t], torch.stack([t, 3.0 * t, 0.5 * t]), 11.0 * t):
+        again = fit_many(x, y, target, **kw)
+        torch.testing.assert_close(again.params["W"], unit.params["W"], rtol=1e-9, atol=1e-12)
+    mask = [True, True, False, True]
+    t0 = torch.tensor([3.0, -1.0, 0.0, 2.0], dtype=F64)
+    masked = fit_many(x, y, 5.0 * t, feature_mask=mask, **kw)
+    zeroed = fit_many(x, y, t0 / t0.norm(), feature_mask=mask, **kw)
+    torch.testing.assert_close(masked.params["W"], zeroed.params["W"], rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize(
-    "kwargs,match",
+    "kwargs,message",
     [
-        (dict(model="svm"), "fit_many: invalid hyper-parameter model='svm'"),
-        (dict(attribution="ig"), "invalid hyper-parameter attribution='ig'"),
-        (dict(gamma=-1.0), "gamma must be finite and >= 0"),
-        (dict(epochs=0), "invalid hyper-parameter epochs=0"),
-        (dict(lr=0.0), "invalid hyper-parameter lr=0.0"),
+        (dict(model="svm"), "fit_many: invalid hyper-parameter model='svm'..."),
+        (dict(attribution="ig"), "fit_many: invalid hyper-parameter attribution='ig'..."),
+        (dict(gamma=-1.0), "gamma must be finite and >= 0, got -1.0"),
+        (dict(gamma=float("nan")), "gamma must be finite and >= 0, got nan"),
+        (dict(epochs=0), "fit_many: invalid hyper-parameter epochs=0..."),
+        (dict(lr=0.0), "fit_many: invalid hyper-parameter lr=0.0..."),
         (dict(seeds=[1, 2]), "got 2 seeds for 3 models"),
-        (dict(feature_mask=[False] * 4), r"models \[0, 1, 2\] have every feature masked"),
-        (dict(target=[1.0, 2.0]), "target for model 0 has"),
-        (dict(target=None), "target is None but gamma > 0"),
+        (dict(feature_mask=[False] * 4), "models [0, 1, 2] have every feature masked: nothing left to fit"),
+        (dict(feature_mask=[[True] * 4, [False] * 4, [True] * 4]), "models [1] have every feature masked..."),
+        (dict(target=[1.0, 2.0]), "target for model 0 has (2,) entries, the model has 4 features"),
+        (dict(target=None), "target is None but gamma > 0: the attribution term needs a prior target"),
+        (dict(target=[1.0, float("inf"), 2.0, 3.0]), "target must be finite (use attribution.normalized_target..."),
+        (dict(confidence=[1.0, -0.5, 1.0, 1.0]), "confidence weights must be finite and >= 0"),
+        (dict(confidence=[1.0, float("nan"), 1.0, 1.0]), "confidence weights must be finite and >= 0"),
+        (dict(sample_weight=[[1.0] * 5 + [-1.0]] * 3), "sample_weight must be finite and >= 0"),
+        (dict(sample_weight=[[1.0] * 5 + [float("inf")]] * 3), "sample_weight must be finite and >= 0"),
+        (dict(sample_weight=np.ones((3, 5))), "sample_weight has row counts [5, 5, 5], X has [6, 6, 6]"),
+        (dict(sample_weight=np.ones((2, 6))), "sample_weight has row counts [6, 6], X has [6, 6, 6]"),
+        (dict(sample_weight=[[1.0] * 6, [1.0] * 6, [0.0] * 6]), "sample_weight sums to 0 for models [2]"),
     ],
 )
-def test_bad_arguments_fail_with_a_clear_message(kwargs, match):
+def test_bad_arguments_fail_with_a_clear_message(kwargs, message):
+    """The whole message, or its start where it ends in "..." (e.g. pydantic's wording)."""
     x, y = data(R=3, n=6, d=4, dtype=torch.float32)
     args = dict(target=normalized_target([1, 2, 3, 4]))
     args.update(kwargs)
     target = args.pop("target")
-    with pytest.raises(ValueError, match=match):
+    pattern = re.escape(message[:-3]) if message.endswith("...") else re.escape(message) + "$"
+    with pytest.raises(ValueError, match="^" + pattern):
         fit_many(x, y, target, **args)
 
 
 def test_labels_must_be_binary_and_rows_must_match():
-    x, y = data(R=2, n=6, d=3, dtype=torch.float32)
-    with pytest.raises(ValueError, match="only 0/1"):
-        fit_many(x, y * 2, None, gamma=0.0)
-    with pytest.raises(ValueError, match="row counts"):
+    x, y = data(R=3, n=6, d=3, dtype=torch.float32)
+    for bad in (y * 2, y - 1, y * 0.5):  # 2s, -1s, 0.5s next to 0s and 1s
+        with pytest.raises(ValueError, match="^y must contain only 0/1 labels$"):
+            fit_many(x, bad, None, gamma=0.0)
+    with pytest.raises(ValueError, match=re.escape("y has row counts [5, 5, 5], X has [6, 6, 6]")):
         fit_many(x, y[:, :5], None, gamma=0.0)
-    with pytest.raises(ValueError, match="sample_weight sums to 0 for models"):
-        fit_many(x, y, None, gamma=0.0, sample_weight=np.zeros((2, 6)))
+    with pytest.raises(ValueError, match=re.escape("y has row counts [6, 6], X has [6, 6, 6]")):
+        fit_many(x, y[:2], None, gamma=0.0)
+    with pytest.raises(ValueError, match=re.escape("y has row counts [6, 6, 5], X has [6, 6, 6]")):
+        fit_many(x, [y[0], y[1], y[2, :5]], None, gamma=0.0)
