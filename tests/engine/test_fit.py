@@ -105,8 +105,10 @@ def test_strong_prior_on_uninformative_data_sets_the_weight_direction():
         return torch.nn.functional.cosine_similarity(fit.params["W"][..., 0], t.float().expand(R, d), dim=1)
 
     strong = fit_many(x, y, t, gamma=100.0, seeds=0)
+    weak = fit_many(x, y, t, gamma=0.5, seeds=0)  # any gamma > 0 switches the term on
     plain = fit_many(x, y, t, gamma=0.0, seeds=0)
     assert bool((cos(strong) > 0.999).all()), cos(strong)
+    assert bool((cos(weak) > 0.9).all()), cos(weak)
     assert bool((cos(plain) < 0.9).all()), cos(plain)
 
 
@@ -169,6 +171,61 @@ def test_the_target_counts_only_by_its_direction_and_unmasked_features():
     torch.testing.assert_close(masked.params["W"], zeroed.params["W"], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+def test_ragged_groups_and_their_history_equal_single_fits(kind):
+    """Models split into several programs (two need mini-batches, each its own group narrower
+    than the widest model; two full-batch models of different widths share one): parameters
+    and the per-epoch history of each equal its fit alone, in float64."""
+    g = torch.Generator().manual_seed(32)
+    shapes = [(20, 3), (30, 6), (6, 2), (7, 5)]
+    X = [torch.rand(n, d, generator=g, dtype=F64) for n, d in shapes]
+    Y = [(torch.arange(n) % 2).to(F64) for n, _ in shapes]
+    T = [normalized_target(torch.randint(-9, 10, (d,), generator=g)) for _, d in shapes]
+    kw = dict(model=kind, gamma=40.0, hidden=4, epochs=8, batch_size=10, record_history=True, dtype=F64)
+    many = fit_many(X, Y, T, seeds=[1, 2, 3, 4], **kw)
+    assert many.history.dtype == F64 and many.history.shape == (8, 4, 2)
+    for r, (n, d) in enumerate(shapes):
+        one = fit_many([X[r]], [Y[r]], [T[r]], seeds=[r + 1], **kw)
+        torch.testing.assert_close(many.history[:, r], one.history[:, 0], rtol=1e-9, atol=1e-12)
+        for k, v in one.params.items():
+            got = many.params[k][r][tuple(slice(0, s) for s in v[0].shape)]
+            torch.testing.assert_close(got, v[0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+def test_defaults_seeds_and_what_the_fit_keeps(kind):
+    """seeds=0 and the closed-form gradients by default, an int seed s meaning s, s+1, ...,
+    no history unless asked, the hidden width only for the MLP, float32 unless asked."""
+    x, y = data(R=3, n=6, d=4, seed=33, dtype=torch.float32)
+    t = normalized_target([2, -1, 0, 3])
+    fit = fit_many(x, y, t, model=kind, hidden=5, epochs=20)
+    explicit = fit_many(x, y, t, model=kind, hidden=5, epochs=20, seeds=0, grad_impl="analytic")
+    assert all(torch.equal(fit.params[k], explicit.params[k]) for k in fit.params)
+    assert fit.seeds == [0, 1, 2] and fit.history is None
+    assert fit.hidden == (5 if kind == "mlp" else None)
+    assert all(v.dtype == torch.float32 for v in fit.params.values())
+    shifted = fit_many(x, y, t, model=kind, hidden=5, epochs=20, seeds=5)
+    assert shifted.seeds == [5, 6, 7]
+    alone = fit_many(x[2:], y[2:], t, model=kind, hidden=5, epochs=20, seeds=[7])
+    assert all(torch.equal(shifted.params[k][2:], alone.params[k]) for k in fit.params)
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+@pytest.mark.parametrize("attribution", ["grad", "input_x_grad"])
+def test_a_constant_confidence_scales_gamma(kind, attribution):
+    """The confidence weights multiply the attribution MSE: c = 2 everywhere is gamma doubled;
+    a zero weight is allowed and changes the fit."""
+    x, y = data(R=2, n=8, d=4, seed=34)
+    t = normalized_target([5, -3, 1, 2])
+    kw = dict(model=kind, attribution=attribution, hidden=5, epochs=25, seeds=[3, 4], dtype=F64)
+    doubled = fit_many(x, y, t, gamma=50.0, **kw)
+    weighted = fit_many(x, y, t, gamma=25.0, confidence=[2.0] * 4, **kw)
+    for k in doubled.params:
+        torch.testing.assert_close(weighted.params[k], doubled.params[k], rtol=1e-9, atol=1e-12)
+    partial = fit_many(x, y, t, gamma=25.0, confidence=[2.0, 0.0, 2.0, 2.0], **kw)
+    assert not torch.allclose(partial.logits(x), weighted.logits(x), rtol=1e-3, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [
@@ -191,17 +248,28 @@ def test_the_target_counts_only_by_its_direction_and_unmasked_features():
         (dict(sample_weight=np.ones((3, 5))), "sample_weight has row counts [5, 5, 5], X has [6, 6, 6]"),
         (dict(sample_weight=np.ones((2, 6))), "sample_weight has row counts [6, 6], X has [6, 6, 6]"),
         (dict(sample_weight=[[1.0] * 6, [1.0] * 6, [0.0] * 6]), "sample_weight sums to 0 for models [2]"),
+        (dict(sample_weight=np.ones((3, 6, 1))), "sample_weight must be 2-D (one 1-D array per model) or a list..."),
+        (dict(gamma=0.5, target=None), "target is None but gamma > 0: the attribution term needs a prior target"),
+        (dict(hidden=0), "fit_many: invalid hyper-parameter hidden=0..."),
+        (dict(batch_size=0), "fit_many: invalid hyper-parameter batch_size=0..."),
+        (dict(weight_decay=-1.0), "fit_many: invalid hyper-parameter weight_decay=-1.0..."),
+        (dict(grad_impl="exact"), "fit_many: invalid hyper-parameter grad_impl='exact'..."),
+        (dict(X=np.zeros((6, 4))), "X must be 3-D (one 2-D array per model) or a list, got shape (6, 4)"),
+        (dict(X=[np.zeros(4)] * 3), "X[0] must be 2-D, got shape (4,)"),
+        (dict(y=np.zeros((3, 6, 1))), "y must be 2-D (one 1-D array per model) or a list, got shape (3, 6, 1)"),
+        (dict(feature_mask=[True] * 3), "feature_mask for model 0 has (3,) entries, the model has 4 features"),
+        (dict(confidence=[1.0] * 5), "confidence for model 0 has (5,) entries, the model has 4 features"),
     ],
 )
 def test_bad_arguments_fail_with_a_clear_message(kwargs, message):
     """The whole message, or its start where it ends in "..." (e.g. pydantic's wording)."""
     x, y = data(R=3, n=6, d=4, dtype=torch.float32)
-    args = dict(target=normalized_target([1, 2, 3, 4]))
+    args = dict(X=x, y=y, target=normalized_target([1, 2, 3, 4]))
     args.update(kwargs)
-    target = args.pop("target")
+    X, y, target = args.pop("X"), args.pop("y"), args.pop("target")
     pattern = re.escape(message[:-3]) if message.endswith("...") else re.escape(message) + "$"
     with pytest.raises(ValueError, match="^" + pattern):
-        fit_many(x, y, target, **args)
+        fit_many(X, y, target, **args)
 
 
 def test_labels_must_be_binary_and_rows_must_match():
