@@ -76,6 +76,20 @@ def test_mini_batches_batched_equals_single_and_groups_by_row_count():
 
 
 @pytest.mark.parametrize("kind", ["lr", "mlp"])
+def test_mini_batch_history_is_the_mean_over_one_pass_of_the_rows(kind):
+    """With a step too small to move the parameters (lr 1e-12), an epoch of 4 shuffled
+    mini-batches of 5 rows sees every row once, so its recorded mean BCE is the full batch's.
+    So is LR's attribution loss (its input gradient w is the same on every batch)."""
+    x, y = data(R=2, n=20, d=4, seed=35)
+    t = normalized_target([3, -2, 1, 4])
+    kw = dict(model=kind, gamma=30.0, hidden=5, lr=1e-12, epochs=2, seeds=[5, 6], record_history=True, dtype=F64)
+    mini = fit_many(x, y, t, batch_size=5, **kw).history
+    full = fit_many(x, y, t, batch_size=None, **kw).history
+    columns = slice(None) if kind == "lr" else slice(0, 1)
+    torch.testing.assert_close(mini[..., columns], full[..., columns], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
 @pytest.mark.parametrize("attribution", ["grad", "input_x_grad"])
 def test_autograd_and_closed_form_training_agree(kind, attribution):
     x, y = data(R=2, n=8, d=4, seed=6, dtype=torch.float32)
