@@ -207,6 +207,36 @@ def test_ragged_groups_and_their_history_equal_single_fits(kind):
 
 
 @pytest.mark.parametrize("kind", ["lr", "mlp"])
+def test_float64_numpy_inputs_fit_like_float32_tensors(kind):
+    """The pipeline passes float64 NumPy arrays (ragged lists, a shared feature mask longer
+    than the narrower model): every input is cast to the fit's dtype first, so the fit equals
+    one on the same values given as float32 tensors."""
+    rng = np.random.default_rng(36)
+    X = [rng.random((6, 4)), rng.random((5, 3))]
+    Y = [np.array([0.0, 1, 0, 1, 1, 0]), np.array([1.0, 0, 1, 0, 1])]
+    T = [np.array([3.0, -1.0, 2.0, 0.5]), np.array([1.0, 2.0, -2.0])]
+    conf = [np.array([1.0, 0.3, 2.0, 1.0]), np.array([0.7, 1.0, 1.5])]
+    sw = [rng.random(6) + 0.5, rng.random(5) + 0.5]
+    mask = np.array([True, True, True, False])  # past model 1's 3 features: False, the padding
+    kw = dict(model=kind, gamma=20.0, hidden=4, epochs=15, seeds=[2, 3], feature_mask=mask)
+    fit = fit_many(X, Y, T, confidence=conf, sample_weight=sw, **kw)
+
+    def f32(arrays):
+        return [torch.as_tensor(a, dtype=torch.float32) for a in arrays]
+
+    ref = fit_many(f32(X), f32(Y), f32(T), confidence=f32(conf), sample_weight=f32(sw), **kw)
+    assert all(v.dtype == torch.float32 for v in fit.params.values())
+    for k in fit.params:
+        torch.testing.assert_close(fit.params[k], ref.params[k], rtol=1e-6, atol=1e-7)
+    x3, y3 = rng.random((2, 6, 4)), np.stack([Y[0], Y[0][::-1]])  # stacked arrays, one shape
+    kw3 = {**kw, "feature_mask": None}
+    fit3 = fit_many(x3, y3, T[0], confidence=conf[0], sample_weight=np.stack([sw[0]] * 2), **kw3)
+    ref3 = fit_many(*f32([x3, y3, T[0]]), confidence=f32(conf)[0], sample_weight=f32([sw[0]] * 2), **kw3)
+    for k in fit3.params:
+        torch.testing.assert_close(fit3.params[k], ref3.params[k], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
 def test_defaults_seeds_and_what_the_fit_keeps(kind):
     """seeds=0 and the closed-form gradients by default, an int seed s meaning s, s+1, ...,
     no history unless asked, the hidden width only for the MLP, float32 unless asked."""
