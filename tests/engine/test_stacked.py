@@ -66,6 +66,8 @@ def test_probabilities_modules_and_selection_keep_what_was_fitted(kind):
     x = torch.rand(3, 6, 4, generator=torch.Generator().manual_seed(42), dtype=F64)
     logits = fit.logits(x)
     torch.testing.assert_close(fit.predict_proba(x), 1 / (1 + torch.exp(-logits)), rtol=1e-12, atol=1e-15)
+    with torch.no_grad():  # model 0 by default
+        torch.testing.assert_close(fit.to_module()(x[0]).squeeze(-1), logits[0], rtol=1e-12, atol=1e-14)
     module = fit.to_module(1)
     assert all(p.dtype == F64 for p in module.parameters())
     with torch.no_grad():
