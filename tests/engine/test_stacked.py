@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 import torch
 from engine_cases import F64, data
@@ -82,6 +83,7 @@ def test_probabilities_modules_and_selection_keep_what_was_fitted(kind):
     # float64 inputs to a float32 model are cast, as are (n, d) arrays
     small = _fitted(kind, dtype=torch.float32)
     torch.testing.assert_close(small.logits(x.numpy()), small.logits(x.float()))
+    assert small.mean_input_gradient(x.numpy(), row_weight=np.full((3, 6), 1 / 6)).dtype == torch.float32
 
 
 def test_inputs_of_the_wrong_shape_are_refused():
