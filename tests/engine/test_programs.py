@@ -107,3 +107,22 @@ def test_dead_mlp_gets_finite_gradients():
     prog.analytic_grads()
     assert all(bool(torch.isfinite(g).all()) for g in prog.grads)
     assert float(prog.gW1.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("kind", ["lr", "mlp"])
+def test_a_loaded_batch_reads_back_exactly_at_any_row_count(kind):
+    """load then batch gives back the same x, y and row weights (float64, not rounded), for
+    one row and for a batch shorter than the program's capacity loaded after a longer one."""
+    x, y = data(R=2, n=6, d=3, seed=37)
+    rw = torch.rand(2, 6, generator=torch.Generator().manual_seed(38), dtype=F64)
+    st = attribution_term(kind, "grad", normalized_target([1, -2, 3]).expand(2, 3).clone(), [10.0])
+    params, _ = init_params(kind, [3, 3], [1, 2], hidden=4, dtype=F64)
+    prog = (LRProgram if kind == "lr" else MLPProgram)(params, st, 6)
+    for n in (1, 6, 4):
+        prog.load(x[:, :n], y[:, :n], rw[:, :n])
+        for got, want in zip(prog.batch(), (x[:, :n], y[:, :n], rw[:, :n])):
+            assert got.dtype == F64 and torch.equal(got, want)
+        prog.analytic_grads()
+        ref = autograd_gradients(prog, st)
+        for k, g in zip(ref, prog.grads):
+            torch.testing.assert_close(g.reshape(ref[k].shape), ref[k], rtol=1e-10, atol=1e-12)
