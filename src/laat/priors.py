@@ -654,7 +654,7 @@ def _oracle_binary(y, classes, C, max_iter):
 
     y = y.astype(int)
     if set(np.unique(y)) != {0, 1}:
-        raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
+        raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {np.unique(y).tolist()}")
     return LogisticRegression(C=C, max_iter=max_iter), f"sklearn LogisticRegression (l2, C={C:g})", y, classes
 
 
