@@ -459,6 +459,7 @@ def make_signed_random(features, seed):
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import locale  # noqa: E402
+import re  # noqa: E402
 import warnings  # noqa: E402
 
 from laat.priors import check_not_hand_edited, prior_form  # noqa: E402
@@ -704,3 +705,25 @@ def test_oracle_takes_an_array_with_meta_naming_its_columns_and_checks_a_frame_a
     assert p.mean == oracle_prior(X, y, meta).mean
     with pytest.raises(PriorError, match=r"columns \['x0',.* are not dataset 'diabetes''s encoded columns"):
         oracle_prior(X.set_axis([f"x{i}" for i in range(X.shape[1])], axis=1), y, meta)
+
+
+def test_a_json_prior_that_is_not_json_is_reported_with_its_path(tmp_path):
+    (tmp_path / "p.json").write_text('{"source": "llm",', encoding="utf-8")
+    with pytest.raises(PriorError, match=r"^\S*p\.json: not valid JSON \("):
+        Prior.load_json(tmp_path / "p.json")
+
+
+def test_timestamps_are_utc_to_the_second_and_every_number_list_is_checked_by_name():
+    created = random_prior(["a"]).provenance["created_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", created), created
+    with pytest.raises(PriorError, match=r"^prior spread holds 'x', not a number$"):
+        make(spread=[0.0, "x", 0.0])
+    with pytest.raises(PriorError, match=r"^prior sample 1 holds True, not a number$"):
+        make(samples=[[1.0, 1.0, 1.0], [1.0, True, 1.0]])
+
+
+def test_an_oracle_on_constant_columns_scores_zero_and_an_unnamed_array_is_refused():
+    X = pd.DataFrame({"a": [1.0] * 6, "b": [2.0] * 6})
+    assert oracle_prior(X, [0, 1] * 3).mean == [0.0, 0.0]
+    with pytest.raises(PriorError, match=r"^oracle_prior needs a DataFrame or `meta` to name the columns$"):
+        oracle_prior(X.to_numpy(), [0, 1] * 3)
