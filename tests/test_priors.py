@@ -727,3 +727,25 @@ def test_an_oracle_on_constant_columns_scores_zero_and_an_unnamed_array_is_refus
     assert oracle_prior(X, [0, 1] * 3).mean == [0.0, 0.0]
     with pytest.raises(PriorError, match=r"^oracle_prior needs a DataFrame or `meta` to name the columns$"):
         oracle_prior(X.to_numpy(), [0, 1] * 3)
+
+
+def test_oracle_provenance_source_kind_a_binary_oracle_stays_signed_and_small_coefficients_still_scale():
+    X, rng, logit = _synthetic()
+    y = (rng.uniform(size=len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
+    p = oracle_prior(X, y, classes=["no", "yes"], C=1e-3)  # class names of a binary task: still a signed prior
+    assert p.classes is None and p.provenance["source_kind"] == "oracle"
+    assert np.abs(p.provenance["raw_coef"]).max() < 1 and np.abs(p.mean).max() == 10.0
+
+
+def test_oracle_multiclass_fits_to_convergence():
+    """40 near-collinear columns at C = 1e4: lbfgs needs more than sklearn's default 100 steps."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 1)) + 0.05 * rng.normal(size=(150, 40))
+    logit = 30 * (X[:, 0] - X[:, 1]) + X[:, 2]
+    codes = np.digitize(logit + rng.normal(size=150), np.quantile(logit, [1 / 3, 2 / 3]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        p = oracle_prior(pd.DataFrame(X).add_prefix("x"), codes, task="multiclass", C=1e4)
+    assert p.classes == ["0", "1", "2"] and np.abs(p.matrix()).max() == 10.0
