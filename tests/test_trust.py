@@ -606,8 +606,8 @@ def test_gate_reasons_in_full_without_training():
 def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_ones_with_their_decision():
     """The one decide-then-fit path: an ignored prior's model is the plain (gamma = 0) batch's model
     bit for bit, a followed prior's model is the batch of the followed problems at their gamma and tau.
-    Training settings that are not fit_many's defaults (epochs, lr) and a feature mask on half the
-    problems must reach the decision, the targets and both fits."""
+    Training settings that are not fit_many's defaults (epochs, lr) and a feature mask, row weights
+    and feature confidences on half the problems must reach the decision, the targets and both fits."""
     import dataclasses
 
     import torch
@@ -617,11 +617,15 @@ def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_on
     from laat.trust import fit_with_trust
 
     mask = np.array([True, True, True, True, False, True])
+
+    def varied(prob, rep):
+        if not rep:
+            return prob
+        weights = np.linspace(0.5, 1.5, len(prob.y)).astype(np.float32)
+        return dataclasses.replace(prob, mask=mask, sample_weight=weights, confidence=np.linspace(0.5, 1.5, 6))
+
     problems = [
-        dataclasses.replace(_problem(k, p, rep)[0], mask=mask if rep else None)
-        for k in (1, 5, 12)
-        for p in (TRUE_PRIOR, FLIPPED_PRIOR)
-        for rep in (0, 1)
+        varied(_problem(k, p, rep)[0], rep) for k in (1, 5, 12) for p in (TRUE_PRIOR, FLIPPED_PRIOR) for rep in (0, 1)
     ]
     kw = {**_problem(5, TRUE_PRIOR)[1], "epochs": 40, "lr": 0.05}
     fit = fit_with_trust(problems, kw)
@@ -635,6 +639,8 @@ def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_on
     for got, want in zip(fit.targets, targets):
         np.testing.assert_array_equal(got, want)
     masks = [np.ones(6, bool) if p.mask is None else p.mask for p in problems]
+    weights = [np.ones(len(p.y), np.float32) if p.sample_weight is None else p.sample_weight for p in problems]
+    conf = [np.ones(6) if p.confidence is None else p.confidence for p in problems]
     plain = fit_many(
         [p.X for p in problems],
         [p.y for p in problems],
@@ -642,6 +648,8 @@ def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_on
         gamma=0.0,
         seeds=[p.seed for p in problems],
         feature_mask=masks,
+        sample_weight=weights,
+        confidence=conf,
         **kw,
     )
     final = fit_many(
@@ -651,6 +659,8 @@ def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_on
         gamma=[decisions[i].gamma for i in followed],
         seeds=[problems[i].seed for i in followed],
         feature_mask=[masks[i] for i in followed],
+        sample_weight=[weights[i] for i in followed],
+        confidence=[conf[i] for i in followed],
         **kw,
     )
     for i, model in enumerate(fit.models):
