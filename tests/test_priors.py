@@ -749,3 +749,10 @@ def test_oracle_multiclass_fits_to_convergence():
         warnings.simplefilter("error", ConvergenceWarning)
         p = oracle_prior(pd.DataFrame(X).add_prefix("x"), codes, task="multiclass", C=1e4)
     assert p.classes == ["0", "1", "2"] and np.abs(p.matrix()).max() == 10.0
+
+
+def test_a_single_number_for_mean_or_spread_is_refused_with_the_value():
+    with pytest.raises(PriorError, match=r"^prior mean must be a list of numbers, got 3\.0$"):
+        Prior(["a"], 3)
+    with pytest.raises(PriorError, match=r"^prior spread must be a list of numbers, got 0\.5$"):
+        Prior(["a"], [3], spread=0.5)

@@ -91,8 +91,9 @@ def _floats(v: Any, name: str) -> list:
     return float(v)
 
 
-def _zeros_like(v: list) -> list:
-    return [_zeros_like(x) if isinstance(x, list) else 0.0 for x in v]
+def _zeros_like(v: Any) -> Any:
+    """0.0 in the shape of ``v`` (a number or nested lists), so a bad shape reaches validation."""
+    return [_zeros_like(x) for x in v] if isinstance(v, list) else 0.0
 
 
 @dataclass
