@@ -756,3 +756,15 @@ def test_a_single_number_for_mean_or_spread_is_refused_with_the_value():
         Prior(["a"], 3)
     with pytest.raises(PriorError, match=r"^prior spread must be a list of numbers, got 0\.5$"):
         Prior(["a"], [3], spread=0.5)
+
+
+def test_oracle_provenance_in_full():
+    X, rng, logit = _synthetic(n=90)
+    y = (rng.uniform(size=len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
+    prov = oracle_prior(X, y).provenance
+    assert set(prov) == {"source_kind", "note", "task", "method", "dataset", "n_rows", "raw_coef", "created_at"}
+    assert prov["n_rows"] == 90 and prov["task"] == "binary" and prov["dataset"] is None
+    assert prov["method"] == (
+        "sklearn LogisticRegression (l2, C=1) on median-imputed, Min-Max-scaled one-hot data; coef * 10 / max|coef|"
+    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", prov["created_at"])
