@@ -452,3 +452,319 @@ def test_random_and_oracle_priors_for_multiclass_and_regression_stay_labelled():
 def make_signed_random(features, seed):
     """The signed random prior's numbers as drawn before per-class priors existed."""
     return np.random.default_rng(seed).integers(-10, 11, size=len(features)).astype(float).tolist()
+
+
+# ---- survivors of the mutmut re-run (docs/mutation-testing.md) ---------------------------------
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import locale  # noqa: E402
+import re  # noqa: E402
+import warnings  # noqa: E402
+
+from laat.priors import check_not_hand_edited, prior_form  # noqa: E402
+
+
+def test_prior_form_reads_the_shape_of_the_scores():
+    assert prior_form(np.zeros((3, 2))) == "per_class" and prior_form([[1.0, 2.0]]) == "per_class"
+    assert prior_form([1.0, 2.0]) == "shared" and prior_form(np.zeros(4)) == "shared"
+
+
+def test_the_fingerprint_is_the_documented_hash_of_scores_rounded_to_six_decimals():
+    """Files already exported must keep reading as unedited: sha256 of the compact JSON list of
+    [feature, score] (per class: [class, feature, score]) with scores rounded to 6 decimals, first 16 hex."""
+
+    def by_hand(canon: str) -> str:
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    signed = Prior(["a", "b"], [1 / 3, -2.0], source="llm").to_dict()["fingerprint"]
+    assert signed == by_hand('[["a",0.333333],["b",-2.0]]')
+    per_class = make_per_class(mean=[[1 / 3, 0.0], [0.0, 2 / 3], [-1.0, 10.0]], spread=None, samples=[])
+    assert per_class.to_dict()["fingerprint"] == by_hand(
+        '[["setosa","a",0.333333],["setosa","b",0.0],["versicolor","a",0.0],["versicolor","b",0.666667],'
+        '["virginica","a",-1.0],["virginica","b",10.0]]'
+    )
+
+
+def test_aligned_keeps_source_provenance_and_spread_of_either_shape():
+    oracle = make(source="oracle", provenance={"dataset": "toy"})
+    assert oracle.aligned(["b", "a", "c"]).source == "oracle"
+    p = make_per_class(source="oracle", provenance={"dataset": "toy"})
+    q = p.aligned(["b", "a"])  # no classes: the prior's own class order
+    assert q.classes == p.classes and q.source == "oracle" and q.provenance == {"dataset": "toy"}
+    assert q.spread == [[0.0, 0.5], [1.0, 0.0], [0.0, 0.0]] and q.mean == [[-1.5, 7.0], [2.0, 0.0], [10.0, -3.0]]
+
+
+def test_refused_views_name_the_method_to_use_instead():
+    with pytest.raises(PriorError, match=r"; spreads\(\) is for a signed prior, use class_spreads\(\)$"):
+        make_per_class().spreads()
+
+
+def test_generated_note_and_edit_messages_name_a_placeholder_dataset_when_none_is_known():
+    d = make(provenance={}).to_dict()
+    assert "edit conf/base/priors/<dataset>.yml and run with prior_source=expert" in d["note"]
+    with pytest.raises(PriorError) as err:
+        check_not_hand_edited({**d, "mean": [1.0, 1.0, 1.0]})
+    assert str(err.value) == (
+        "<dict>: this generated prior was edited by hand (its scores no longer match its fingerprint), "
+        "so they would pass for the 'llm' source's own. To keep them, edit conf/base/priors/<dataset>.yml "
+        "and run with prior_source=expert; delete this file to regenerate it."
+    )
+    with pytest.raises(PriorError, match=r"^p\.json: this generated prior was edited by hand"):
+        Prior.from_dict({**d, "mean": [1.0, 1.0, 1.0]}, origin="p.json")
+
+
+def test_a_fingerprint_over_unreadable_scores_is_never_a_match():
+    for fp in ("", "0123456789abcdef"):
+        with pytest.raises(PriorError, match="edited by hand"):
+            check_not_hand_edited({"fingerprint": fp, "source": "llm", "features": ["a"], "mean": ["x"]})
+
+
+@pytest.fixture
+def ascii_locale():
+    """The C locale, whose default text encoding is ASCII (as on a machine without a UTF-8 locale)."""
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        assert locale.getencoding().lower() in {"ascii", "ansi_x3.4-1968"}
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)
+
+
+def test_prior_files_are_utf8_whatever_the_locale(tmp_path, ascii_locale):
+    p = make(features=["café", "b", "c"])
+    q = Prior.load(p.save_yaml(tmp_path / "p.yml"))
+    assert q.features == p.features and q.source == "llm"
+    assert "café" in (tmp_path / "p.yml").read_bytes().decode("utf-8")
+    # a JSON prior written by another tool with the characters as UTF-8, not \u escapes
+    (tmp_path / "p.json").write_bytes(json.dumps(p.to_dict(), ensure_ascii=False).encode("utf-8"))
+    assert Prior.load(tmp_path / "p.json").features == p.features
+
+
+def test_save_yaml_creates_missing_parent_folders(tmp_path):
+    path = make().save_yaml(tmp_path / "a" / "b" / "p.yml")
+    assert Prior.load(path).mean == make().mean
+
+
+def test_exported_yaml_body_in_full_and_the_header_explains_each_shape():
+    text = make().to_yaml()
+    header, body = text.split("source: llm\n")
+    assert body == EXPORTED_YAML.split("source: llm\n")[1].replace("  model: m\n", "  model: m\n  strategy: direct\n")
+    assert "# raises the probability of the positive class (for a regression target: raises the\n# target" in header
+    per_class = make_per_class().to_yaml()
+    assert "# raises the probability of the class it is listed under, negative" in per_class
+    assert "positive class" not in per_class
+
+
+def test_yaml_messages_start_with_the_origin_and_say_where(tmp_path):
+    cases = [
+        ("scores:\n  a: high\n", "x.yml: score for 'a' is 'high', not a number"),
+        ("scores:\n  x: {a: 1}\n  y: {a: high}\n", "x.yml: class 'y' score for 'a' is 'high'"),
+        ("scores:\n  a: 1\nspread: [1]\n", "x.yml: `spread` must be a mapping like `scores`"),
+        ("scores:\n  a: 1\nspread:\n  b: 1\n", "x.yml: `spread` names features not in `scores`: ['b']"),
+        (
+            "scores:\n  x: {a: 1}\n  y: {a: 2}\nspread:\n  z: {a: 1}\n",
+            "x.yml: `spread` names classes not in `scores`: ['z']",
+        ),
+        (
+            "scores:\n  x: {a: 1}\n  y: {a: 2}\nspread:\n  x: {b: 1}\n",
+            "x.yml: class 'x' `spread` names features not in",
+        ),
+        (
+            "scores:\n  x: {a: 1}\n  y: {a: 2}\nspread:\n  x: [1]\n",
+            "x.yml: class 'x' `spread` must be a mapping of feature",
+        ),
+        ("source: llm\nscores:\n  a: 3\n", "x.yml: a hand-written prior (no `fingerprint`) must have source 'expert'"),
+    ]
+    for text, msg in cases:
+        with pytest.raises(PriorError) as err:
+            Prior.from_yaml(text, origin="x.yml")
+        assert str(err.value).startswith(msg), (text, str(err.value))
+    with pytest.raises(PriorError, match=r"^<yaml>: score for 'a' is 'high'"):
+        Prior.from_yaml("scores:\n  a: high\n")
+
+
+# an independent reference for the oracle: the training pipeline's preprocessing and the
+# regularised linear fits written out by hand (numpy; scipy's L-BFGS to a tight tolerance)
+
+
+def _scaled_by_hand(X) -> np.ndarray:
+    """Median-impute (0 for an all-missing column), then Min-Max scale each column to [0, 1]."""
+    X = np.array(X, dtype=float)
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        miss = np.isnan(col)
+        col[miss] = np.median(col[~miss]) if (~miss).any() else 0.0
+        lo, hi = col.min(), col.max()
+        X[:, j] = (col - lo) / (hi - lo) if hi > lo else 0.0
+    return X
+
+
+def _logistic_by_hand(X, codes, k: int, C: float) -> np.ndarray:
+    """argmin C * sum_i -log p(y_i | x_i) + |W|^2 / 2, intercepts unpenalised; (1, d) for k = 2, else (k, d)."""
+    from scipy.optimize import minimize
+
+    codes = np.asarray(codes)
+    n, d = X.shape
+    m = 1 if k == 2 else k
+    Y = (codes[:, None] == np.arange(k)[None, :]).astype(float)
+
+    def loss_and_grad(theta):
+        W, b = theta[: m * d].reshape(m, d), theta[m * d :]
+        Z = X @ W.T + b
+        if m == 1:
+            nll = np.sum(np.logaddexp(0, Z[:, 0]) - Y[:, 1] * Z[:, 0])
+            G = (1 / (1 + np.exp(-Z[:, 0])) - Y[:, 1])[:, None]
+        else:
+            Z = Z - Z.max(1, keepdims=True)
+            logp = Z - np.log(np.exp(Z).sum(1, keepdims=True))
+            nll, G = -np.sum(Y * logp), np.exp(logp) - Y
+        grad = np.concatenate([(C * G.T @ X + W).ravel(), C * G.sum(0)])
+        return C * nll + 0.5 * np.sum(W * W), grad
+
+    res = minimize(loss_and_grad, np.zeros(m * (d + 1)), jac=True, method="L-BFGS-B", options={"gtol": 1e-10})
+    return res.x[: m * d].reshape(m, d)
+
+
+def _ridge_by_hand(X, y, alpha: float) -> np.ndarray:
+    """Ridge with an unpenalised intercept on the standardised target, in closed form."""
+    Xc = X - X.mean(0)
+    yc = (y - y.mean()) / y.std()
+    return np.linalg.solve(Xc.T @ Xc + alpha * np.eye(X.shape[1]), Xc.T @ yc)
+
+
+def _synthetic(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"up": rng.uniform(0, 5, n), "down": rng.uniform(-1, 1, n), "noise": rng.normal(size=n)})
+    X.iloc[: n // 15, 2] = np.nan
+    return X, rng, 1.5 * X["up"] - 4 * X["down"] - 3.5
+
+
+@pytest.mark.parametrize("C", [None, 0.1])
+def test_oracle_coefficients_match_a_hand_written_fit_at_the_default_and_a_given_c(C):
+    X, rng, logit = _synthetic()
+    y = (rng.uniform(size=len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
+    p = oracle_prior(X, y) if C is None else oracle_prior(X, y, C=C)
+    W = _logistic_by_hand(_scaled_by_hand(X), y, 2, 1.0 if C is None else C)
+    # lbfgs stops at sklearn's tolerance (1e-4): agreement to 0.05 of a score, C's effect is larger
+    np.testing.assert_allclose(p.provenance["raw_coef"], W[0], atol=0.05)
+    np.testing.assert_allclose(p.mean, W[0] * 10 / np.abs(W).max(), atol=0.05)
+    assert p.provenance["method"].startswith(f"sklearn LogisticRegression (l2, C={1.0 if C is None else C:g})")
+
+    codes = np.digitize(logit + rng.normal(size=len(X)), np.quantile(logit, [1 / 3, 2 / 3]))
+    mc = oracle_prior(X, codes, task="multiclass") if C is None else oracle_prior(X, codes, task="multiclass", C=C)
+    W = _logistic_by_hand(_scaled_by_hand(X), codes, 3, 1.0 if C is None else C)
+    assert mc.classes == ["0", "1", "2"]  # default: y's distinct values, as text
+    np.testing.assert_allclose(mc.provenance["raw_coef"], W, atol=0.05)
+    np.testing.assert_allclose(mc.mean, W * 10 / np.abs(W).max(), atol=0.05)
+
+
+def test_oracle_regression_is_ridge_with_alpha_one_over_c_on_the_standardised_target():
+    X, rng, logit = _synthetic()
+    y = 3.0 * logit + 100.0 + rng.normal(size=len(X))
+    p = oracle_prior(X, y, task="regression", C=0.1)
+    coef = _ridge_by_hand(_scaled_by_hand(X), y.to_numpy(), alpha=10.0)
+    np.testing.assert_allclose(p.provenance["raw_coef"], coef, atol=1e-8)
+    np.testing.assert_allclose(p.mean, coef * 10 / np.abs(coef).max(), atol=1e-8)
+    assert p.provenance["method"].startswith("sklearn Ridge (alpha=10) on median-imputed")
+    for bad in (np.full(len(X), 2.0), np.r_[np.nan, y[1:]]):
+        with pytest.raises(PriorError, match=r"^oracle_prior \(regression\) needs a finite, non-constant target$"):
+            oracle_prior(X, bad, task="regression")
+
+
+def test_oracle_multiclass_refuses_classes_that_do_not_name_every_label():
+    X, rng, logit = _synthetic()
+    codes = np.digitize(logit, np.quantile(logit, [0.25, 0.5, 0.75]))  # 4 distinct values
+    with pytest.raises(PriorError, match=r"needs every one of >= 3 classes \['a', 'b', 'c'\] in y, got 4 distinct"):
+        oracle_prior(X, codes, task="multiclass", classes=["a", "b", "c"])
+    with pytest.raises(PriorError, match=r"needs every one of >= 3 classes \['0', '1'\] in y, got 2 distinct"):
+        oracle_prior(X, (codes > 1).astype(int), task="multiclass")
+
+
+def test_oracle_binary_names_the_labels_it_got_and_fits_to_convergence():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, rng, logit = _synthetic()
+    with pytest.raises(PriorError, match=r"needs both classes 0 and 1 in y, got \[0\]$"):
+        oracle_prior(X, np.zeros(len(X)))
+    meta = load_metadata("conf/base/datasets/myocardial.yml")  # 144 columns: > 100 lbfgs steps at C = 100
+    df = load_dataset(meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        p = oracle_prior_from_frame(df, meta, C=100.0)
+    assert p.provenance["dataset"] == "myocardial" and p.features == meta.encoded_columns
+
+
+def test_oracle_takes_an_array_with_meta_naming_its_columns_and_checks_a_frame_against_meta():
+    meta = load_metadata("conf/base/datasets/diabetes.yml")
+    df = load_dataset(meta)
+    X, y = encode(df, meta), labels(df, meta)
+    p = oracle_prior(X.to_numpy(), y, meta)
+    assert p.features == meta.encoded_columns and p.provenance["dataset"] == "diabetes"
+    assert p.mean == oracle_prior(X, y, meta).mean
+    with pytest.raises(PriorError, match=r"columns \['x0',.* are not dataset 'diabetes''s encoded columns"):
+        oracle_prior(X.set_axis([f"x{i}" for i in range(X.shape[1])], axis=1), y, meta)
+
+
+def test_a_json_prior_that_is_not_json_is_reported_with_its_path(tmp_path):
+    (tmp_path / "p.json").write_text('{"source": "llm",', encoding="utf-8")
+    with pytest.raises(PriorError, match=r"^\S*p\.json: not valid JSON \("):
+        Prior.load_json(tmp_path / "p.json")
+
+
+def test_timestamps_are_utc_to_the_second_and_every_number_list_is_checked_by_name():
+    created = random_prior(["a"]).provenance["created_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", created), created
+    with pytest.raises(PriorError, match=r"^prior spread holds 'x', not a number$"):
+        make(spread=[0.0, "x", 0.0])
+    with pytest.raises(PriorError, match=r"^prior sample 1 holds True, not a number$"):
+        make(samples=[[1.0, 1.0, 1.0], [1.0, True, 1.0]])
+
+
+def test_an_oracle_on_constant_columns_scores_zero_and_an_unnamed_array_is_refused():
+    X = pd.DataFrame({"a": [1.0] * 6, "b": [2.0] * 6})
+    assert oracle_prior(X, [0, 1] * 3).mean == [0.0, 0.0]
+    with pytest.raises(PriorError, match=r"^oracle_prior needs a DataFrame or `meta` to name the columns$"):
+        oracle_prior(X.to_numpy(), [0, 1] * 3)
+
+
+def test_oracle_provenance_source_kind_a_binary_oracle_stays_signed_and_small_coefficients_still_scale():
+    X, rng, logit = _synthetic()
+    y = (rng.uniform(size=len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
+    p = oracle_prior(X, y, classes=["no", "yes"], C=1e-3)  # class names of a binary task: still a signed prior
+    assert p.classes is None and p.provenance["source_kind"] == "oracle"
+    assert np.abs(p.provenance["raw_coef"]).max() < 1 and np.abs(p.mean).max() == 10.0
+
+
+def test_oracle_multiclass_fits_to_convergence():
+    """40 near-collinear columns at C = 1e4: lbfgs needs more than sklearn's default 100 steps."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 1)) + 0.05 * rng.normal(size=(150, 40))
+    logit = 30 * (X[:, 0] - X[:, 1]) + X[:, 2]
+    codes = np.digitize(logit + rng.normal(size=150), np.quantile(logit, [1 / 3, 2 / 3]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        p = oracle_prior(pd.DataFrame(X).add_prefix("x"), codes, task="multiclass", C=1e4)
+    assert p.classes == ["0", "1", "2"] and np.abs(p.matrix()).max() == 10.0
+
+
+def test_a_single_number_for_mean_or_spread_is_refused_with_the_value():
+    with pytest.raises(PriorError, match=r"^prior mean must be a list of numbers, got 3\.0$"):
+        Prior(["a"], 3)
+    with pytest.raises(PriorError, match=r"^prior spread must be a list of numbers, got 0\.5$"):
+        Prior(["a"], [3], spread=0.5)
+
+
+def test_oracle_provenance_in_full():
+    X, rng, logit = _synthetic(n=90)
+    y = (rng.uniform(size=len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
+    prov = oracle_prior(X, y).provenance
+    assert set(prov) == {"source_kind", "note", "task", "method", "dataset", "n_rows", "raw_coef", "created_at"}
+    assert prov["n_rows"] == 90 and prov["task"] == "binary" and prov["dataset"] is None
+    assert prov["method"] == (
+        "sklearn LogisticRegression (l2, C=1) on median-imputed, Min-Max-scaled one-hot data; coef * 10 / max|coef|"
+    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", prov["created_at"])

@@ -605,25 +605,52 @@ def test_gate_reasons_in_full_without_training():
 
 def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_ones_with_their_decision():
     """The one decide-then-fit path: an ignored prior's model is the plain (gamma = 0) batch's model
-    bit for bit, a followed prior's model is the batch of the followed problems at their gamma and tau."""
+    bit for bit, a followed prior's model is the batch of the followed problems at their gamma and tau.
+    Training settings that are not fit_many's defaults (epochs, lr) and a feature mask, row weights
+    and feature confidences on half the problems must reach the decision, the targets and both fits."""
+    import dataclasses
+
     import torch
 
     from laat.attribution import normalized_target
     from laat.engine import fit_many
     from laat.trust import fit_with_trust
 
-    problems = [_problem(k, p, rep)[0] for k in (1, 5, 12) for p in (TRUE_PRIOR, FLIPPED_PRIOR) for rep in (0, 1)]
-    kw = _problem(5, TRUE_PRIOR)[1]
+    mask = np.array([True, True, True, True, False, True])
+
+    def varied(prob, rep):
+        if not rep:
+            return prob
+        weights = np.linspace(0.5, 1.5, len(prob.y)).astype(np.float32)
+        return dataclasses.replace(prob, mask=mask, sample_weight=weights, confidence=np.linspace(0.5, 1.5, 6))
+
+    problems = [
+        varied(_problem(k, p, rep)[0], rep) for k in (1, 5, 12) for p in (TRUE_PRIOR, FLIPPED_PRIOR) for rep in (0, 1)
+    ]
+    kw = {**_problem(5, TRUE_PRIOR)[1], "epochs": 40, "lr": 0.05}
     fit = fit_with_trust(problems, kw)
     decisions = decide_many(problems, kw)
+    assert [d.candidates for d in fit.decisions] == [d.candidates for d in decisions]
     assert [(d.gamma, d.tau) for d in fit.decisions] == [(d.gamma, d.tau) for d in decisions]
     followed = [i for i, d in enumerate(decisions) if d.followed]
     assert 0 < len(followed) < len(problems)  # both kinds are exercised
-    targets = [normalized_target(p.scores, d.tau).numpy() for p, d in zip(problems, decisions)]
+    assert any(problems[i].mask is not None for i in followed)
+    targets = [normalized_target(p.scores, d.tau, p.mask).numpy() for p, d in zip(problems, decisions)]
     for got, want in zip(fit.targets, targets):
         np.testing.assert_array_equal(got, want)
+    masks = [np.ones(6, bool) if p.mask is None else p.mask for p in problems]
+    weights = [np.ones(len(p.y), np.float32) if p.sample_weight is None else p.sample_weight for p in problems]
+    conf = [np.ones(6) if p.confidence is None else p.confidence for p in problems]
     plain = fit_many(
-        [p.X for p in problems], [p.y for p in problems], None, gamma=0.0, seeds=[p.seed for p in problems], **kw
+        [p.X for p in problems],
+        [p.y for p in problems],
+        None,
+        gamma=0.0,
+        seeds=[p.seed for p in problems],
+        feature_mask=masks,
+        sample_weight=weights,
+        confidence=conf,
+        **kw,
     )
     final = fit_many(
         [problems[i].X for i in followed],
@@ -631,6 +658,9 @@ def test_fit_with_trust_fits_ignored_problems_as_the_plain_batch_and_followed_on
         [targets[i] for i in followed],
         gamma=[decisions[i].gamma for i in followed],
         seeds=[problems[i].seed for i in followed],
+        feature_mask=[masks[i] for i in followed],
+        sample_weight=[weights[i] for i in followed],
+        confidence=[conf[i] for i in followed],
         **kw,
     )
     for i, model in enumerate(fit.models):

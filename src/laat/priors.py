@@ -91,8 +91,9 @@ def _floats(v: Any, name: str) -> list:
     return float(v)
 
 
-def _zeros_like(v: list) -> list:
-    return [_zeros_like(x) if isinstance(x, list) else 0.0 for x in v]
+def _zeros_like(v: Any) -> Any:
+    """0.0 in the shape of ``v`` (a number or nested lists), so a bad shape reaches validation."""
+    return [_zeros_like(x) for x in v] if isinstance(v, list) else 0.0
 
 
 @dataclass
@@ -654,7 +655,7 @@ def _oracle_binary(y, classes, C, max_iter):
 
     y = y.astype(int)
     if set(np.unique(y)) != {0, 1}:
-        raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {sorted(set(np.unique(y)))}")
+        raise PriorError(f"oracle_prior needs both classes 0 and 1 in y, got {np.unique(y).tolist()}")
     return LogisticRegression(C=C, max_iter=max_iter), f"sklearn LogisticRegression (l2, C={C:g})", y, classes
 
 
