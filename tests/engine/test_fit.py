@@ -327,3 +327,25 @@ def test_labels_must_be_binary_and_rows_must_match():
         fit_many(x, y[:2], None, gamma=0.0)
     with pytest.raises(ValueError, match=re.escape("y has row counts [6, 6, 5], X has [6, 6, 6]")):
         fit_many(x, [y[0], y[1], y[2, :5]], None, gamma=0.0)
+
+
+@pytest.mark.parametrize("part", ["X", "confidence"])
+def test_a_float64_fit_sees_changes_below_float32_resolution(part):
+    """dtype=float64 means the inputs keep their float64 values: a change of 1e-10 (far below
+    float32's ~6e-8 relative spacing near 1, far above float64's ~1e-16) must reach the fit. An
+    input rounded through float32 first would make both fits bit-identical."""
+    g = torch.Generator().manual_seed(41)
+    # multiples of 1/64 (and 0.75 below): exact in float32, so rounding the nudged value to
+    # float32 gives back the original exactly, not a neighbour
+    X = torch.randint(1, 64, (2, 12, 4), generator=g).to(F64) / 64
+    y = (torch.arange(12) % 2).to(F64).expand(2, 12)
+    conf = torch.full((4,), 0.75, dtype=F64)
+    nudged = {"X": X + 1e-10, "confidence": conf + 1e-10}[part]
+    kw = dict(model="lr", gamma=10.0, epochs=20, seeds=[5, 6], dtype=F64)
+    target = normalized_target(torch.tensor([2.0, -1.0, 3.0, 1.0]))
+    base = fit_many(X, y, target, confidence=conf, **kw)
+    moved = fit_many(**{"X": X, "confidence": conf, part: nudged}, y=y, target=target, **kw)
+    assert base.params["W"].dtype == F64
+    assert not torch.equal(base.params["W"], moved.params["W"])
+    # still the same fit to well within float64 noise: the change is tiny, not a different path
+    torch.testing.assert_close(base.params["W"], moved.params["W"], rtol=1e-6, atol=1e-8)
