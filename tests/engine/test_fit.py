@@ -251,7 +251,11 @@ def test_defaults_seeds_and_what_the_fit_keeps(kind):
     shifted = fit_many(x, y, t, model=kind, hidden=5, epochs=20, seeds=5)
     assert shifted.seeds == [5, 6, 7]
     alone = fit_many(x[2:], y[2:], t, model=kind, hidden=5, epochs=20, seeds=[7])
-    assert all(torch.equal(shifted.params[k][2:], alone.params[k]) for k in fit.params)
+    # model 2 of the batch is the seed-7 fit: alone it runs in a batch of one, whose float32
+    # sums may be ordered differently by the CPU's kernels, so close rather than bit-equal
+    # (another seed's initialisation is nowhere near)
+    for k in fit.params:
+        torch.testing.assert_close(shifted.params[k][2:], alone.params[k], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["lr", "mlp"])
