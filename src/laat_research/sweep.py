@@ -234,11 +234,14 @@ def _work_order(todo: list[tuple[Cell, str]], contexts: dict[str, DatasetContext
     the skew protocol's searches and trust cells by estimated cost, then the other cells one
     (dataset, protocol, k) group at a time, dearest group first, so that a worker makes a
     group's splits once (`cells._prepared_reps`)."""
-    heavy = [it for it in todo if it[0].protocol == "skew" and (it[0].method.trust or not it[0].method.torch)]
-    heavy.sort(key=lambda it: (-_cost(it[0], contexts), it[0]))
+
+    def is_heavy(cell: Cell) -> bool:
+        return cell.protocol == "skew" and (cell.method.trust or not cell.method.torch)
+
+    heavy = sorted((it for it in todo if is_heavy(it[0])), key=lambda it: (-_cost(it[0], contexts), it[0]))
     groups: dict[tuple, list[tuple[Cell, str]]] = {}
     for it in todo:
-        if not (it[0].protocol == "skew" and (it[0].method.trust or not it[0].method.torch)):
+        if not is_heavy(it[0]):
             groups.setdefault((it[0].dataset, it[0].protocol, it[0].k), []).append(it)
     rest = sorted(groups.values(), key=lambda g: (-sum(_cost(c, contexts) for c, _ in g), g[0][0]))
     return heavy + [it for g in rest for it in sorted(g, key=lambda it: (-_cost(it[0], contexts), it[0]))]

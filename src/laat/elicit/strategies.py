@@ -1,9 +1,10 @@
 """Ways of turning LLM answers into one score vector per sample.
 
 Each strategy is one `Strategy` object: ``run(ctx, meta, settings, sample) -> SampleResult``
-(per_feature: every sample in one ``run``) with scores in `meta.encoded_columns` order, the prompt recorded in the prior's provenance,
-and the number of calls a sample costs (the progress bar's total). Independent questions
-within a sample (per_feature, yes_no) go out together through `CallContext.map`. Answers are matched to features by name and validated
+(per_feature: every sample in one ``run``) with scores in `meta.encoded_columns` order, the
+prompt recorded in the prior's provenance, and the number of calls a sample costs (the
+progress bar's total). Independent questions within a sample (per_feature, yes_no) go out
+together through `CallContext.map`. Answers are matched to features by name and validated
 (every feature exactly once, no unknown names, integers in range); an invalid answer is
 re-asked with a new seed at most ``settings.max_invalid`` times, then the sample fails
 with an error listing every reason.
@@ -202,8 +203,8 @@ def per_feature(ctx: CallContext, meta, settings) -> list[SampleResult]:
     one thread, so the llama.cpp slot that just answered holds that very prompt and evaluates
     only its last token again, instead of the feature's whole line once per sample."""
     # On a llama.cpp endpoint the answer's JSON start is given (prefill) and only the integer
-    # is generated, by grammar: ~2 tokens instead of the ~15-20 a small model spends on
-    # braces, key and whitespace under the JSON schema that any other endpoint gets.
+    # and the closing brace are generated, by grammar: ~5 tokens instead of the ~15-20 a small
+    # model spends on braces, key and whitespace under the JSON schema that any other endpoint gets.
     # Opt-in (`compact_answer`): it lowered rank agreement with the oracle in bench_priors.
     if ctx.endpoint.grammar and settings.compact_answer:
         answer = {"grammar": P.score_grammar(), "prefill": P.SCORE_PREFILL, "max_tokens": 8}
